@@ -1,0 +1,446 @@
+"""Read and validate a catalogue folder in the H&M Kaggle format.
+
+    articles.csv             required; article_id (10-digit, zero-padded), product metadata
+    customers.csv            optional; customer_id (64 hex) and profile columns
+    transactions_train.csv   optional (search-only use needs none); t_dat, customer_id, article_id, price, sales_channel_id
+    images/<first 3 digits>/<article_id>.jpg   optional per article
+
+Every problem raises `DataError` naming the file, line, column and what is wrong; a `Catalog` is only
+returned complete. Transactions are read with pyarrow (dictionary-encoded ids, so 31.8M rows stay
+compact), stored as integer codes, and cached as parquet so the second load skips the CSV.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from .errors import DataError, InputError
+from .store import ArtifactStore
+
+ARTICLES_FILE = "articles.csv"
+CUSTOMERS_FILE = "customers.csv"
+TRANSACTIONS_FILE = "transactions_train.csv"
+IMAGES_DIR = "images"
+
+ARTICLE_COLUMNS = [
+    "article_id", "product_code", "prod_name", "product_type_no", "product_type_name",
+    "product_group_name", "graphical_appearance_no", "graphical_appearance_name", "colour_group_code",
+    "colour_group_name", "perceived_colour_value_id", "perceived_colour_value_name",
+    "perceived_colour_master_id", "perceived_colour_master_name", "department_no", "department_name",
+    "index_code", "index_name", "index_group_no", "index_group_name", "section_no", "section_name",
+    "garment_group_no", "garment_group_name", "detail_desc",
+]  # fmt: skip
+# What search, filters and captions need; the other Kaggle columns are kept when present.
+REQUIRED_ARTICLE_COLUMNS = [
+    "article_id", "prod_name", "product_type_name", "product_group_name",
+    "graphical_appearance_name", "colour_group_name", "index_group_name", "detail_desc",
+]  # fmt: skip
+CUSTOMER_COLUMNS = ["customer_id", "FN", "Active", "club_member_status", "fashion_news_frequency", "age", "postal_code"]
+TRANSACTION_COLUMNS = ["t_dat", "customer_id", "article_id", "price", "sales_channel_id"]
+# Zero-padded code columns: Kaggle's raw CSV drops the leading zeros, the sample keeps them.
+PADDED_COLUMNS = {"article_id": 10, "product_code": 7, "colour_group_code": 2}
+
+ARTICLE_ID = re.compile(r"^\d{1,10}$")
+CUSTOMER_ID = re.compile(r"^[0-9a-f]{64}$")
+CACHE_VERSION = 1
+
+
+def normalize_article_id(value: object) -> str:
+    """'108775015' or 108775015 → '0108775015'; InputError for anything that is not an article id."""
+    text = str(value).strip()
+    if not ARTICLE_ID.match(text):
+        raise InputError(f"'{_clip(text)}' is not an article id (up to 10 digits, e.g. 0108775015)")
+    return text.zfill(10)
+
+
+@dataclass
+class Catalog:
+    root: Path
+    articles: pd.DataFrame
+    customers: pd.DataFrame | None
+    transactions: pd.DataFrame | None
+    customer_ids: np.ndarray
+    data_fingerprint: str
+
+    def __post_init__(self) -> None:
+        self._article_index = pd.Index(self.articles["article_id"])
+        self._customer_index = pd.Index(self.customer_ids)
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    def article_row(self, article_id: object) -> int:
+        aid = normalize_article_id(article_id)
+        row = self._article_index.get_indexer([aid])[0]
+        if row < 0:
+            raise InputError(f"article {aid} is not in the catalogue ({self.root / ARTICLES_FILE})")
+        return int(row)
+
+    def article_rows(self, article_ids) -> np.ndarray:
+        return np.array([self.article_row(a) for a in article_ids], dtype=np.int64)
+
+    def customer_code(self, customer_id: object) -> int:
+        cid = str(customer_id).strip().lower()
+        if not CUSTOMER_ID.match(cid):
+            raise InputError(
+                f"'{_clip(str(customer_id))}' is not a customer id (64 hexadecimal characters)"
+            )
+        code = self._customer_index.get_indexer([cid])[0]
+        if code < 0:
+            raise InputError(f"customer {cid[:12]}… is not in this dataset ({self.root})")
+        return int(code)
+
+    def image_path(self, article_id: object) -> Path | None:
+        row = self.article_row(article_id)
+        if not self.articles["has_image"].iat[row]:
+            return None
+        aid = self.articles["article_id"].iat[row]
+        return self.root / IMAGES_DIR / aid[:3] / f"{aid}.jpg"
+
+    def fingerprint(self) -> str:
+        """Identifies the data the artifacts were built from (files, sizes, mtimes, images)."""
+        return self.data_fingerprint
+
+
+def load_catalog(root: str | Path, cache_dir: str | Path | None = None) -> Catalog:
+    """Read and validate the folder ``root``; with ``cache_dir`` (an artifacts folder), reuse/refresh a parquet copy."""
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise DataError(f"dataset folder {root} does not exist")
+    if not (root / ARTICLES_FILE).is_file():
+        raise DataError(f"{root / ARTICLES_FILE} is missing: a catalogue needs at least articles.csv")
+    image_ids, image_digest = _scan_images(root / IMAGES_DIR)
+    fingerprint = _fingerprint(root, image_ids, image_digest)
+
+    cache = ArtifactStore(cache_dir) if cache_dir else None
+    tables = _read_cache(cache, fingerprint) if cache else None
+    if tables is None:
+        tables = _read_csvs(root)
+        if cache:
+            _write_cache(cache, fingerprint, tables)
+    articles, customers, transactions, customer_ids = tables
+    articles["has_image"] = articles["article_id"].isin(image_ids).to_numpy()
+    return Catalog(root, articles, customers, transactions, customer_ids, fingerprint)
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def _read_csvs(root: Path):
+    articles = _read_articles(root / ARTICLES_FILE)
+    customers = None
+    if (root / CUSTOMERS_FILE).is_file():
+        customers = _read_customers(root / CUSTOMERS_FILE)
+    transactions, customer_ids = None, np.array([], dtype=object)
+    if (root / TRANSACTIONS_FILE).is_file():
+        transactions, customer_ids = _read_transactions(root / TRANSACTIONS_FILE, articles)
+    if customers is not None:
+        # Customers without purchases still get a code, after those with purchases.
+        extra = pd.Index(customers["customer_id"]).difference(pd.Index(customer_ids), sort=False)
+        customer_ids = np.concatenate([customer_ids, extra.to_numpy(dtype=object)])
+    return articles, customers, transactions, customer_ids
+
+
+def _read_articles(path: Path) -> pd.DataFrame:
+    header = _header(path)
+    _require_columns(path, header, REQUIRED_ARTICLE_COLUMNS)
+    table = _read_table(path, {name: pa.string() for name in header})
+    frame = table.to_pandas()
+    ids = frame["article_id"].fillna("").str.strip()
+    _fail_on_first(path, header, "article_id", ~ids.str.fullmatch(r"\d{1,10}"), frame["article_id"],
+                   "an article id of up to 10 digits")
+    for column, width in PADDED_COLUMNS.items():
+        if column in frame:  # codes like -1 ("unknown" in the real data) are kept as they are
+            values = frame[column].fillna("").str.strip()
+            frame[column] = values.where(~values.str.fullmatch(r"\d+"), values.str.zfill(width))
+    duplicated = frame["article_id"].duplicated()
+    if duplicated.any():
+        row = int(np.flatnonzero(duplicated.to_numpy())[0])
+        raise DataError(
+            f"{path}, line {row + 2}, column article_id: article {frame['article_id'].iat[row]} appears twice"
+        )
+    for column in frame.columns:
+        if column.endswith("_name") or column.endswith("_desc") or column == "prod_name":
+            frame[column] = frame[column].fillna("")
+    return frame.reset_index(drop=True)
+
+
+def _read_customers(path: Path) -> pd.DataFrame:
+    header = _header(path)
+    _require_columns(path, header, ["customer_id"])
+    frame = _read_table(path, {name: pa.string() for name in header}).to_pandas()
+    ids = frame["customer_id"].fillna("").str.strip().str.lower()
+    _fail_on_first(path, header, "customer_id", ~ids.str.fullmatch(r"[0-9a-f]{64}"), frame["customer_id"],
+                   "a customer id of 64 hexadecimal characters")
+    frame["customer_id"] = ids
+    if "age" in frame:
+        frame["age"] = pd.to_numeric(frame["age"], errors="coerce")
+    return frame
+
+
+def _read_transactions(path: Path, articles: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    header = _header(path)
+    _require_columns(path, header, TRANSACTION_COLUMNS)
+    types = {
+        "t_dat": pa.date32(),
+        "customer_id": pa.dictionary(pa.int32(), pa.string()),
+        "article_id": pa.dictionary(pa.int32(), pa.string()),
+        "price": pa.float32(),
+        "sales_channel_id": pa.int8(),
+    }
+    try:
+        table = _read_table(path, types, include=TRANSACTION_COLUMNS)
+    except pa.ArrowInvalid as exc:
+        _explain_conversion_error(path, header, types, exc)
+        raise
+    if table.num_rows == 0:
+        empty = pd.DataFrame(
+            {
+                "t_dat": pd.Series([], dtype="datetime64[ns]"),
+                "customer": pd.Series([], dtype=np.int32),
+                "article": pd.Series([], dtype=np.int32),
+                "price": pd.Series([], dtype=np.float32),
+                "sales_channel_id": pd.Series([], dtype=np.int8),
+            }
+        )
+        return empty, np.array([], dtype=object)
+    table = table.unify_dictionaries().combine_chunks()
+
+    customers = table.column("customer_id").chunk(0)
+    customer_ids = pc.utf8_lower(pc.utf8_trim_whitespace(customers.dictionary)).to_numpy(zero_copy_only=False)
+    bad = ~pd.Series(customer_ids).str.fullmatch(r"[0-9a-f]{64}").to_numpy()
+    if bad.any():
+        _fail_on_code(path, header, "customer_id", customers, np.flatnonzero(bad)[0],
+                      "a customer id of 64 hexadecimal characters")
+    if len(set(customer_ids)) != len(customer_ids):  # same id written in two spellings
+        uniques, inverse = np.unique(customer_ids, return_inverse=True)
+        customer_ids, customer_codes = uniques, inverse[customers.indices.to_numpy()]
+    else:
+        customer_codes = customers.indices.to_numpy()
+    if pc.sum(pc.is_null(customers)).as_py():
+        _fail_on_null(path, header, "customer_id", customers)
+
+    article_col = table.column("article_id").chunk(0)
+    raw_ids = pd.Series(article_col.dictionary.to_numpy(zero_copy_only=False)).str.strip()
+    malformed = ~raw_ids.str.fullmatch(r"\d{1,10}").to_numpy()
+    if malformed.any():
+        _fail_on_code(path, header, "article_id", article_col, np.flatnonzero(malformed)[0],
+                      "an article id of up to 10 digits")
+    if pc.sum(pc.is_null(article_col)).as_py():
+        _fail_on_null(path, header, "article_id", article_col)
+    rows_of_dictionary = pd.Index(articles["article_id"]).get_indexer(raw_ids.str.zfill(10))
+    unknown = rows_of_dictionary < 0
+    if unknown.any():
+        code = np.flatnonzero(unknown)[0]
+        line = _first_line_with_code(article_col, code)
+        raise DataError(
+            f"{path}, line {line}, column article_id: article {raw_ids.iat[code].zfill(10)} is not in "
+            f"{ARTICLES_FILE} ({int(unknown.sum())} unknown article id(s) in all)"
+        )
+    for name in ("t_dat", "price", "sales_channel_id"):
+        column = table.column(name)
+        if column.null_count:
+            _fail_on_null(path, header, name, column.chunk(0))
+
+    frame = pd.DataFrame(
+        {
+            "t_dat": table.column("t_dat").to_numpy().astype("datetime64[ns]"),
+            "customer": customer_codes.astype(np.int32),
+            "article": rows_of_dictionary[article_col.indices.to_numpy()].astype(np.int32),
+            "price": table.column("price").to_numpy(),
+            "sales_channel_id": table.column("sales_channel_id").to_numpy(),
+        }
+    )
+    if not frame["t_dat"].is_monotonic_increasing:
+        frame = frame.sort_values("t_dat", kind="stable", ignore_index=True)
+    return frame, np.asarray(customer_ids, dtype=object)
+
+
+def _read_table(path: Path, types: dict, include: list[str] | None = None) -> pa.Table:
+    bad_rows: list = []
+
+    def on_invalid(row) -> str:
+        bad_rows.append(row)
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            path,
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types,
+                include_columns=include,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        if "Empty CSV file" in str(exc):
+            raise DataError(f"{path} is empty (no header line)") from exc
+        raise
+    if bad_rows:
+        row = bad_rows[0]
+        line = row.number if row.number is not None else _line_of_text(path, row.text)
+        raise DataError(
+            f"{path}, line {line}: expected {row.expected_columns} columns, found {row.actual_columns} "
+            f"({_clip(row.text)!r}){_more(len(bad_rows), 'malformed row')}"
+        )
+    return table
+
+
+def _header(path: Path) -> list[str]:
+    with open(path, "r", encoding="utf-8", errors="replace") as f:
+        first = f.readline()
+    if not first.strip():
+        raise DataError(f"{path} is empty (no header line)")
+    return [name.strip().strip('"') for name in first.rstrip("\r\n").split(",")]
+
+
+def _require_columns(path: Path, header: list[str], required: list[str]) -> None:
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise DataError(
+            f"{path} is missing column(s) {', '.join(missing)} (header has: {', '.join(header)})"
+        )
+
+
+def _fail_on_first(path, header, column, bad_mask, values, expected) -> None:
+    bad_mask = np.asarray(bad_mask, dtype=bool)
+    if bad_mask.any():
+        row = int(np.flatnonzero(bad_mask)[0])
+        raise DataError(
+            f"{path}, line {row + 2}, column {column}: {_clip(str(values.iat[row]))!r} is not {expected}"
+            f"{_more(int(bad_mask.sum()), 'bad value')}"
+        )
+
+
+def _first_line_with_code(dict_array: pa.DictionaryArray, code: int) -> int:
+    row = int(np.flatnonzero(dict_array.indices.to_numpy(zero_copy_only=False) == code)[0])
+    return row + 2  # 1-based, after the header
+
+
+def _fail_on_code(path, header, column, dict_array, code, expected) -> None:
+    value = dict_array.dictionary[int(code)].as_py()
+    raise DataError(
+        f"{path}, line {_first_line_with_code(dict_array, code)}, column {column}: "
+        f"{_clip(value)!r} is not {expected}"
+    )
+
+
+def _fail_on_null(path, header, column, array) -> None:
+    row = int(np.flatnonzero(pc.is_null(array).to_numpy(zero_copy_only=False))[0])
+    raise DataError(f"{path}, line {row + 2}, column {column}: value is empty")
+
+
+def _explain_conversion_error(path: Path, header: list[str], types: dict, exc: Exception) -> None:
+    """pyarrow names the bad value but not the line: find it by reading the column as text."""
+    parsers = {
+        "t_dat": (lambda s: pd.to_datetime(s, format="%Y-%m-%d", errors="coerce"), "a date (YYYY-MM-DD)"),
+        "price": (lambda s: pd.to_numeric(s, errors="coerce"), "a number"),
+        "sales_channel_id": (lambda s: pd.to_numeric(s, errors="coerce", downcast="integer"), "a small integer"),
+    }
+    for column, (parse, expected) in parsers.items():
+        if column not in str(exc) and f"#{header.index(column)}" not in str(exc):
+            continue
+        text = _read_table(path, {column: pa.string()}, include=[column]).column(column).to_pandas()
+        parsed = parse(text)
+        bad = parsed.isna() | (text.str.strip() == "")
+        if column == "sales_channel_id":
+            bad |= ~text.str.strip().str.fullmatch(r"-?\d{1,3}")
+        _fail_on_first(path, header, column, bad.to_numpy(), text, expected)
+    raise DataError(f"{path}: {exc}") from exc
+
+
+def _line_of_text(path: Path, text: str) -> int | str:
+    with open(path, "r", encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, start=1):
+            if line.rstrip("\r\n") == text:
+                return number
+    return "?"
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _more(count: int, what: str) -> str:
+    return f"; {count} {what}s in all" if count > 1 else ""
+
+
+# --- images and fingerprint ------------------------------------------------------------------------
+
+
+def _scan_images(images_dir: Path) -> tuple[set[str], str]:
+    ids: set[str] = set()
+    digest = hashlib.sha256()
+    if not images_dir.is_dir():
+        return ids, "none"
+    for sub in sorted(os.scandir(images_dir), key=lambda e: e.name):
+        if not sub.is_dir():
+            continue
+        for entry in sorted(os.scandir(sub.path), key=lambda e: e.name):
+            name = entry.name
+            if name.endswith(".jpg") and ARTICLE_ID.match(name[:-4]):
+                stat = entry.stat()
+                if stat.st_size == 0:
+                    continue  # an empty file is a missing image, not a broken catalogue
+                ids.add(name[:-4].zfill(10))
+                digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return ids, digest.hexdigest()[:12]
+
+
+def _fingerprint(root: Path, image_ids: set[str], image_digest: str) -> str:
+    digest = hashlib.sha256(str(root).encode())
+    for name in (ARTICLES_FILE, CUSTOMERS_FILE, TRANSACTIONS_FILE):
+        path = root / name
+        if path.is_file():
+            stat = path.stat()
+            digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    digest.update(image_digest.encode())
+    return f"{root.name}@{digest.hexdigest()[:12]} ({len(image_ids)} images)"
+
+
+# --- parquet cache (an artifact like any other, so it is swapped in atomically) -------------------------
+
+
+def _read_cache(store: ArtifactStore, fingerprint: str):
+    expect = {"data": fingerprint, "version": CACHE_VERSION}
+    if not store.is_current("catalog", expect):
+        return None
+    art = store.load("catalog", expect)
+    articles = pd.read_parquet(art.path / "articles.parquet")
+    customers = pd.read_parquet(art.path / "customers.parquet") if art.meta["has_customers"] else None
+    transactions = (
+        pd.read_parquet(art.path / "transactions.parquet") if art.meta["has_transactions"] else None
+    )
+    customer_ids = pq.read_table(art.path / "customer_ids.parquet").column(0).to_numpy(zero_copy_only=False)
+    return articles, customers, transactions, np.asarray(customer_ids, dtype=object)
+
+
+def _write_cache(store: ArtifactStore, fingerprint: str, tables) -> None:
+    articles, customers, transactions, customer_ids = tables
+    meta = {
+        "data": fingerprint,
+        "version": CACHE_VERSION,
+        "has_customers": customers is not None,
+        "has_transactions": transactions is not None,
+    }
+    with store.write("catalog", meta) as tmp:
+        articles.to_parquet(tmp / "articles.parquet", index=False)
+        if customers is not None:
+            customers.to_parquet(tmp / "customers.parquet", index=False)
+        if transactions is not None:
+            transactions.to_parquet(tmp / "transactions.parquet", index=False)
+        ids = pa.table({"customer_id": pa.array(customer_ids, type=pa.string())})
+        pq.write_table(ids, tmp / "customer_ids.parquet")

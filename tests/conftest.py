@@ -1,0 +1,50 @@
+"""Shared fixtures: the real H&M sample (../shared/hm_sample) and a small generated demo catalogue."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+HM_SAMPLE = Path(os.environ.get("LOOKBOOK_HM_SAMPLE", REPO.parent / "shared" / "hm_sample"))
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Small enough for seconds, large enough that tastes and silhouettes carry a signal.
+DEMO_TEST_SIZE = {"n_articles": 400, "n_customers": 200, "seed": 7}
+
+
+def require_hm_sample() -> Path:
+    """The sample's path; skip when it is absent, except in CI where its absence is a failure."""
+    if (HM_SAMPLE / "articles.csv").is_file():
+        return HM_SAMPLE
+    reason = f"real H&M sample data not found at {HM_SAMPLE} (set LOOKBOOK_HM_SAMPLE)"
+    if IN_CI:
+        pytest.fail(f"{reason}; CI=true requires it")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def hm_sample_dir() -> Path:
+    return require_hm_sample()
+
+
+@pytest.fixture(scope="session")
+def hm_catalog(hm_sample_dir, tmp_path_factory):
+    from recommender.catalog import load_catalog
+
+    return load_catalog(hm_sample_dir, cache_dir=tmp_path_factory.mktemp("hm_cache"))
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory) -> Path:
+    from recommender.demo import generate_demo
+
+    return generate_demo(tmp_path_factory.mktemp("demo") / "demo", **DEMO_TEST_SIZE)
+
+
+@pytest.fixture(scope="session")
+def demo_catalog(demo_dir):
+    from recommender.catalog import load_catalog
+
+    return load_catalog(demo_dir)
