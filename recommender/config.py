@@ -43,6 +43,10 @@ class Settings:
     # Fall back to a model trained on the catalogue when the pretrained source cannot be loaded.
     fallback: bool = field(default_factory=lambda: not _env_bool("LOOKBOOK_NO_FALLBACK"))
     device: str | None = field(default_factory=lambda: os.environ.get("LOOKBOOK_DEVICE") or None)
+    # Epochs for the catalogue-trained fallback model (None: train_clip's default); tests use 1-2.
+    train_epochs: int | None = field(
+        default_factory=lambda: int(os.environ["LOOKBOOK_TRAIN_EPOCHS"]) if os.environ.get("LOOKBOOK_TRAIN_EPOCHS") else None
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())

@@ -1,0 +1,23 @@
+# The two commands of the README. Both install what they need first, so they work on a fresh machine.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip install --disable-pip-version-check -q
+
+.PHONY: run test install install-dev browser
+
+run: install  ## install, then start the app on the embedded demo data (built on first start, offline)
+	$(PYTHON) -m streamlit run app.py
+
+test: install-dev browser  ## install, then run the whole test suite
+	$(PYTHON) -m pytest
+
+install:
+	$(PIP) -r requirements.txt
+
+install-dev:
+	$(PIP) -r requirements-dev.txt
+
+# Debian's Chromium for the real-browser tests (Playwright drives it; no browser download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }

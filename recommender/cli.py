@@ -1,0 +1,248 @@
+"""`python -m recommender <verb>`: each verb is a thin call into one engine module.
+
+Errors a user can cause print one line (`error: …`) and exit 2; `--json` prints machine-readable results
+(one JSON object per line for multi-customer output).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from .config import Settings
+from .errors import LookbookError
+
+
+@contextmanager
+def tqdm_progress(description: str):
+    """A progress(fraction, message) callback drawing one tqdm bar on stderr."""
+    from tqdm import tqdm
+
+    with tqdm(total=1000, desc=description, unit="‰", file=sys.stderr, leave=False) as bar:
+
+        def progress(fraction: float, message: str) -> None:
+            bar.n = int(fraction * 1000)
+            bar.set_postfix_str(message[:60], refresh=False)
+            bar.refresh()
+
+        yield progress
+
+
+def settings_from(args) -> Settings:
+    return Settings().with_(
+        data_dir=getattr(args, "data", None),
+        artifacts_dir=getattr(args, "artifacts", None),
+        model=getattr(args, "model", None),
+        pretrained=getattr(args, "pretrained", None),
+        fallback=False if getattr(args, "no_fallback", False) else None,
+        train_epochs=getattr(args, "epochs", None),
+    )
+
+
+def print_frame(frame, as_json: bool, **extra) -> None:
+    if as_json:
+        for record in frame.to_dict(orient="records"):
+            print(json.dumps({**extra, **record}, default=str))
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.width", 160, "display.max_colwidth", 60):
+            print(frame.to_string(index=False))
+
+
+# --- verbs ---------------------------------------------------------------------------------------
+
+
+def cmd_demo(args) -> None:
+    from . import demo
+
+    out = Path(args.out) if args.out else Settings().data_dir
+    with tqdm_progress("demo") as progress:
+        if args.transactions_only:
+            sizes = {"n_articles": args.articles, "n_customers": args.customers, "n_transactions": args.transactions}
+            demo.generate_transactions_only(out, seed=args.seed, progress=progress,
+                                            **{k: v for k, v in sizes.items() if v})
+        else:
+            sizes = {"n_articles": args.articles, "n_customers": args.customers}
+            demo.generate_demo(out, seed=args.seed, progress=progress, **{k: v for k, v in sizes.items() if v})
+    print(f"demo dataset written to {out}")
+
+
+def cmd_build(args) -> None:
+    from .pipeline import build
+
+    settings = settings_from(args)
+    with tqdm_progress("build") as progress:
+        notices = build(settings, progress=progress, log=lambda m: print(m, file=sys.stderr))
+    print(f"built {settings.data_dir} → {settings.artifacts_dir}")
+    for notice in notices:
+        print(f"notice: {notice}")
+
+
+def cmd_train_clip(args) -> None:
+    from .catalog import load_catalog
+    from .train_clip import train_clip
+
+    settings = settings_from(args)
+    catalog = load_catalog(settings.data_dir, cache_dir=settings.artifacts_dir)
+    out = Path(args.out)
+    with tqdm_progress("train-clip") as progress:
+        path = train_clip(catalog, out=out, pretrained=args.pretrained, model_name=args.model,
+                          epochs=args.epochs, progress=progress)
+    print(f"checkpoint written to {path}; use it with --model {args.model} --pretrained {path}")
+
+
+def cmd_search(args) -> None:
+    from .pipeline import open_engine
+
+    engine = open_engine(settings_from(args))
+    filters = {}
+    for item in args.filter or []:
+        column, sep, value = item.partition("=")
+        if not sep:
+            raise LookbookError(f"--filter {item!r} must look like COLUMN=VALUE (e.g. colour_group_name=Red)")
+        filters.setdefault(column, []).append(value)
+    images = [Path(p) for p in args.image or []]
+    results = engine.search.search(text=args.text, images=images, image_weight=args.image_weight,
+                                   negative=args.negative, like=args.like or (), filters=filters or None, k=args.k)
+    print_frame(results, args.json)
+
+
+def _collab(args):
+    from .pipeline import open_engine
+
+    engine = open_engine(settings_from(args))
+    if engine.collab is None:
+        raise LookbookError(f"{engine.catalog.root} has no transactions, so there are no customers to compare")
+    return engine.collab
+
+
+def _customer_ids(args) -> list[str]:
+    ids = list(args.customer or [])
+    if args.customers_file:
+        try:
+            ids += [line.strip() for line in Path(args.customers_file).read_text().splitlines() if line.strip()]
+        except OSError as exc:
+            raise LookbookError(f"cannot read --customers-file {args.customers_file}: {exc.strerror}") from exc
+    if not ids:
+        raise LookbookError("give --customer ID (repeatable) or --customers-file FILE")
+    return ids
+
+
+def cmd_similar_customers(args) -> None:
+    collab = _collab(args)
+    print_frame(collab.similar_customers(args.customer, k=args.k), args.json, query_customer=args.customer)
+
+
+def cmd_recommend(args) -> None:
+    collab = _collab(args)
+    for customer_id in _customer_ids(args):
+        frame = collab.recommend(customer_id, k=args.k, exclude_bought=not args.include_bought)
+        if not args.json:
+            print(f"# {customer_id}")
+        print_frame(frame, args.json, customer_id=customer_id)
+
+
+def cmd_evaluate(args) -> None:
+    from .catalog import load_catalog
+    from .evaluate import evaluate
+
+    settings = settings_from(args)
+    catalog = load_catalog(settings.data_dir, cache_dir=settings.artifacts_dir)
+    table = evaluate(catalog, test_days=args.test_days, test_transactions=args.test_transactions, k=args.k)
+    if args.json:
+        print(table.to_json(orient="records"))
+    else:
+        print(table.to_string(index=False))
+
+
+# --- parser --------------------------------------------------------------------------------------
+
+
+def _data_args(parser: argparse.ArgumentParser, model: bool = True) -> None:
+    parser.add_argument("--data", help="dataset folder in the H&M format (default: $LOOKBOOK_DATA or data/demo)")
+    parser.add_argument("--artifacts", help="artifacts folder (default: data/artifacts/<dataset name>)")
+    if model:
+        parser.add_argument("--model", help="open_clip model name (default: $LOOKBOOK_MODEL or ViT-B-16)")
+        parser.add_argument("--pretrained", help="open_clip tag, hf-hub:ID or checkpoint file "
+                                                 "(default: $LOOKBOOK_PRETRAINED or hf-hub:Marqo/marqo-fashionCLIP)")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m recommender", description="Lookbook: fashion search and recommendations")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = verbs.add_parser("demo", help="write the embedded demo dataset (H&M format)")
+    p.add_argument("--out", help="output folder (default: data/demo)")
+    p.add_argument("--articles", type=int)
+    p.add_argument("--customers", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--transactions-only", action="store_true", help="H&M-scale transactions without images (benchmarks)")
+    p.add_argument("--transactions", type=int, help="with --transactions-only: number of rows")
+    p.set_defaults(run=cmd_demo)
+
+    p = verbs.add_parser("build", help="build every artifact (model, embeddings, index, ALS, HNSW); resumable")
+    _data_args(p)
+    p.add_argument("--no-fallback", action="store_true", help="fail instead of training a model when the source is unreachable")
+    p.add_argument("--epochs", type=int, help="epochs for the catalogue-trained fallback model")
+    p.set_defaults(run=cmd_build)
+
+    p = verbs.add_parser("train-clip", help="train an open_clip model on the catalogue's image–caption pairs")
+    _data_args(p, model=False)
+    p.add_argument("--model", default="lookbook-tiny", help="open_clip config to train (default: lookbook-tiny)")
+    p.add_argument("--pretrained", help="start from these weights (fine-tuning); default: from scratch")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--out", required=True, help="checkpoint file to write")
+    p.set_defaults(run=cmd_train_clip)
+
+    p = verbs.add_parser("search", help="content search: text, images, more-like-this, filters")
+    _data_args(p)
+    p.add_argument("--text")
+    p.add_argument("--image", nargs="+", metavar="PATH")
+    p.add_argument("--like", nargs="+", metavar="ARTICLE_ID")
+    p.add_argument("--negative", metavar="TEXT", help="push results away from this text")
+    p.add_argument("--image-weight", type=float, default=0.5, help="weight of the images against the text (0..1)")
+    p.add_argument("--filter", action="append", metavar="COLUMN=VALUE")
+    p.add_argument("-k", type=int, default=12)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_search)
+
+    p = verbs.add_parser("similar-customers", help="customers with similar tastes (ALS factors in HNSW)")
+    _data_args(p)
+    p.add_argument("--customer", required=True)
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_similar_customers)
+
+    p = verbs.add_parser("recommend", help="recommendations with reasons for one or many customers")
+    _data_args(p)
+    p.add_argument("--customer", nargs="+")
+    p.add_argument("--customers-file", help="one customer id per line")
+    p.add_argument("--include-bought", action="store_true", help="keep articles the customer already bought")
+    p.add_argument("-k", type=int, default=12)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_recommend)
+
+    p = verbs.add_parser("evaluate", help="MAP@12 / recall@12 / coverage on a time split, with baselines")
+    _data_args(p, model=False)
+    p.add_argument("--test-transactions", help="CSV of held-out transactions (default: the last --test-days)")
+    p.add_argument("--test-days", type=int, default=7)
+    p.add_argument("-k", type=int, default=12)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except LookbookError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
