@@ -1,0 +1,179 @@
+"""embed.py: loading from every kind of source (fast, clear failures offline), and exact trimmed text encoding."""
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+import torch.nn.functional as F
+
+from recommender.embed import MAX_TEXT_CHARS, load_embedder, random_embedder
+from recommender.errors import InputError, ModelError
+
+TEXTS = [
+    "black dress",
+    "a",
+    "",
+    "Dark Blue Trousers, Solid, Slim fit, Ladieswear. Trousers in woven fabric with a zip fly.",
+    "long " * 100,  # beyond every context: cut by the tokenizer, end-of-text token kept
+]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return random_embedder("lookbook-tiny", seed=1)
+
+
+@pytest.fixture
+def hub_unreachable(monkeypatch, tmp_path):
+    """The hub at a closed port on this machine (connection refused), and an empty local cache."""
+    from huggingface_hub import constants
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    for proxy in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(proxy, raising=False)
+    return tmp_path / "hub"
+
+
+# --- trimmed text encoding ---
+
+
+def _untrimmed(embedder, texts):
+    with torch.inference_mode():
+        return F.normalize(embedder.model.encode_text(embedder.tokenizer(texts)), dim=-1).numpy()
+
+
+@pytest.mark.parametrize("model_name", ["lookbook-tiny", "ViT-B-16"])
+def test_trimmed_text_encoding_equals_open_clip(model_name):
+    embedder = random_embedder(model_name)
+    lengths = []
+    hook = embedder.model.transformer.register_forward_pre_hook(lambda m, args, kw: lengths.append(args[0].shape[1]),
+                                                                with_kwargs=True)  # fmt: skip
+    trimmed = embedder.encode_text(TEXTS[:2])  # short texts only: the transformer sees a short sequence
+    hook.remove()
+    assert lengths == [4]  # start, "black", "dress", end -- not the full context
+    np.testing.assert_allclose(trimmed, _untrimmed(embedder, TEXTS[:2]), atol=1e-4, rtol=0)
+    everything = embedder.encode_text(TEXTS, batch_size=2)
+    assert np.abs(everything - _untrimmed(embedder, TEXTS)).max() <= 1e-4
+
+
+def test_embeddings_are_normalised_float32(tiny):
+    vectors = tiny.encode_text(TEXTS)
+    assert vectors.dtype == np.float32 and vectors.shape == (len(TEXTS), tiny.dim) == (5, 256)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert tiny.encode_text([]).shape == (0, 256)
+    from PIL import Image
+
+    images = tiny.encode_images([Image.new("RGB", (171, 256), c) for c in ("red", "navy")])
+    assert images.shape == (2, 256) and images.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(images, axis=1), 1, atol=1e-5)
+    batch = torch.stack([tiny.preprocess(Image.new("RGB", (171, 256), "red"))])
+    np.testing.assert_allclose(tiny.encode_image_tensors(batch)[0], images[0], atol=1e-5)
+
+
+def test_validate_text(tiny):
+    assert tiny.validate_text("  black dress \n") == "black dress"
+    for empty in ("", "   \n\t"):
+        with pytest.raises(InputError, match="search text is empty"):
+            tiny.validate_text(empty)
+    with pytest.raises(InputError, match=f"10,000 characters long; the limit is {MAX_TEXT_CHARS:,}"):
+        tiny.validate_text("x" * 10_000)
+    with pytest.raises(InputError, match="must be a string"):
+        tiny.validate_text(None)
+
+
+# --- hub sources ---
+
+
+@pytest.mark.parametrize(
+    "model_name, source, label",
+    [
+        ("ViT-B-16", "hf-hub:Marqo/marqo-fashionCLIP", "hf-hub:Marqo/marqo-fashionCLIP"),
+        ("ViT-B-32", "openai", "ViT-B-32 pretrained 'openai'"),
+    ],
+)
+def test_unreachable_hub_fails_fast_with_the_reason(hub_unreachable, model_name, source, label):
+    started = time.perf_counter()
+    with pytest.raises(ModelError) as failure:
+        load_embedder(model_name, source)
+    assert time.perf_counter() - started < 10
+    message = str(failure.value)
+    assert message.startswith(f"cannot load {label}: 127.0.0.1 is unreachable")
+    assert "not in the local Hugging Face cache" in message and "--pretrained FILE" in message
+
+
+def test_hf_hub_offline_variable_is_honoured(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    started = time.perf_counter()
+    with pytest.raises(ModelError, match="HF_HUB_OFFLINE is set and the model is not in the local"):
+        load_embedder("ViT-B-16", "hf-hub:Marqo/marqo-fashionCLIP")
+    assert time.perf_counter() - started < 10
+
+
+def test_model_in_the_local_hub_cache_loads_offline(hub_unreachable, tiny):
+    # The layout huggingface_hub keeps: models--org--name/{refs/main, snapshots/<commit>/<files>}.
+    commit = "0" * 40
+    repo = hub_unreachable / "models--lookbook--tiny-test"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    config = {"model_cfg": open_clip.get_model_config("lookbook-tiny"), "preprocess_cfg": {}}
+    (snapshot / "open_clip_config.json").write_text(json.dumps(config))
+    torch.save(tiny.model.state_dict(), snapshot / "open_clip_pytorch_model.bin")
+
+    started = time.perf_counter()
+    cached = load_embedder("lookbook-tiny", "hf-hub:lookbook/tiny-test")
+    assert time.perf_counter() - started < 10
+    np.testing.assert_allclose(cached.encode_text(TEXTS), tiny.encode_text(TEXTS), atol=1e-6)
+
+
+# --- tags, names and checkpoint files ---
+
+
+def test_unknown_tag_lists_the_known_ones():
+    with pytest.raises(ModelError, match=r"'nope' is neither a checkpoint file nor a pretrained tag of ViT-B-32 \(its tags: openai"):
+        load_embedder("ViT-B-32", "nope")
+
+
+def test_unknown_architecture():
+    with pytest.raises(ModelError, match="unknown model architecture 'ViT-Z-99'"):
+        load_embedder("ViT-Z-99", "")
+
+
+def test_missing_and_unreadable_checkpoints(tmp_path):
+    with pytest.raises(ModelError, match="checkpoint file .*gone.pt does not exist"):
+        load_embedder("lookbook-tiny", str(tmp_path / "gone.pt"))
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"these are not weights")
+    with pytest.raises(ModelError, match="junk.pt is not a readable PyTorch checkpoint"):
+        load_embedder("lookbook-tiny", str(junk))
+
+
+def test_plain_open_clip_checkpoint_loads_into_the_named_architecture(tmp_path, tiny):
+    path = tmp_path / "plain.pt"
+    torch.save({"state_dict": tiny.model.state_dict()}, path)
+    loaded = load_embedder("lookbook-tiny", str(path))
+    np.testing.assert_allclose(loaded.encode_text(TEXTS), tiny.encode_text(TEXTS), atol=1e-6)
+    assert loaded.fingerprint == load_embedder("lookbook-tiny", str(path)).fingerprint
+    assert loaded.fingerprint.startswith("lookbook-tiny|file:plain.pt|")
+    assert loaded.fingerprint != random_embedder("lookbook-tiny", seed=2).fingerprint
+
+
+def test_checkpoint_of_another_architecture(tmp_path, tiny):
+    path = tmp_path / "tiny-weights.pt"
+    torch.save(tiny.model.state_dict(), path)
+    with pytest.raises(ModelError, match=r"tiny-weights.pt holds weights of another architecture than ViT-B-32"):
+        load_embedder("ViT-B-32", str(path))
