@@ -1,0 +1,230 @@
+"""Collaborative engine benchmarks.
+
+    python bench/bench_collab.py scale [--data /tmp/lookbook_hm_scale] [--queries 1000]
+        Full H&M size (1,371,980 customers, 105,542 articles, 31.8M transactions from the demo
+        generator's transactions-only mode, reused if present): seconds and peak RSS per phase
+        (matrix, ALS 64 factors × 15 iterations, HNSW), HNSW recall@10 vs exact search, query p50s.
+        Targets (issue 4), 2 cores / 24 GiB: build ≤ 12 min, peak RSS ≤ 8 GB, similar-customer query
+        p50 ≤ 1 ms, recommend p50 ≤ 20 ms.
+
+    python bench/bench_collab.py tune [--data ../shared/hm_sample] [--folds 4]
+        The grid behind CollabParams' defaults: MAP@12 averaged over the last `folds` weeks of the data,
+        each week predicted by a model trained on everything before it (one week alone is ~70 customers
+        in the sample, too few to choose parameters on).
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from recommender.catalog import load_catalog  # noqa: E402
+from recommender.collab import SIGNALS, CollabModel, CollabParams, single_threaded_blas  # noqa: E402
+from recommender.evaluate import MODEL_ROWS, score  # noqa: E402
+from recommender.store import ArtifactStore  # noqa: E402
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+# --- tune ------------------------------------------------------------------------------------------
+
+
+def weekly_folds(catalog, folds: int):
+    """(catalogue truncated before the test week, that week's transactions), newest week first."""
+    tx = catalog.transactions
+    last = tx["t_dat"].iat[-1]
+    for fold in range(folds):
+        start = last - pd.Timedelta(days=7 * fold + 6)
+        end = last - pd.Timedelta(days=7 * fold)
+        test = tx[(tx["t_dat"] >= start) & (tx["t_dat"] <= end)]
+        yield start, test
+
+
+def mean_map(catalog, params: CollabParams, folds: int, rows=MODEL_ROWS) -> pd.Series:
+    """MAP@12 per row, averaged over the weekly folds (weighted by customers)."""
+    tables = []
+    for until, test in weekly_folds(catalog, folds):
+        model = CollabModel.fit(catalog, params, until=until)
+        tables.append(score(model, test, rows))
+    table = pd.concat(tables)
+    weighted = table["MAP@12"] * table["customers"]
+    return weighted.groupby(table["method"], sort=False).sum() / table.groupby("method", sort=False)["customers"].sum()
+
+
+def tune(args) -> None:
+    catalog = load_catalog(args.data)
+    base = CollabParams()
+    print(f"baseline {base}\n")
+    sweeps = {
+        "factors": [32, 64, 128],
+        "regularization": [0.01, 0.05, 0.2, 1.0],
+        "alpha": [1.0, 5.0, 20.0],
+        "weighting": ["bm25", "tfidf", "none"],
+        "recency_half_life_days": [None, 90.0, 365.0],
+        "neighbours": [10, 20, 50],
+        "trend_half_life_days": [3.0, 7.0, 14.0],
+        "stale_after_days": [28, 60, 120],
+        "max_limited_share": [0.25, 0.5, 1.0],
+        "variant_factor": [0.0, 0.25, 0.5],
+    }
+    results = []
+    for name, values in sweeps.items():
+        for value in values:
+            maps = mean_map(catalog, replace(base, **{name: value}), args.folds)
+            results.append({"param": name, "value": value, **maps.round(5).to_dict()})
+            print(json.dumps(results[-1]), flush=True)
+
+    # Blend weights need no refit: one model per fold, many rankings.
+    grid = {
+        "neighbours": [0.0, 0.25, 0.5, 1.0],
+        "als": [0.0, 0.25, 0.5, 1.0],
+        "trend": [0.1, 0.25, 0.5],
+        "repurchase": [1.0],
+        "type": [0.0, 0.25, 0.5],
+    }
+    rows = {
+        json.dumps(dict(zip(SIGNALS, combo))): dict(zip(SIGNALS, combo))
+        for combo in itertools.product(*(grid[s] for s in SIGNALS))
+    }
+    maps = mean_map(catalog, base, args.folds, rows).drop(["popular all-time", "popular last week"])
+    ranks = maps.rank(ascending=False)
+    print(f"\nblend weights, best 10 of {len(rows)} (MAP@12)")
+    print(maps.sort_values(ascending=False).head(10).round(5).to_string())
+    defaults = json.dumps(base.weights())
+    print(f"defaults {defaults}: {maps[defaults]:.5f}, rank {ranks[defaults]:.0f} of {len(rows)}")
+
+
+# --- scale -----------------------------------------------------------------------------------------
+
+
+def scale(args) -> None:
+    data = Path(args.data)
+    if not (data / "transactions_train.csv").is_file():
+        from recommender.demo import generate_transactions_only
+
+        print(f"generating the full-size transactions into {data} …", flush=True)
+        start = time.perf_counter()
+        generate_transactions_only(data)
+        print(f"  generated in {time.perf_counter() - start:.0f} s", flush=True)
+    cache = Path(args.cache or data.parent / f"{data.name}_artifacts")
+    # Parse the CSV into the parquet cache in another process, so this one's peak RSS is the model's.
+    warm_cache = (f"import sys; sys.path.insert(0, {str(REPO)!r}); from recommender.catalog import load_catalog; "
+                  f"load_catalog({str(data)!r}, cache_dir={str(cache)!r})")
+    subprocess.run([sys.executable, "-c", warm_cache], check=True)
+    start = time.perf_counter()
+    catalog = load_catalog(data, cache_dir=cache)
+    print(f"catalogue loaded in {time.perf_counter() - start:.0f} s: {len(catalog.transactions):,} transactions, "
+          f"{len(catalog.customer_ids):,} customers, {len(catalog.articles):,} articles; "
+          f"peak RSS {peak_rss_gb():.2f} GB", flush=True)
+    rss_after_load = peak_rss_gb()
+
+    # Wall and CPU seconds per phase: on a shared machine CPU seconds / 2 cores is the uncontended wall time.
+    phases: dict[str, tuple[float, float]] = {}
+    last = [time.perf_counter(), time.process_time(), "matrix"]
+
+    def progress(fraction: float, message: str) -> None:
+        phase = "matrix" if fraction < 0.1 else "als" if fraction < 0.8 else "hnsw" if fraction < 1 else "done"
+        if phase != last[2]:
+            wall, cpu = time.perf_counter(), time.process_time()
+            phases[last[2]] = (wall - last[0], cpu - last[1])
+            print(f"  {last[2]}: {wall - last[0]:.0f} s wall, {cpu - last[1]:.0f} s CPU; "
+                  f"peak RSS {peak_rss_gb():.2f} GB", flush=True)
+            last[:] = [wall, cpu, phase]
+
+    params = replace(CollabParams(), hnsw_M=args.hnsw_M, hnsw_ef_construction=args.hnsw_ef_construction)
+    start, start_cpu = time.perf_counter(), time.process_time()
+    model = CollabModel.fit(catalog, params, progress=progress)
+    build, build_cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    print(f"build {build:.0f} s wall, {build_cpu:.0f} s CPU (64 factors, 15 iterations; "
+          f"{', '.join(f'{k} {w:.0f}/{c:.0f} s' for k, (w, c) in phases.items())}); "
+          f"peak RSS {peak_rss_gb():.2f} GB (after catalogue load {rss_after_load:.2f} GB); "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+
+    rng = np.random.default_rng(0)
+    indexed = np.flatnonzero(np.diff(model.interactions.counts.indptr) > 0)
+    queries = rng.choice(indexed, size=args.queries, replace=False)
+    ids = catalog.customer_ids[queries]
+
+    # Recall@10 of HNSW against exact cosine search over the same customers (implicit's similar_users),
+    # and the raw query latency, for a few query-time ef values on the built index.
+    with single_threaded_blas():
+        exact, _ = model.als.similar_users(queries, N=11, users=indexed)
+    exact = [set(truth[truth != code][:10].tolist()) for code, truth in zip(queries, exact)]
+    vectors = model.als.user_factors[queries]
+    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    print(f"HNSW M={params.hnsw_M}, ef_construction={params.hnsw_ef_construction}:", flush=True)
+    for ef in (16, 32, 64, 128):
+        model.index.set_ef(ef)
+        hits, times = 0, []
+        for code, vector, truth in zip(queries, vectors, exact):
+            start = time.perf_counter()
+            labels, _ = model.index.knn_query(vector, k=11)
+            times.append(time.perf_counter() - start)
+            hits += len(set(labels[0][labels[0] != code][:10].tolist()) & truth)
+        print(f"  ef={ef:>3}: recall@10 vs exact {hits / (10 * len(queries)):.4f}, "
+              f"knn query p50 {np.percentile(times, 50) * 1000:.3f} ms", flush=True)
+    model.index.set_ef(params.hnsw_ef)
+
+    for name, call in (
+        ("similar_customers", lambda cid: model.similar_customers(cid, k=10)),
+        ("recommend", lambda cid: model.recommend(cid, k=12)),
+    ):
+        times = []
+        for cid in ids:
+            start = time.perf_counter()
+            call(cid)
+            times.append(time.perf_counter() - start)
+        times = np.array(times) * 1000
+        print(f"{name}: p50 {np.percentile(times, 50):.2f} ms, p95 {np.percentile(times, 95):.2f} ms", flush=True)
+
+    store = ArtifactStore(Path(tempfile.mkdtemp(prefix="lookbook_bench_collab_")))
+    try:
+        start = time.perf_counter()
+        model.save(store)
+        saved = time.perf_counter() - start
+        size = sum(f.stat().st_size for f in store.root.rglob("*") if f.is_file()) / 2**30
+        start = time.perf_counter()
+        CollabModel.load(store, catalog)
+        print(f"artifact {size:.2f} GB: save {saved:.0f} s, load {time.perf_counter() - start:.0f} s", flush=True)
+    finally:
+        shutil.rmtree(store.root, ignore_errors=True)
+    print(f"peak RSS {peak_rss_gb():.2f} GB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    p = verbs.add_parser("scale")
+    p.add_argument("--data", default="/tmp/lookbook_hm_scale")
+    p.add_argument("--cache", default=None, help="parquet cache folder (default: next to --data)")
+    p.add_argument("--queries", type=int, default=1000)
+    p.add_argument("--hnsw-M", dest="hnsw_M", type=int, default=CollabParams.hnsw_M)
+    p.add_argument("--hnsw-ef-construction", type=int, default=CollabParams.hnsw_ef_construction)
+    p.set_defaults(run=scale)
+    p = verbs.add_parser("tune")
+    p.add_argument("--data", default=str(REPO.parent / "shared" / "hm_sample"))
+    p.add_argument("--folds", type=int, default=4)
+    p.set_defaults(run=tune)
+    args = parser.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()
