@@ -39,16 +39,14 @@ class Engine:
     notices: list[str] = field(default_factory=list)
 
     def status(self) -> dict:
-        articles = self.catalog.articles
-        index_meta = self.search.index_meta if hasattr(self.search, "index_meta") else {}
         return {
             "dataset": self.catalog.name,
             "data_dir": str(self.catalog.root),
             "model": self.embedder.model_name,
             "pretrained": self.embedder.pretrained,
-            "articles": len(articles),
-            "indexed_by_image": int(index_meta.get("by_image", articles["has_image"].sum())),
-            "indexed_by_text": int(index_meta.get("by_text", (~articles["has_image"]).sum())),
+            "articles": len(self.catalog.articles),
+            "indexed_by_image": self.search.index_meta["by_image"],
+            "indexed_by_text": self.search.index_meta["by_text"],
             "customers": 0 if self.catalog.transactions is None
             else int(self.catalog.transactions["customer"].nunique()),
         }

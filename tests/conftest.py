@@ -48,3 +48,27 @@ def demo_catalog(demo_dir):
     from recommender.catalog import load_catalog
 
     return load_catalog(demo_dir)
+
+
+# Epochs that make lookbook-tiny understand the demo ("red dress" → red dresses) in well under a minute.
+DEMO_TRAIN_EPOCHS = 12
+
+
+@pytest.fixture(scope="session")
+def demo_settings(demo_dir, tmp_path_factory):
+    """The small demo built once, as the app's first run does: the default pretrained source (unreachable
+    here, so the build falls back) → lookbook-tiny trained on the demo → embeddings → FAISS → ALS + HNSW."""
+    from recommender.config import Settings
+    from recommender.pipeline import build
+
+    settings = Settings(data_dir=demo_dir, artifacts_dir=tmp_path_factory.mktemp("artifacts"),
+                        train_epochs=DEMO_TRAIN_EPOCHS)
+    build(settings, log=lambda message: None)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def demo_engine(demo_settings):
+    from recommender.pipeline import open_engine
+
+    return open_engine(demo_settings)

@@ -1,0 +1,122 @@
+"""`build` end to end on the demo: offline fallback, resumability, stale-artifact refusal, and the CLI verbs."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from recommender.config import Settings
+from recommender.errors import ArtifactError, ModelError
+from recommender.pipeline import build, open_engine
+from recommender.store import ArtifactStore
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "recommender", *args, "--data", str(settings.data_dir),
+         "--artifacts", str(settings.artifacts_dir)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_offline_default_falls_back_with_a_visible_notice(demo_engine, demo_settings):
+    assert demo_settings.pretrained == "hf-hub:Marqo/marqo-fashionCLIP"  # the real default stays the default
+    assert demo_engine.embedder.model_name == "lookbook-tiny"
+    assert any("hf-hub:Marqo/marqo-fashionCLIP could not be loaded" in n and "trained on this catalogue" in n
+               for n in demo_engine.notices)
+    status = demo_engine.status()
+    articles = demo_engine.catalog.articles
+    assert status["articles"] == len(articles)
+    assert status["indexed_by_image"] == int(articles["has_image"].sum())
+    assert status["indexed_by_image"] + status["indexed_by_text"] == len(articles)
+    assert status["customers"] == demo_engine.catalog.transactions["customer"].nunique()
+
+
+def test_second_build_is_a_no_op(demo_settings):
+    store = ArtifactStore(demo_settings.artifacts_dir)
+    before = {name: store.manifest(name)["folder"] for name in store.names()}
+    assert {"clip_model", "embeddings", "content_index", "collab"} <= set(before)
+    start = time.perf_counter()
+    build(demo_settings, log=lambda m: None)
+    assert {name: store.manifest(name)["folder"] for name in store.names()} == before
+    assert time.perf_counter() - start < 30  # nothing retrained or re-embedded (generous bound, not a benchmark)
+
+
+def test_killed_build_resumes_without_redoing_finished_steps(demo_settings, tmp_path, monkeypatch):
+    import shutil
+
+    from recommender import collab
+
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(demo_settings.artifacts_dir, artifacts)
+    settings = demo_settings.with_(artifacts_dir=artifacts)
+    store = ArtifactStore(artifacts)
+    (artifacts / "collab.json").unlink()  # as if the build was killed before the last step committed
+    embeddings_before = store.manifest("embeddings")["folder"]
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(collab.CollabModel, "fit", classmethod(killed))
+    with pytest.raises(KeyboardInterrupt):
+        build(settings, log=lambda m: None)
+    with pytest.raises(ArtifactError, match="'collab' has not been built"):
+        open_engine(settings)
+    monkeypatch.undo()
+    build(settings, log=lambda m: None)
+    assert store.manifest("embeddings")["folder"] == embeddings_before
+    assert open_engine(settings).collab is not None
+
+
+def test_artifacts_from_another_model_are_refused_with_the_rebuild_command(demo_settings):
+    other = demo_settings.with_(model="ViT-B-32", pretrained="laion2b_s34b_b79k")
+    with pytest.raises(ArtifactError) as err:
+        open_engine(other)
+    message = str(err.value)
+    assert "requested: built with ViT-B-16 hf-hub:Marqo/marqo-fashionCLIP, now ViT-B-32 laion2b_s34b_b79k" in message
+    assert f"python -m recommender build --data {demo_settings.data_dir}" in message
+
+
+def test_no_fallback_fails_fast_with_the_reason(demo_settings, tmp_path):
+    settings = demo_settings.with_(artifacts_dir=tmp_path / "fresh", fallback=False)
+    start = time.perf_counter()
+    with pytest.raises(ModelError, match="hf-hub:Marqo/marqo-fashionCLIP"):
+        build(settings, log=lambda m: None)
+    assert time.perf_counter() - start < 30
+
+
+def test_cli_search_json_returns_ids_scores_and_metadata(demo_settings, demo_engine):
+    red_dress = demo_engine.catalog.articles.query(
+        "product_type_name == 'Dress' and colour_group_name == 'Red' and has_image").iloc[0]
+    done = cli(demo_settings, "search", "--like", red_dress.article_id, "-k", "5", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(rows) == 5
+    assert {"article_id", "score", "prod_name", "product_type_name", "colour_group_name"} <= set(rows[0])
+    assert all(len(r["article_id"]) == 10 and r["article_id"] != red_dress.article_id for r in rows)
+    assert rows[0]["product_type_name"] == "Dress"
+    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+
+
+def test_cli_recommend_many_customers_and_errors(demo_settings, demo_engine, tmp_path):
+    customers = demo_engine.collab.example_customers(2)
+    listing = tmp_path / "customers.txt"
+    listing.write_text("\n".join(customers) + "\n")
+    done = cli(demo_settings, "recommend", "--customers-file", str(listing), "-k", "3", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["customer_id"] for r in rows] == [customers[0]] * 3 + [customers[1]] * 3
+    assert all(r["reason"] and len(r["article_id"]) == 10 for r in rows)
+
+    done = cli(demo_settings, "similar-customers", "--customer", "not-a-customer")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: 'not-a-customer' is not a customer id (64 hexadecimal characters)"
+    done = cli(demo_settings, "search", "--text", "dress", "--filter", "colour_group_name=Neon")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "colour_group_name 'Neon' is not in the catalogue" in done.stderr
