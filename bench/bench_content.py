@@ -166,6 +166,9 @@ def bench_queries() -> None:
     print(f"  of which encode_text                : {percentiles(stage)}")
     filtered = timed(lambda: search.search(text="red dress", filters={"colour_group_name": "Red"}), 30)
     print(f"text query + colour filter           : {percentiles(filtered)}")
+    liked = catalog.articles["article_id"][:50].tolist()
+    times = [t for a in liked for t in timed(lambda: search.search(like=[a]), 1)]
+    print(f"more like this (no model)            : {percentiles(times)}")
     images = query_images(20)
     search.search(images=[images[0]])  # warm-up
     times = [t for image in images for t in timed(lambda: search.search(images=[image]), 1)]

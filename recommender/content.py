@@ -45,12 +45,14 @@ RESULT_COLUMNS = [
     "article_id", "score", "prod_name", "product_type_name", "product_group_name", "colour_group_name",
     "graphical_appearance_name", "index_group_name", "detail_desc", "has_image", "indexed_by",
 ]  # fmt: skip
-# Zero-shot attributes: the catalogue's own values of each column, in a CLIP-style prompt.
+# Zero-shot attributes: the catalogue's own values of each column, each embedded as the mean of its
+# prompts (CLIP's prompt ensembling): the bare value, as in the captions a catalogue-trained model
+# learnt from, and a sentence of the kind pretrained CLIP models saw.
 ATTRIBUTE_PROMPTS = {
-    "product_type_name": "a photo of a {}",
-    "colour_group_name": "a photo of a {} garment",
-    "graphical_appearance_name": "a photo of a garment with a {} pattern",
-    "index_group_name": "a photo of a garment from the {} department",
+    "product_type_name": ("{}", "a photo of a {}"),
+    "colour_group_name": ("{}", "a photo of {} clothing"),
+    "graphical_appearance_name": ("{}", "a photo of a {} garment"),
+    "index_group_name": ("{}", "a photo of {} fashion"),
 }
 ATTRIBUTE_TOP = 3
 UNLABELLED = {"Unknown", "undefined", ""}  # H&M placeholders, not something to predict
@@ -298,8 +300,14 @@ class ContentSearch:
             raise InputError(f"k must be a positive whole number, not {k!r}")
         if not 0.0 <= float(image_weight) <= 1.0:
             raise InputError(f"image_weight must be between 0 and 1, not {image_weight}")
-        if not (text or images or like):
+        if isinstance(text, str) and not text.strip() and (images or like):
+            text = None  # an empty text box next to a photo
+        if text is None and not (images or like):
             raise InputError("nothing to search for: give a text, one or more images, or catalogue article ids")
+        if text is not None:
+            text = self.embedder.validate_text(text)
+        if isinstance(negative, str) and not negative.strip():
+            negative = None
 
         like_rows = self.catalog.article_rows(like) if like else np.empty(0, dtype=np.int64)
         allowed = self._allowed(filters)
@@ -313,13 +321,13 @@ class ContentSearch:
         if len(like_rows):
             examples.append(self.index.reconstruct(like_rows))
         parts = []
-        if text:
-            parts.append((1.0 - image_weight, self.embedder.encode_text([self.embedder.validate_text(text)])[0]))
+        if text is not None:
+            parts.append((1.0 - image_weight, self.embedder.encode_text([text])[0]))
         if examples:
             parts.append((image_weight, _normalise(np.concatenate(examples).mean(axis=0))))
         query = parts[0][1] if len(parts) == 1 else sum(w * v for w, v in parts)
         query = _normalise(query)
-        if negative:
+        if negative is not None:
             push = self.embedder.encode_text([self.embedder.validate_text(negative)])[0]
             query = _normalise(query - NEGATIVE_WEIGHT * push)
 
@@ -364,10 +372,10 @@ class ContentSearch:
     def _attribute_prompt_vectors(self) -> dict[str, tuple[list[str], np.ndarray]]:
         if self._attribute_vectors is None:
             self._attribute_vectors = {}
-            for column, template in ATTRIBUTE_PROMPTS.items():
+            for column, templates in ATTRIBUTE_PROMPTS.items():
                 values = sorted(set(self.catalog.articles[column].astype(str)) - UNLABELLED)
-                prompts = [template.format(value.lower()) for value in values]
-                self._attribute_vectors[column] = (values, self.embedder.encode_text(prompts))
+                prompts = [self.embedder.encode_text([t.format(v.lower()) for v in values]) for t in templates]
+                self._attribute_vectors[column] = (values, _normalise(np.mean(prompts, axis=0)))
         return self._attribute_vectors
 
 

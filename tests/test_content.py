@@ -1,10 +1,17 @@
 """Content search: FAISS index choice, recall, filters, persistence; queries with a tiny open_clip model."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 
-from recommender.content import ContentIndex, recall_at
+from recommender.content import FILTER_COLUMNS, RESULT_COLUMNS, ContentIndex, ContentSearch, build_content_index, recall_at
+from recommender.embed import load_embedder
+from recommender.embed_job import embed_catalog
+from recommender.errors import ArtifactError, InputError
+from recommender.store import ArtifactStore
 
 
 def clustered(n: int, dim: int = 64, clusters: int = 200, spread: float = 0.6, sample: int = 0) -> np.ndarray:
@@ -86,3 +93,274 @@ def test_persisted_index_round_trips(ann_index, tmp_path):
     np.testing.assert_array_equal(loaded.article_ids, index.article_ids)
     np.testing.assert_array_equal(loaded.search(vectors[:5], 10)[0], index.search(vectors[:5], 10)[0])
     np.testing.assert_allclose(loaded.reconstruct([3, 7]), vectors[[3, 7]], atol=1e-6)
+
+
+# --- queries over the demo catalogue ------------------------------------------------------------------
+
+
+def build_search(catalog, embedder, root):
+    store = ArtifactStore(root)
+    embed_catalog(catalog, embedder, store, batch_size=32, num_workers=0)
+    build_content_index(store)
+    return ContentSearch.load(catalog, embedder, store), store
+
+
+@pytest.fixture(scope="module")
+def plain_built(demo_catalog, tmp_path_factory):
+    """Random lookbook-tiny weights: enough for everything that does not need the model to understand."""
+    return build_search(demo_catalog, load_embedder("lookbook-tiny", None), tmp_path_factory.mktemp("plain"))
+
+
+@pytest.fixture(scope="module")
+def plain(plain_built):
+    return plain_built[0]
+
+
+def photo_bytes(catalog, article_id: str) -> bytes:
+    return catalog.image_path(article_id).read_bytes()
+
+
+def with_image(catalog, count: int, seed: int = 0) -> list[str]:
+    ids = catalog.articles["article_id"][catalog.articles["has_image"]].to_numpy()
+    return list(np.random.default_rng(seed).choice(ids, count, replace=False))
+
+
+def test_results_carry_article_metadata_and_how_each_was_indexed(plain, demo_catalog):
+    results = plain.search(text="black trousers", k=400)
+    assert list(results.columns) == RESULT_COLUMNS
+    assert len(results) == len(demo_catalog.articles)
+    assert results["score"].is_monotonic_decreasing
+    merged = results.merge(demo_catalog.articles, on="article_id", suffixes=("", "_catalogue"))
+    assert (merged["product_type_name"] == merged["product_type_name_catalogue"]).all()
+    assert (merged["indexed_by"] == np.where(merged["has_image"], "image", "text")).all()
+
+
+def test_an_image_query_finds_the_pictured_article_first(plain, demo_catalog):
+    for article_id in with_image(demo_catalog, 8):
+        results = plain.search(images=[photo_bytes(demo_catalog, article_id)], k=3)
+        assert results["article_id"][0] == article_id
+        assert results["score"][0] == pytest.approx(1.0, abs=1e-4)
+    # the same as a path, a PIL image and a file object
+    article_id = with_image(demo_catalog, 1, seed=1)[0]
+    path = demo_catalog.image_path(article_id)
+    for image in (path, str(path), Image.open(path), io.BytesIO(path.read_bytes())):
+        assert plain.search(images=image, k=1)["article_id"][0] == article_id
+
+
+def test_a_phone_photo_is_turned_upright_by_its_exif_orientation(plain, demo_catalog):
+    article_id = with_image(demo_catalog, 1, seed=2)[0]
+    upright = Image.open(demo_catalog.image_path(article_id))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display": the sensor stored it turned the other way
+    buffer = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(buffer, "JPEG", quality=95, exif=exif)
+    assert plain.search(images=[buffer.getvalue()], k=1)["article_id"][0] == article_id
+
+
+def test_more_like_this_uses_the_stored_vectors_and_leaves_the_articles_out(plain, demo_catalog):
+    first, second = with_image(demo_catalog, 2, seed=3)
+    rows = demo_catalog.article_rows([first, second])
+    vectors = plain.index.reconstruct(np.arange(plain.index.size))
+    query = vectors[rows].mean(axis=0)
+    expected = np.argsort(-(vectors @ query))
+    expected = demo_catalog.articles["article_id"].to_numpy()[[r for r in expected if r not in rows][:10]]
+    results = plain.search(like=[first, second], k=10)
+    assert list(results["article_id"]) == list(expected)
+
+
+def test_mixing_weight_moves_results_from_the_text_ones_to_the_image_ones(plain, demo_catalog):
+    article_id = with_image(demo_catalog, 1, seed=4)[0]
+    image = photo_bytes(demo_catalog, article_id)
+    text = "black trousers"
+    text_only = plain.search(text=text, k=50)["article_id"].tolist()
+    image_only = plain.search(images=[image], k=50)["article_id"].tolist()
+    assert plain.search(text=text, images=[image], image_weight=0.0, k=50)["article_id"].tolist() == text_only
+    assert plain.search(text=text, images=[image], image_weight=1.0, k=50)["article_id"].tolist() == image_only
+    overlaps = []
+    for weight in (0.0, 0.25, 0.5, 0.75, 1.0):
+        mixed = plain.search(text=text, images=[image], image_weight=weight, k=50)["article_id"].tolist()
+        overlaps.append((len(set(mixed) & set(text_only)), len(set(mixed) & set(image_only))))
+    with_text, with_image_ = zip(*overlaps)
+    assert list(with_text) == sorted(with_text, reverse=True) and with_text[0] > with_text[-1]
+    assert list(with_image_) == sorted(with_image_) and with_image_[0] < with_image_[-1]
+
+
+def test_filters_return_k_matching_results_whenever_k_match(plain, demo_catalog):
+    articles = demo_catalog.articles
+    results = plain.search(text="a summer outfit", filters={"colour_group_name": "Black"}, k=12)
+    assert len(results) == 12 and (results["colour_group_name"] == "Black").all()
+
+    either = plain.search(text="a summer outfit", filters={"colour_group_name": ["Red", "Blue"]}, k=40)
+    assert len(either) == 40 and set(either["colour_group_name"]) == {"Red", "Blue"}
+
+    both = {"product_type_name": "Dress", "colour_group_name": "Red"}
+    matching = ((articles["product_type_name"] == "Dress") & (articles["colour_group_name"] == "Red")).sum()
+    assert 0 < matching < 12
+    results = plain.search(text="a summer outfit", filters=both, k=12)
+    assert len(results) == matching
+    assert (results["product_type_name"] == "Dress").all() and (results["colour_group_name"] == "Red").all()
+
+    like = plain.search(like=[articles["article_id"][0]], filters={"index_group_name": "Menswear"}, k=5)
+    assert len(like) == 5 and (like["index_group_name"] == "Menswear").all()
+
+
+def test_filter_values_are_the_catalogue_vocabulary(plain, demo_catalog):
+    values = plain.filter_values()
+    assert list(values) == list(FILTER_COLUMNS)
+    for column, listed in values.items():
+        assert listed == sorted(demo_catalog.articles[column].unique())
+
+
+def test_an_index_built_with_another_model_is_refused(demo_catalog, plain_built):
+    _, store = plain_built
+    other = load_embedder("ViT-B-32", None)
+    with pytest.raises(ArtifactError) as error:
+        ContentSearch.load(demo_catalog, other, store)
+    message = str(error.value)
+    assert "content_index" in message and "model: built with lookbook-tiny|random" in message
+    assert "now ViT-B-32|random" in message and "python -m recommender build" in message
+
+
+def truncated_jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    return buffer.getvalue()[:-600]
+
+
+def tiny_png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (width, height)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ({}, "nothing to search for: give a text, one or more images, or catalogue article ids"),
+        ({"text": "   "}, "the search text is empty"),
+        ({"text": "x" * 10_000}, "the search text is 10,000 characters long; the limit is 1,000"),
+        ({"images": [b""]}, "image 1 is empty (0 bytes)"),
+        ({"images": [b"%PDF-1.4 not a picture"]}, "image 1 is not an image"),
+        ({"images": [truncated_jpeg()]}, "image 1 is a corrupt or truncated image"),
+        ({"images": [tiny_png(9_000, 5_000)]}, "image 1 is 9000x5000 pixels; the limit is 40 megapixels"),
+        ({"like": ["0000000001"]}, "article 0000000001 is not in the catalogue"),
+        ({"like": ["red-dress"]}, "'red-dress' is not an article id"),
+        ({"text": "dress", "filters": {"colour_group_name": "Neon"}},
+         "colour_group_name 'Neon' is not in the catalogue; known: Beige, Black, Blue"),
+        ({"text": "dress", "filters": {"price": "1"}}, "cannot filter on 'price'"),
+        ({"text": "dress", "k": 0}, "k must be a positive whole number"),
+        ({"text": "dress", "images": [tiny_png(8, 8)], "image_weight": 2}, "image_weight must be between 0 and 1"),
+    ],
+)  # fmt: skip
+def test_bad_input_gets_a_specific_message(plain, query, message):
+    with pytest.raises(InputError) as error:
+        plain.search(**query)
+    assert message in str(error.value)
+
+
+def test_bad_files_get_a_message_naming_them(plain, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    with pytest.raises(InputError, match="notes.txt is not an image"):
+        plain.search(images=[notes])
+    with pytest.raises(InputError, match="no such image file"):
+        plain.search(images=[tmp_path / "missing.jpg"])
+    with pytest.raises(InputError, match="notes.txt is not an image"):
+        plain.predict_attributes(notes)
+
+
+# --- what a trained model makes of it ------------------------------------------------------------------
+
+TRAIN_EPOCHS = 12
+
+
+@pytest.fixture(scope="module")
+def trained(demo_catalog, tmp_path_factory):
+    """lookbook-tiny trained on the demo catalogue's image-caption pairs (as the offline build does)."""
+    from recommender.train_clip import train_clip
+
+    folder = tmp_path_factory.mktemp("trained")
+    checkpoint = train_clip(demo_catalog, out=folder / "model.pt", epochs=TRAIN_EPOCHS, batch_size=64)
+    return build_search(demo_catalog, load_embedder("lookbook-tiny", str(checkpoint)), folder / "artifacts")[0]
+
+
+def colour_type_pairs(catalog, minimum: int = 3) -> list[tuple[str, str]]:
+    sizes = catalog.articles.groupby(["colour_group_name", "product_type_name"]).size()
+    return list(sizes[sizes >= minimum].index)
+
+
+def test_text_queries_rank_articles_of_that_colour_and_type_first(trained, demo_catalog):
+    colour_hits, type_hits = [], []
+    for colour, ptype in colour_type_pairs(demo_catalog):
+        top = trained.search(text=f"{colour.lower()} {ptype.lower()}", k=5)
+        colour_hits.append((top["colour_group_name"] == colour).mean())
+        type_hits.append((top["product_type_name"] == ptype).mean())
+    print(f"precision@5: colour {np.mean(colour_hits):.2f}, type {np.mean(type_hits):.2f}")
+    # chance: 1/16 colours, 1/12 types
+    assert np.mean(colour_hits) >= 0.2 and np.mean(type_hits) >= 0.25
+    top = trained.search(text="red dress", k=5)
+    red, dress = top["colour_group_name"] == "Red", top["product_type_name"] == "Dress"
+    assert (red & dress).sum() >= 2 and (red | dress).all()
+
+
+def test_a_negative_text_pushes_that_colour_out(trained):
+    before = after = kept_before = kept_after = 0
+    for ptype in ("Dress", "T-shirt", "Trousers", "Sweater", "Skirt", "Jacket"):
+        for colour in ("Red", "Black", "White", "Dark Blue", "Beige"):
+            plain_results = trained.search(text=ptype.lower(), k=20)
+            pushed = trained.search(text=ptype.lower(), negative=colour.lower(), k=20)
+            before += (plain_results["colour_group_name"] == colour).sum()
+            after += (pushed["colour_group_name"] == colour).sum()
+            kept_before += (plain_results["product_type_name"] == ptype).sum()
+            kept_after += (pushed["product_type_name"] == ptype).sum()
+    print(f"negated colour in top 20: {before} -> {after}; asked-for type: {kept_before} -> {kept_after}")
+    assert after <= before / 2
+    assert kept_after >= 0.8 * kept_before
+
+
+def test_more_like_this_returns_articles_of_the_same_type(trained, demo_catalog):
+    articles = demo_catalog.articles
+    same = []
+    for article_id in with_image(demo_catalog, 40, seed=5):
+        results = trained.search(like=[article_id], k=5)
+        assert article_id not in set(results["article_id"])
+        same.append((results["product_type_name"] == articles["product_type_name"][demo_catalog.article_row(article_id)]).mean())
+    print(f"more like this, same type @5: {np.mean(same):.2f}")
+    assert np.mean(same) >= 0.3  # chance: 1/12
+
+
+def test_articles_without_an_image_rank_like_photographed_ones(trained, demo_catalog):
+    """Placed by their caption among the images, they are found by a description of them as often as
+    photographed articles are, without crowding those out of other queries."""
+    articles = demo_catalog.articles
+
+    def rank_for_own_description(row) -> int:
+        results = trained.search(text=f"{row['colour_group_name']} {row['product_type_name']}".lower(), k=len(articles))
+        position = int(np.flatnonzero(results["article_id"] == row["article_id"])[0])
+        assert results["indexed_by"][position] == ("image" if row["has_image"] else "text")
+        return position
+
+    text_only = [rank_for_own_description(row) for _, row in articles[~articles["has_image"]].iterrows()]
+    photographed = [rank_for_own_description(row) for _, row in articles[articles["has_image"]].sample(60, random_state=0).iterrows()]
+    print(f"median rank for own description: without image {np.median(text_only)}, with {np.median(photographed)}")
+    assert np.median(text_only) <= 2 * np.median(photographed)
+    shares = [(trained.search(text=f"{c} {t}".lower(), k=12)["indexed_by"] == "text").mean()
+              for c, t in colour_type_pairs(demo_catalog)]  # fmt: skip
+    assert np.mean(shares) <= 3 * len(text_only) / len(articles)
+
+
+def test_zero_shot_attributes_name_what_the_photo_shows(trained, demo_catalog):
+    articles = demo_catalog.articles
+    correct = {column: [] for column in ("product_type_name", "colour_group_name", "graphical_appearance_name", "index_group_name")}
+    for article_id in with_image(demo_catalog, 40, seed=6):
+        predicted = trained.predict_attributes(demo_catalog.image_path(article_id))
+        assert list(predicted) == list(correct)
+        row = articles.iloc[demo_catalog.article_row(article_id)]
+        for column, top in predicted.items():
+            values, probabilities = zip(*top)
+            assert len(top) == 3 and set(values) <= set(articles[column])
+            assert list(probabilities) == sorted(probabilities, reverse=True) and sum(probabilities) <= 1 + 1e-6
+            correct[column].append(values[0] == row[column])
+    accuracy = {column: float(np.mean(hits)) for column, hits in correct.items()}
+    print(f"zero-shot top-1 accuracy: {accuracy}")
+    assert accuracy["product_type_name"] >= 0.25 and accuracy["colour_group_name"] >= 0.15  # chance: 1/12, 1/16
