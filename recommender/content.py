@@ -241,6 +241,8 @@ def build_content_index(store, *, progress: Progress | None = None) -> None:
     )
     with store.write("content_index", {**expect, "index": index.params}) as folder:
         index.save(folder)
+    if progress:
+        progress(1.0, f"content index: {index.params['kind']} search over {index.size:,} articles")
 
 
 class ContentSearch:
@@ -261,9 +263,13 @@ class ContentSearch:
         self.catalog = catalog
         self.embedder = embedder
         self.index = index
-        self._results = articles[[c for c in RESULT_COLUMNS if c in articles.columns]].assign(
-            indexed_by=index.indexed_by
-        )
+        # Plain numpy columns: taking 12 rows from them is ~10x faster than DataFrame.iloc on
+        # Arrow-backed strings (pandas 3), which mattered against the 30 ms text-query budget.
+        self._columns = {
+            c: index.indexed_by if c == "indexed_by" else articles[c].to_numpy(dtype=bool if c == "has_image" else object)
+            for c in RESULT_COLUMNS
+            if c != "score"
+        }
         self._codes = {c: pd.Categorical(articles[c].astype(str)) for c in FILTER_COLUMNS}
         self._attribute_vectors: dict[str, tuple[list[str], np.ndarray]] | None = None
         self.index_meta = {
@@ -333,9 +339,9 @@ class ContentSearch:
 
         rows, scores = self.index.search(query, k, allowed)
         keep = rows[0] >= 0
-        results = self._results.iloc[rows[0][keep]].reset_index(drop=True)
-        results.insert(1, "score", scores[0][keep].astype(float))
-        return results
+        found = rows[0][keep]
+        columns = {c: values[found] for c, values in self._columns.items()}
+        return pd.DataFrame({"article_id": columns.pop("article_id"), "score": scores[0][keep].astype(float), **columns})
 
     def _allowed(self, filters) -> np.ndarray | None:
         """Boolean row mask for {column: value or values}; InputError for unknown columns or values."""
