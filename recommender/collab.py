@@ -240,9 +240,9 @@ class CollabModel:
             "indexed_customers": self.index.get_current_count(),
         }
         with store.write(ARTIFACT, full_meta) as tmp:
-            sp.save_npz(tmp / "counts.npz", inter.counts)
+            sp.save_npz(tmp / "counts.npz", inter.counts, compressed=False)
             if inter.recency is not inter.counts:
-                sp.save_npz(tmp / "recency.npz", inter.recency)
+                sp.save_npz(tmp / "recency.npz", inter.recency, compressed=False)
             self.als.save(str(tmp / "als.npz"))
             self.index.save_index(str(tmp / "customers.hnsw"))
             np.savez(
@@ -441,20 +441,19 @@ class CollabModel:
     def _select(self, total: np.ndarray, k: int) -> np.ndarray:
         """The k best-scoring articles, of which at most max_limited_share have no image or no longer sell
         (more only when nothing else scores above 0)."""
-        positive = int(np.count_nonzero(total > 0))
-        k = min(k, positive)
-        if k == 0:
-            return np.zeros(0, np.int64)
+        best = _top_positive(total, k)
+        limited = self.stats.limited
         cap = int(round(k * self.params.max_limited_share))
-        for pool in (min(positive, 4 * k), positive):  # usually the first 4k candidates suffice
-            candidates = np.argpartition(-total, pool - 1)[:pool]
-            candidates = candidates[np.argsort(-total[candidates], kind="stable")]
-            limited = self.stats.limited[candidates]
-            keep = ~limited | (np.cumsum(limited) <= cap)
-            if keep.sum() >= k:
-                break
-        chosen = np.concatenate([candidates[keep], candidates[~keep]])[:k]
-        return chosen[np.argsort(-total[chosen], kind="stable")]
+        if limited[best].sum() <= cap:
+            return best
+        available = _top_positive(np.where(limited, 0.0, total), k)
+        fillers = _top_positive(np.where(limited, total, 0.0), k)
+        chosen = np.concatenate([available, fillers[:cap]])
+        chosen = chosen[np.argsort(-total[chosen], kind="stable")][:k]
+        if len(chosen) < k:  # too few available articles: fill with the limited ones after all
+            chosen = np.concatenate([chosen, fillers[cap : cap + k - len(chosen)]])
+            chosen = chosen[np.argsort(-total[chosen], kind="stable")]
+        return chosen
 
     def _frame(self, profile: Profile, k: int, exclude_bought: bool) -> pd.DataFrame:
         if k < 1:
@@ -532,6 +531,15 @@ class CollabModel:
         distinct = np.diff(self.interactions.counts.indptr)
         codes = np.argsort(-distinct, kind="stable")[:n]
         return [str(self.catalog.customer_ids[c]) for c in codes if distinct[c] > 0]
+
+
+def _top_positive(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the (at most) k highest scores above 0, best first."""
+    k = min(k, int(np.count_nonzero(scores > 0)))
+    if k == 0:
+        return np.zeros(0, np.int64)
+    top = np.argpartition(-scores, k - 1)[:k]
+    return top[np.argsort(-scores[top], kind="stable")]
 
 
 def _build_hnsw(user_factors: np.ndarray, codes: np.ndarray, params: CollabParams, report: Progress) -> hnswlib.Index:
