@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
+from .catalog import ARTICLE_COLUMNS, TRANSACTION_COLUMNS
 from .errors import DataError, InputError
 
 Progress = Callable[[float, str], None]
@@ -39,15 +40,7 @@ FORMAT_VERSION = 1
 HM_ARTICLES, HM_CUSTOMERS, HM_TRANSACTIONS = 105_542, 1_371_980, 31_788_324
 TRANSACTIONS_PER_CUSTOMER = 50
 
-ARTICLE_COLUMNS = [
-    "article_id", "product_code", "prod_name", "product_type_no", "product_type_name",
-    "product_group_name", "graphical_appearance_no", "graphical_appearance_name", "colour_group_code",
-    "colour_group_name", "perceived_colour_value_id", "perceived_colour_value_name",
-    "perceived_colour_master_id", "perceived_colour_master_name", "department_no", "department_name",
-    "index_code", "index_name", "index_group_no", "index_group_name", "section_no", "section_name",
-    "garment_group_no", "garment_group_name", "detail_desc",
-]  # fmt: skip
-TRANSACTIONS_HEADER = b"t_dat,customer_id,article_id,price,sales_channel_id\n"
+TRANSACTIONS_HEADER = (",".join(TRANSACTION_COLUMNS) + "\n").encode()
 
 # Two years of sales, like the Kaggle transactions; "periods" of 30 days bound article lifetimes.
 DAYS = pd.date_range("2018-09-20", "2020-09-22", freq="D")
