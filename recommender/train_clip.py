@@ -1,0 +1,282 @@
+"""Contrastive training of an open_clip model on the catalogue's own image–caption pairs.
+
+From a pretrained source this fine-tunes it to the retailer's catalogue; without one (offline) it
+trains a small open_clip config from scratch (`lookbook-tiny`, recommender/model_configs/), which is
+what the build falls back to when no pretrained model can be loaded.
+
+Captions come from the article metadata (captions.caption); each step shows every article with a
+random subset of its caption fields half of the time, so short typed queries ("black dress") fall in
+the text distribution the model learnt. Images are decoded once and kept in memory as small uint8
+tensors at the model's input size (a 15k-image catalogue is ~280 MB), so an epoch costs only the
+network. The loss is open_clip's ClipLoss; AdamW with a warm-up + cosine schedule.
+
+The run is resumable: after each epoch the full training state is saved next to `out`
+(`<out>.partial`), and a new call with the same settings continues from it. The final checkpoint
+(weights + open_clip model config + preprocessing) is written atomically, and
+`load_embedder(model_name, str(out))` loads it.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from open_clip import ClipLoss
+from torch.utils.data import DataLoader, Dataset
+
+from .captions import CAPTION_FIELDS, caption
+from .embed import encode_text_tokens, load_embedder, random_embedder
+from .errors import DataError, LookbookError
+from .images import load_image
+
+DEFAULT_EPOCHS = 30
+DEFAULT_BATCH_SIZE = 128
+LEARNING_RATE = 2e-3  # from scratch; fine-tuning pretrained weights uses FINE_TUNE_LEARNING_RATE
+FINE_TUNE_LEARNING_RATE = 1e-5
+WEIGHT_DECAY = 0.1
+WARMUP_FRACTION = 0.05
+SHORT_CAPTION_RATE = 0.75  # share of captions cut to a random subset of their fields
+CHECKPOINT_FORMAT = 1
+DECODE_SHARE = 0.1  # of the progress bar: decoding the images before the first step
+
+Progress = Callable[[float, str], None]
+
+
+def train_clip(
+    catalog,
+    *,
+    out: Path,
+    pretrained: str | None = None,
+    model_name: str = "lookbook-tiny",
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+    article_rows: Sequence[int] | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Train on the catalogue's articles with images (or only `article_rows` of them); returns `out`.
+
+    `pretrained`: any source load_embedder accepts (tag, hf-hub: id, checkpoint file) to fine-tune;
+    None trains `model_name` from scratch. Raises DataError when there is nothing to train on.
+    """
+    out = Path(out)
+    epochs = epochs or DEFAULT_EPOCHS
+    batch_size = batch_size or DEFAULT_BATCH_SIZE
+    report = progress or (lambda fraction, message: None)
+    articles = catalog.articles
+    rows = np.arange(len(articles)) if article_rows is None else np.asarray(article_rows, dtype=np.int64)
+    rows = rows[articles["has_image"].to_numpy()[rows]]
+    if len(rows) < 2:
+        raise DataError(
+            f"{catalog.root}: training a CLIP model needs at least 2 articles with images, found {len(rows)}"
+        )
+
+    if pretrained:
+        embedder = load_embedder(model_name, pretrained)
+    else:
+        embedder = random_embedder(model_name, seed=seed)
+    model, device = embedder.model, embedder.device
+    model.visual.to(memory_format=torch.channels_last)  # ~2x faster convolutions on CPU (oneDNN)
+    identity = {
+        "format": CHECKPOINT_FORMAT,
+        "model_name": embedder.model_name,
+        "pretrained": pretrained or "",
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seed": seed,
+        "articles": _digest(articles["article_id"].to_numpy()[rows]),
+    }
+
+    images, kept = _decode_images(catalog, rows, embedder.preprocess, report)
+    rows = rows[kept]
+    captions = _CaptionSampler(articles.iloc[rows])
+    normalize = embedder.preprocess.transforms[-1]
+
+    steps_per_epoch = max(1, len(rows) // batch_size)
+    optimizer = torch.optim.AdamW(
+        _parameter_groups(model),
+        lr=FINE_TUNE_LEARNING_RATE if pretrained else LEARNING_RATE,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=[group["lr"] for group in optimizer.param_groups],
+        total_steps=epochs * steps_per_epoch,
+        pct_start=WARMUP_FRACTION,
+        anneal_strategy="cos",
+        cycle_momentum=False,
+    )
+    partial = out.with_name(out.name + ".partial")
+    state = _resume(partial, identity, model, optimizer, schedule)
+    start_epoch, losses = state["epoch"], state["losses"]
+    if start_epoch:
+        report(_training_share(start_epoch / epochs), f"resuming after epoch {start_epoch} of {epochs}")
+
+    loss_fn = ClipLoss()
+    for epoch in range(start_epoch, epochs):
+        model.train()
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)  # resumable: per-epoch RNG
+        order = torch.randperm(len(rows), generator=generator)
+        epoch_loss = 0.0
+        for step in range(steps_per_epoch):
+            batch = order[step * batch_size : (step + 1) * batch_size]
+            pixels = normalize(_augment(images[batch], generator)).to(device, memory_format=torch.channels_last)
+            tokens = embedder.tokenizer(captions.sample(batch.numpy(), generator)).to(device)
+            image_features = F.normalize(model.encode_image(pixels), dim=-1)
+            text_features = F.normalize(encode_text_tokens(model, tokens), dim=-1)
+            loss = loss_fn(image_features, text_features, model.logit_scale.exp())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            with torch.no_grad():  # as open_clip's training: temperature at most 100
+                model.logit_scale.clamp_(0, math.log(100))
+            epoch_loss += loss.item()
+            done = (epoch * steps_per_epoch + step + 1) / (epochs * steps_per_epoch)
+            report(_training_share(done), f"epoch {epoch + 1}/{epochs}, loss {loss.item():.3f}")
+        losses.append(epoch_loss / steps_per_epoch)
+        _atomic_save(
+            {"identity": identity, "epoch": epoch + 1, "losses": losses, "model": model.state_dict(),
+             "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()},
+            partial,
+        )  # fmt: skip
+
+    model.eval()
+    _atomic_save(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "model_name": embedder.model_name,
+            "model_cfg": embedder.model_cfg,
+            "preprocess_cfg": dict(model.visual.preprocess_cfg),
+            "state_dict": model.state_dict(),
+            "trained": {**identity, "n_articles": int(len(rows)), "epoch_losses": losses},
+        },
+        out,
+    )
+    partial.unlink(missing_ok=True)
+    report(1.0, f"trained {embedder.model_name} on {len(rows):,} image–caption pairs")
+    return out
+
+
+def _training_share(fraction: float) -> float:
+    """Overall progress once the images are decoded (decoding is the first DECODE_SHARE)."""
+    return DECODE_SHARE + (1 - DECODE_SHARE) * fraction
+
+
+def _parameter_groups(model) -> list[dict]:
+    """Weight decay on weight matrices only, as open_clip's training does (not on gains, biases,
+    embeddings of positions or the temperature)."""
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        exclude = parameter.ndim < 2 or any(key in name for key in ("bn", "ln", "bias", "logit_scale"))
+        (no_decay if exclude else decay).append(parameter)
+    return [{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+# --- data --------------------------------------------------------------------------------------------
+
+
+class _ResizedImages(Dataset):
+    """Catalogue images decoded (images.load_image) and resized with the model's eval transform,
+    as uint8; an unreadable file yields None and is left out of training."""
+
+    def __init__(self, paths: list[Path], preprocess):
+        self.paths = paths
+        self.resize = preprocess.transforms[:-1]  # everything but Normalize: float tensors in [0, 1]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        try:
+            pixels = load_image(self.paths[i])
+        except LookbookError:
+            return None
+        for transform in self.resize:
+            pixels = transform(pixels)
+        return (pixels * 255).round().to(torch.uint8)
+
+
+def _decode_images(catalog, rows: np.ndarray, preprocess, report: Progress) -> tuple[torch.Tensor, np.ndarray]:
+    ids = catalog.articles["article_id"].to_numpy()[rows]
+    dataset = _ResizedImages([catalog.image_path(aid) for aid in ids], preprocess)
+    workers = min(2, os.cpu_count() or 1) if len(rows) >= 1000 else 0  # worker start-up costs ~1 s
+    loader = DataLoader(dataset, batch_size=64, num_workers=workers, collate_fn=list)
+    decoded: list = []
+    for batch in loader:
+        decoded.extend(batch)
+        report(DECODE_SHARE * len(decoded) / len(rows), f"decoded {len(decoded):,} of {len(rows):,} training images")
+    kept = np.array([image is not None for image in decoded])
+    if kept.sum() < 2:
+        raise DataError(f"{catalog.root}: fewer than 2 of the training images could be decoded")
+    return torch.stack([image for image in decoded if image is not None]), kept
+
+
+def _augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Modest augmentation of a uint8 batch: horizontal flips and small shifts. No colour changes:
+    colour is what many queries ask for."""
+    images = images.float() / 255
+    n, _, height, width = images.shape
+    flip = torch.rand(n, generator=generator) < 0.5
+    images[flip] = images[flip].flip(-1)
+    pad = max(1, width // 16)
+    padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
+    dx, dy = torch.randint(0, 2 * pad + 1, (2, n), generator=generator)
+    return torch.stack(
+        [padded[i, :, y : y + height, x : x + width] for i, (x, y) in enumerate(zip(dx.tolist(), dy.tolist()))]
+    )
+
+
+class _CaptionSampler:
+    """Each article's caption, or with SHORT_CAPTION_RATE a caption from a random subset of fields."""
+
+    def __init__(self, rows):
+        self.records = rows.to_dict("records")
+        self.full = [caption(record) for record in self.records]
+
+    def sample(self, batch: np.ndarray, generator: torch.Generator) -> list[str]:
+        short = torch.rand(len(batch), generator=generator) < SHORT_CAPTION_RATE
+        keep = torch.rand(len(batch), len(CAPTION_FIELDS), generator=generator) < 0.5
+        texts = []
+        for i, row in enumerate(batch.tolist()):
+            fields = [f for f, k in zip(CAPTION_FIELDS, keep[i].tolist()) if k] if short[i] else CAPTION_FIELDS
+            texts.append(caption(self.records[row], fields) or self.full[row])
+        return texts
+
+
+# --- checkpoints -------------------------------------------------------------------------------------
+
+
+def _digest(values) -> str:
+    return hashlib.sha1("\n".join(map(str, values)).encode()).hexdigest()[:16]
+
+
+def _atomic_save(obj: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _resume(partial: Path, identity: dict, model, optimizer, schedule) -> dict:
+    """Restore the state saved after the last finished epoch of the same run, if there is one."""
+    if not partial.is_file():
+        return {"epoch": 0, "losses": []}
+    try:
+        state = torch.load(partial, map_location="cpu", weights_only=True)
+    except Exception:  # a half-written or foreign file: start over
+        return {"epoch": 0, "losses": []}
+    if state.get("identity") != identity:
+        return {"epoch": 0, "losses": []}
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    return {"epoch": int(state["epoch"]), "losses": list(state["losses"])}
