@@ -144,7 +144,7 @@ def _read_csvs(root: Path):
         customers = _read_customers(root / CUSTOMERS_FILE)
     transactions, customer_ids = None, np.array([], dtype=object)
     if (root / TRANSACTIONS_FILE).is_file():
-        transactions, customer_ids = _read_transactions(root / TRANSACTIONS_FILE, articles)
+        transactions, customer_ids = read_transactions(root / TRANSACTIONS_FILE, articles)
     if customers is not None:
         # Customers without purchases still get a code, after those with purchases.
         extra = pd.Index(customers["customer_id"]).difference(pd.Index(customer_ids), sort=False)
@@ -189,7 +189,8 @@ def _read_customers(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _read_transactions(path: Path, articles: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+def read_transactions(path: Path, articles: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """A transactions CSV → (frame with integer codes, customer ids of those codes); DataError if malformed."""
     header = _header(path)
     _require_columns(path, header, TRANSACTION_COLUMNS)
     types = {

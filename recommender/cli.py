@@ -138,6 +138,9 @@ def cmd_similar_customers(args) -> None:
 
 def cmd_recommend(args) -> None:
     collab = _collab(args)
+    if args.items:  # a new shopper: fold the picked articles in, no retraining
+        print_frame(collab.recommend_for_items(args.items, k=args.k), args.json)
+        return
     for customer_id in _customer_ids(args):
         frame = collab.recommend(customer_id, k=args.k, exclude_bought=not args.include_bought)
         if not args.json:
@@ -220,6 +223,7 @@ def make_parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.add_argument("--customer", nargs="+")
     p.add_argument("--customers-file", help="one customer id per line")
+    p.add_argument("--items", nargs="+", metavar="ARTICLE_ID", help="a new shopper's picked articles (cold start)")
     p.add_argument("--include-bought", action="store_true", help="keep articles the customer already bought")
     p.add_argument("-k", type=int, default=12)
     p.add_argument("--json", action="store_true")

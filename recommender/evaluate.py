@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .catalog import Catalog, _read_transactions
+from .catalog import Catalog, read_transactions
 from .collab import CollabModel, CollabParams, Profile, Progress
 from .errors import DataError
 
@@ -65,7 +65,7 @@ def split(catalog: Catalog, test_days: int = 7, test_transactions: str | Path | 
         path = Path(test_transactions)
         if not path.is_file():
             raise DataError(f"test transactions file {path} does not exist")
-        test, test_ids = _read_transactions(path, catalog.articles)
+        test, test_ids = read_transactions(path, catalog.articles)
         if test.empty:
             raise DataError(f"{test_transactions} holds no transactions: nothing to evaluate")
         # The file has its own customer codes; map them onto the catalogue's (-1: unknown customer).
