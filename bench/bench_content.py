@@ -4,9 +4,9 @@
 
 index    105,542 x 512 vectors, random (worst case: no structure) and a two-level Gaussian mixture
          (130 types -> 47,000 products -> 105,542 articles; cosine ~0.9 within a product, ~0.55 within a
-         type, like colour variants and product types): build time, chosen parameters, recall@100 vs
-         exact on held-out queries, single-query latency, filtered-query latency; flat-scan latency by
-         catalogue size (the basis of EXACT_THRESHOLD).
+         type, like colour variants and product types; and a looser one): build time, chosen parameters,
+         recall@100 vs exact on held-out queries, single-query latency, filtered-query latency;
+         flat-scan latency by catalogue size (the basis of EXACT_THRESHOLD).
 queries  ViT-B-16 with random weights over the mixture index and a 105,542-article H&M-format catalogue
          (demo generator): text query end to end (validate, tokenize, encode, search, metadata) and
          image query end to end (JPEG bytes -> decode -> preprocess -> encode -> search -> metadata).
@@ -54,26 +54,35 @@ def noise(rng, n: int) -> np.ndarray:
     return rng.standard_normal((n, DIM)).astype(np.float32) / np.sqrt(DIM)
 
 
-def mixture(n: int, seed: int, types: int = 130, products: int = 47_000) -> np.ndarray:
-    """Two-level mixture: type centres, products around them (cos ~0.6), articles around products (~0.9)."""
+def mixture(n: int, seed: int, types: int = 130, products: int = 47_000, loose: bool = False) -> np.ndarray:
+    """Two-level mixture: type centres, products around them (cos ~0.6), articles around products (~0.9).
+
+    ``loose``: 2,000 narrower "types" with wider spreads (cos ~0.5 within a type, ~0.8 within a
+    product), so the 100 nearest neighbours straddle several clusters: a harder case for IVF.
+    """
+    types = 2_000 if loose else types
+    product_spread, article_spread = (1.0, 0.5) if loose else (0.82, 0.33)
     centres = np.random.default_rng(0)
     type_centres = unit(centres.standard_normal((types, DIM)))
-    product_centres = unit(type_centres[centres.integers(0, types, products)] + 0.82 * noise(centres, products))
+    product_centres = unit(type_centres[centres.integers(0, types, products)] + product_spread * noise(centres, products))
     rng = np.random.default_rng(seed)
-    return unit(product_centres[rng.integers(0, products, n)] + 0.33 * noise(rng, n))
+    return unit(product_centres[rng.integers(0, products, n)] + article_spread * noise(rng, n))
 
 
-def percentiles(seconds: list[float]) -> str:
-    ms = np.array(seconds) * 1000
-    return f"p50 {np.percentile(ms, 50):7.1f} ms   p95 {np.percentile(ms, 95):7.1f} ms"
+def percentiles(times: list[tuple[float, float]]) -> str:
+    """Wall-clock p50/p95, and the p50 of the process's CPU time (with one thread, what an idle core
+    would take: a figure other processes on the machine hardly disturb)."""
+    wall, cpu = (np.array(t) * 1000 for t in zip(*times))
+    return (f"p50 {np.percentile(wall, 50):7.1f} ms   p95 {np.percentile(wall, 95):7.1f} ms   "
+            f"(CPU p50 {np.percentile(cpu, 50):7.1f} ms)")
 
 
-def timed(fn, repeats: int) -> list[float]:
+def timed(fn, repeats: int) -> list[tuple[float, float]]:
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append((time.perf_counter() - start, time.process_time() - start_cpu))
     return times
 
 
@@ -84,6 +93,7 @@ def bench_index() -> None:
         ("random", unit(np.random.default_rng(1).standard_normal((N_ARTICLES, DIM))),
          unit(np.random.default_rng(2).standard_normal((200, DIM)))),
         ("mixture", mixture(N_ARTICLES, seed=1), mixture(200, seed=2)),
+        ("loose mixture", mixture(N_ARTICLES, seed=1, loose=True), mixture(200, seed=2, loose=True)),
     ]:  # fmt: skip
         start = time.perf_counter()
         exact = ContentIndex.build(vectors, ids, exact_threshold=N_ARTICLES + 1)
@@ -205,15 +215,21 @@ def bench_embed(n_images: int, batch_size: int) -> None:
 
         pixels = torch.stack([embedder.preprocess(load_image(p)) for p in paths])
         embedder.encode_image_tensors(pixels[:batch_size])  # warm-up
-        start = time.perf_counter()
-        for i in range(0, len(pixels), batch_size):
-            embedder.encode_image_tensors(pixels[i : i + batch_size])
-        forward = len(pixels) / (time.perf_counter() - start)
 
+        def forward_only() -> float:
+            start = time.perf_counter()
+            for i in range(0, len(pixels), batch_size):
+                embedder.encode_image_tensors(pixels[i : i + batch_size])
+            return len(pixels) / (time.perf_counter() - start)
+
+        # Forward-only before and after the job, so a change in the machine's load shows.
+        before = forward_only()
         start = time.perf_counter()
         embed_catalog(catalog, embedder, ArtifactStore(work / "artifacts"), batch_size=batch_size)
         job = len(paths) / (time.perf_counter() - start)
-        print(f"forward only : {forward:6.2f} images/s")
+        after = forward_only()
+        forward = (before + after) / 2
+        print(f"forward only : {before:6.2f} / {after:6.2f} images/s (before / after the job)")
         print(f"embedding job: {job:6.2f} images/s  ({job / forward:.2f}x forward-only)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -224,8 +240,13 @@ def main() -> None:
     parser.add_argument("sections", nargs="*", choices=["index", "queries", "embed"], default=[])
     parser.add_argument("--images", type=int, default=256, help="photos for the embed section")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
     args = parser.parse_args()
     sections = args.sections or ["index", "queries", "embed"]
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     if "index" in sections:
         bench_index()

@@ -1,7 +1,9 @@
 """Content search over CLIP vectors: a FAISS index chosen by catalogue size, and the queries on top of it.
 
 Vectors are L2-normalised, so inner product = cosine similarity. The FAISS id of a vector is the
-article's row in `Catalog.articles`.
+article's row in `Catalog.articles`. All vectors are image vectors: articles without a photo are placed
+by their caption among the images of similar articles (embed_job.py) and reported as
+``indexed_by = "text"``.
 
 Index choice (`ContentIndex.build`):
 - fewer than `EXACT_THRESHOLD` vectors: `IndexFlatIP`, exact (a query scans the catalogue in a few ms);
@@ -21,8 +23,9 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 import faiss
 import numpy as np
@@ -32,8 +35,8 @@ from .errors import ArtifactError, InputError
 
 Progress = Callable[[float, str], None]
 
-# Below this many vectors a flat scan is fast enough (~6 ms per query at 30k x 512 on 2 cores;
-# bench/bench_content.py) and exact; above it IVF.
+# Below this many vectors a flat scan is fast and exact (30k x 512: ~4 ms of CPU per query, 105k:
+# ~11 ms; bench/bench_content.py); from it on IVF is tried.
 EXACT_THRESHOLD = 30_000
 RECALL_TARGET = 0.95
 RECALL_AT = 100
@@ -158,9 +161,10 @@ class ContentIndex:
             nprobe = self.params.get("nprobe")
             if nprobe:
                 nprobe = min(self._ivf.nlist, math.ceil(nprobe * self.size / n_allowed))
-        scores, rows = self._search(queries, k, selector, nprobe)
-        if nprobe and nprobe < self._ivf.nlist and ((rows >= 0).sum(axis=1) < wanted).any():
-            scores, rows = self._search(queries, k, selector, self._ivf.nlist)
+        with _threads(1 if len(queries) == 1 else faiss.omp_get_max_threads()):
+            scores, rows = self._search(queries, k, selector, nprobe)
+            if nprobe and nprobe < self._ivf.nlist and ((rows >= 0).sum(axis=1) < wanted).any():
+                scores, rows = self._search(queries, k, selector, self._ivf.nlist)
         scores[rows < 0] = -np.inf
         return rows, scores
 
@@ -176,6 +180,21 @@ class ContentIndex:
     def reconstruct(self, rows) -> np.ndarray:
         """The stored vectors of these rows (IVF keeps a direct map for this)."""
         return self.index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+
+
+@contextmanager
+def _threads(count: int) -> Iterator[None]:
+    """FAISS's OpenMP threads for this (Python) thread only: OpenMP keeps the setting per thread.
+
+    One query gains nothing from threads: FAISS splits the scan and the threads' spin-waiting costs
+    more than it saves (flat 10k x 512: 1 ms of CPU single-threaded, 16 ms with two threads).
+    """
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(count)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
 
 
 def _calibrated_ivf(vectors: np.ndarray, flat: faiss.IndexFlatIP, progress: Progress | None):
