@@ -1,0 +1,312 @@
+"""Both pages through streamlit.testing.v1.AppTest, against a small demo built with a tiny model."""
+from __future__ import annotations
+
+import io
+import shutil
+from dataclasses import dataclass
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from app_server import app_env
+from recommender import collab
+
+TIMEOUT = 120  # the first run in the process loads the model
+
+
+@pytest.fixture
+def app(demo_settings, monkeypatch):
+    """A fresh AppTest of the search page; the engine itself is cached once per process."""
+    for name, value in app_env(demo_settings).items():
+        monkeypatch.setenv(name, value)
+    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    return at.run()
+
+
+@pytest.fixture
+def customers(app):
+    return app.switch_page("pages/1_Customers.py").run()
+
+
+@dataclass
+class Tile:
+    name: str
+    captions: list[str]
+    buttons: list
+
+
+def tiles(at: AppTest, grid: str) -> list[Tile]:
+    """The product tiles of one grid, in order."""
+    found = []
+    while True:
+        try:
+            tile = at.get_by_key(f"tile_{grid}_{len(found)}")
+        except KeyError:
+            return found
+        captions = [c.value for c in tile.caption]
+        found.append(Tile(tile.markdown[0].value.strip("*"), captions, list(tile.button)))
+
+
+def no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def search(at: AppTest, text: str) -> AppTest:
+    at.text_input(key="query_text").input(text)
+    return at.run()
+
+
+def jpeg(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.convert("RGB").save(out, format="JPEG")
+    return out.getvalue()
+
+
+# --- search page ---------------------------------------------------------------------------------
+
+
+def test_sidebar_says_what_is_loaded(app, demo_engine):
+    no_errors(app)
+    sidebar = " ".join(m.value for m in app.sidebar.markdown)
+    status = demo_engine.status()
+    assert status["dataset"] in sidebar
+    assert status["model"] in sidebar
+    assert f"{status['articles']:,} articles indexed" in sidebar
+    assert f"{status['customers']:,} customers" in sidebar
+    # Nothing asked yet: a hint, no results.
+    assert "Describe an article" in app.info[0].value
+    assert tiles(app, "results") == []
+
+
+def test_text_search_shows_the_engines_results(app, demo_engine):
+    search(app, "black trousers")
+    no_errors(app)
+    shown = tiles(app, "results")
+    expected = demo_engine.search.search(text="black trousers", k=12)
+    assert [t.name for t in shown] == list(expected["prod_name"])
+    first = expected.iloc[0]
+    assert shown[0].captions[0] == f"{first.product_type_name} · {first.colour_group_name}"
+    assert shown[0].captions[-1] == f"score {first.score:.3f}"
+    assert [b.label for b in shown[0].buttons] == ["More like this", "Add to query"]
+    assert app.subheader[0].value == "12 results"
+
+
+def test_filters_and_k_restrict_the_results(app):
+    app.multiselect(key="filter_colour_group_name").select("Red")
+    app.slider(key="k").set_value(8)
+    search(app, "jacket")
+    no_errors(app)
+    shown = tiles(app, "results")
+    assert 0 < len(shown) <= 8
+    assert all(t.captions[0].endswith("· Red") for t in shown)
+    assert any(c.value.endswith("· Colour: Red") for c in app.caption)  # the query line says so
+
+
+def test_uploaded_catalogue_photo_finds_its_article(app, demo_engine, demo_settings):
+    row = demo_engine.catalog.articles[demo_engine.catalog.articles["has_image"]].iloc[5]
+    photo = demo_engine.catalog.image_path(row.article_id).read_bytes()
+    app.file_uploader[0].upload(f"{row.article_id}.jpg", photo, "image/jpeg")
+    app.run()
+    no_errors(app)
+    # The photo's predicted attributes are shown next to it.
+    seen = app.expander[0]
+    assert seen.label == "What Lookbook sees in your photos"
+    assert "**Type** " in seen.markdown[0].value and "**Colour** " in seen.markdown[0].value
+    # Its own stored vector is the nearest.
+    top = tiles(app, "results")[0]
+    assert top.name == row.prod_name
+    assert top.captions[0] == f"{row.product_type_name} · {row.colour_group_name}"
+    assert top.captions[-1] == "score 1.000"
+
+
+def test_text_and_photo_together_show_the_weight_slider(app, demo_engine):
+    row = demo_engine.catalog.articles[demo_engine.catalog.articles["has_image"]].iloc[0]
+    photo = demo_engine.catalog.image_path(row.article_id).read_bytes()
+    app.file_uploader[0].upload("look.jpg", photo, "image/jpeg")
+    search(app, "red")
+    no_errors(app)
+    weight = app.slider(key="image_weight")
+    weight.set_value(1.0).run()
+    assert tiles(app, "results")[0].captions[-1] == "score 1.000"  # pictures only: the photo's article
+
+
+def test_camera_photo_is_searched(app, demo_engine):
+    app.toggle(key="camera_on").set_value(True).run()
+    row = demo_engine.catalog.articles[demo_engine.catalog.articles["has_image"]].iloc[3]
+    shot = jpeg(Image.open(demo_engine.catalog.image_path(row.article_id)))
+    app.camera_input[0].upload("shot.jpg", shot)
+    app.run()
+    no_errors(app)
+    assert "camera photo" in app.expander[0].markdown[0].value
+    assert tiles(app, "results")[0].captions[0] == f"{row.product_type_name} · {row.colour_group_name}"
+
+
+def test_bad_files_get_a_message_and_good_ones_still_count(app, demo_engine):
+    row = demo_engine.catalog.articles[demo_engine.catalog.articles["has_image"]].iloc[0]
+    uploader = app.file_uploader[0]
+    uploader.upload("notes.txt", b"not a photo", "text/plain")
+    uploader.upload("broken.jpg", b"\xff\xd8\xff\xe0 truncated", "image/jpeg")
+    uploader.upload("good.jpg", demo_engine.catalog.image_path(row.article_id).read_bytes(), "image/jpeg")
+    app.run()
+    assert not app.exception
+    messages = [e.value for e in app.error]
+    assert len(messages) == 2
+    assert messages[0].startswith("notes.txt: unsupported file type")
+    assert messages[1].startswith("broken.jpg is a corrupt or truncated image")
+    assert tiles(app, "results")[0].name == row.prod_name  # good.jpg was searched
+
+
+def test_huge_image_is_refused_in_the_page(app):
+    huge = io.BytesIO()
+    Image.new("L", (9_000, 5_000), "white").save(huge, format="PNG")
+    app.file_uploader[0].upload("huge.png", huge.getvalue(), "image/png")
+    app.run()
+    assert not app.exception
+    assert app.error[0].value.startswith("huge.png is 9000x5000 pixels; the limit is 40 megapixels")
+    assert tiles(app, "results") == []
+
+
+def test_empty_query_says_so(app):
+    search(app, "   ")
+    assert not app.exception
+    assert app.error and "empty" in app.error[0].value.lower()
+    app.text_input(key="query_text").input("")
+    app.text_input(key="negative_text").input("denim")
+    app.run()
+    assert "nothing to search for" in app.error[0].value
+
+
+def test_more_like_this_and_add_to_query(app, demo_engine):
+    search(app, "striped dress")
+    first = tiles(app, "results")[0]
+    first.buttons[0].click()  # more like this
+    app.run()
+    no_errors(app)
+    assert app.text_input(key="query_text").value == ""
+    liked = tiles(app, "like")
+    assert [t.name for t in liked] == [first.name]
+    article = app.session_state["like"][0]
+    expected = demo_engine.search.search(like=[article], k=12)
+    assert [t.name for t in tiles(app, "results")] == list(expected["prod_name"])
+
+    tiles(app, "results")[2].buttons[1].click()  # add to query
+    app.run()
+    assert len(app.session_state["like"]) == 2
+    assert len(tiles(app, "like")) == 2
+    tiles(app, "like")[0].buttons[0].click()  # remove
+    app.run()
+    assert app.session_state["like"] == [expected.iloc[2].article_id]
+
+
+def test_article_without_photo_gets_a_placeholder_tile(app, demo_engine):
+    no_photo = demo_engine.catalog.articles[~demo_engine.catalog.articles["has_image"]].iloc[0]
+    # Its type and colour as filters, and the largest k: every such article is a result.
+    app.multiselect(key="filter_product_type_name").select(no_photo.product_type_name)
+    app.multiselect(key="filter_colour_group_name").select(no_photo.colour_group_name)
+    app.slider(key="k").set_value(48)
+    search(app, no_photo.prod_name)
+    no_errors(app)
+    position = next(i for i, t in enumerate(tiles(app, "results")) if "no photo" in " ".join(t.captions))
+    tile = app.get_by_key(f"tile_results_{position}")
+    assert tile.markdown[0].value == f"**{no_photo.prod_name}**"
+    assert tile.caption[1].value == "no photo · found by its description"
+    assert tile.image[0].proto.imgs[0].alt == f"{no_photo.prod_name}: no photo"
+
+    tile.button[0].click().run()  # more like this: from its text-placed vector
+    no_errors(app)
+    assert app.get_by_key("tile_like_0").image[0].proto.imgs[0].alt == f"{no_photo.prod_name}: no photo"
+    filters = {column: [no_photo[column]] for column in ("product_type_name", "colour_group_name")}
+    expected = demo_engine.search.search(like=[no_photo.article_id], filters=filters, k=48)
+    assert [t.name for t in tiles(app, "results")] == list(expected["prod_name"])
+
+
+# --- customers page ------------------------------------------------------------------------------
+
+
+def test_customer_page_shows_history_similar_customers_and_recommendations(customers, demo_engine):
+    example = demo_engine.collab.example_customers(1)[0]
+    customers.selectbox(key="customer_example").select(example).run()
+    no_errors(customers)
+    assert customers.text_input(key="customer_id").value == example
+
+    history = demo_engine.collab.history(example)
+    assert customers.metric[0].value == f"{len(history):,}"
+    shown = tiles(customers, "history")
+    assert [t.name for t in shown] == list(history["prod_name"][: len(shown)])
+    assert shown[0].captions[-1] == f"bought {history['t_dat'].iloc[0]:%d %b %Y}"  # newest first
+
+    recs = demo_engine.collab.recommend(example, k=12)
+    rec_tiles = tiles(customers, "recs")
+    assert [t.name for t in rec_tiles] == list(recs["prod_name"])
+    assert rec_tiles[0].captions[-1] == recs["reason"].iloc[0]
+
+    table = customers.dataframe[0].value
+    similar = demo_engine.collab.similar_customers(example, k=10)
+    assert list(table["customer_id"]) == list(similar["customer_id"])
+    assert example not in set(table["customer_id"])
+
+
+def test_customer_ids_are_validated(customers):
+    customers.text_input(key="customer_id").input("not-an-id").run()
+    assert not customers.exception
+    assert "is not a customer id (64 hexadecimal characters)" in customers.error[0].value
+    customers.text_input(key="customer_id").input("0" * 64).run()
+    assert "is not in this dataset" in customers.error[0].value
+    assert tiles(customers, "recs") == []
+
+
+def test_random_customer_opens_someone_with_purchases(customers):
+    next(b for b in customers.button if b.label == "Random").click().run()
+    no_errors(customers)
+    assert len(customers.text_input(key="customer_id").value) == 64
+    assert tiles(customers, "history")
+
+
+def test_new_shopper_gets_recommendations_from_picked_items(customers, demo_engine):
+    customers.radio(key="shopper_mode").set_value("A new shopper").run()
+    customers.text_input(key="shopper_query").input("boots").run()
+    no_errors(customers)
+    candidates = tiles(customers, "candidates")
+    assert candidates
+    candidates[0].buttons[0].click().run()
+    tiles(customers, "candidates")[1].buttons[0].click().run()
+    no_errors(customers)
+    picks = customers.session_state["shopper_picks"]
+    assert len(picks) == 2
+    expected = demo_engine.collab.recommend_for_items(picks, k=12)
+    assert [t.name for t in tiles(customers, "shopper_recs")] == list(expected["prod_name"])
+    assert not set(picks) & set(expected["article_id"])
+
+
+# --- first run and stale artifacts ---------------------------------------------------------------
+
+
+def test_artifacts_of_another_model_are_explained_not_raised(demo_settings, monkeypatch):
+    env = app_env(demo_settings) | {"LOOKBOOK_PRETRAINED": "some/other-weights.pt"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "python -m recommender build" in at.error[0].value
+    assert [b.label for b in at.button] == ["Build it now"]
+
+
+def test_missing_collaborative_artifacts_are_built_from_the_page(demo_settings, tmp_path, monkeypatch):
+    """The build runs inside the page with a progress bar, then the page works."""
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(demo_settings.artifacts_dir, artifacts)
+    (artifacts / f"{collab.ARTIFACT}.json").unlink()  # its manifest is what makes an artifact exist
+    settings = demo_settings.with_(artifacts_dir=artifacts)
+    for name, value in app_env(settings).items():
+        monkeypatch.setenv(name, value)
+    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "python -m recommender build" in at.error[0].value
+    at.button[0].click().run()
+    no_errors(at)
+    assert not at.status  # the build's progress is gone once it is done
+    assert (artifacts / f"{collab.ARTIFACT}.json").is_file()
+    search(at, "white sneakers")
+    assert len(tiles(at, "results")) == 12

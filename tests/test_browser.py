@@ -1,0 +1,192 @@
+"""The app in a real browser: `streamlit run app.py` on a loopback port, driven by Debian's Chromium.
+
+Screenshots go to tests/screenshots/ (git-ignored).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import expect, sync_playwright
+
+from app_server import CHROMIUM, REPO, AppDidNotStart, app_env, launch_chromium, running_app
+
+SCREENSHOTS = REPO / "tests" / "screenshots"
+ACTION_TIMEOUT_MS = 60_000
+
+
+def require_chromium() -> None:
+    if Path(CHROMIUM).is_file():
+        return
+    reason = "Debian's chromium is not installed (apt-get install chromium)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}; CI=true requires it")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def server(demo_settings, tmp_path_factory):
+    """The app served on 127.0.0.1 for the module's tests."""
+    require_chromium()
+    log = tmp_path_factory.mktemp("app") / "server.log"
+    try:
+        with running_app(os.environ | app_env(demo_settings), log) as url:
+            yield url
+    except AppDidNotStart as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_page(browser, server):
+    """Pages in fresh browser contexts (separate Streamlit sessions), camera allowed."""
+    contexts = []
+
+    def open_page(path: str = ""):
+        context = browser.new_context(viewport={"width": 1440, "height": 1000}, permissions=["camera"])
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(ACTION_TIMEOUT_MS)
+        page.goto(f"{server}/{path}")
+        try:
+            page.get_by_text("Dataset").first.wait_for()  # the sidebar: the engine is loaded
+        except PlaywrightTimeout:
+            pytest.fail(f"the app did not load; the page shows:\n{page.locator('body').inner_text()[:2000]}")
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def screenshot(page, name: str, height: int = 1800) -> None:
+    """The page at 1440 x ``height`` (Streamlit scrolls inside its main block, so a full-page shot
+    would stop at the viewport)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1440, "height": height})
+    page.wait_for_timeout(500)  # images re-laid out at the new size
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def start_search(page, text: str) -> None:
+    box = page.get_by_label("Describe what you are looking for")
+    box.fill(text)
+    box.press("Enter")
+
+
+def shown_results(page, query_line: str, count: int = 12) -> list[tuple[str, str, str]]:
+    """(name, type · colour, score) of each result tile, once the ``count`` results of the query whose
+    description contains ``query_line`` are all on the page."""
+    page.get_by_text(query_line).wait_for()
+    tiles = page.locator('[class*="st-key-tile_results_"]')
+    expect(tiles).to_have_count(count, timeout=ACTION_TIMEOUT_MS)
+    tiles.nth(count - 1).get_by_role("button", name="Add to query").wait_for()  # the last tile is complete
+    rows = []
+    for i in range(count):
+        texts = tiles.nth(i).locator('[data-testid="stMarkdown"]').all_inner_texts()
+        rows.append((texts[0].strip(), texts[1].strip(), texts[-1].strip()))
+    return rows
+
+
+def expected_results(engine, **query) -> list[tuple[str, str, str]]:
+    frame = engine.search.search(k=12, **query)
+    return [
+        (r.prod_name, f"{r.product_type_name} · {r.colour_group_name}", f"score {r.score:.3f}")
+        for r in frame.itertuples()
+    ]
+
+
+def test_text_search(new_page, demo_engine):
+    page = new_page()
+    start_search(page, "red jacket")
+    assert shown_results(page, "“red jacket”") == expected_results(demo_engine, text="red jacket")
+    page.get_by_text("12 results").wait_for()
+    screenshot(page, "search_text")
+
+
+def test_upload_a_photo(new_page, demo_engine, tmp_path):
+    row = demo_engine.catalog.articles[demo_engine.catalog.articles["has_image"]].iloc[7]
+    photo = tmp_path / "my-photo.jpg"
+    shutil.copy(demo_engine.catalog.image_path(row.article_id), photo)
+    page = new_page()
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(photo)
+    page.get_by_text("What Lookbook sees in your photos").wait_for()
+    results = shown_results(page, "1 photo")
+    assert results[0] == (row.prod_name, f"{row.product_type_name} · {row.colour_group_name}", "score 1.000")
+    seen = page.locator('[data-testid="stExpander"]', has_text="What Lookbook sees").inner_text()
+    assert "my-photo.jpg" in seen and "Type" in seen and "Colour" in seen and "%" in seen
+    screenshot(page, "search_photo")
+
+
+def test_camera_photo(new_page):
+    page = new_page()
+    page.get_by_text("Take a photo with the camera").click()
+    take = page.get_by_role("button", name="Take Photo")
+    take.wait_for()
+    page.wait_for_function(  # the fake device's stream is playing
+        "() => { const v = document.querySelector('video'); return v && v.readyState >= 2; }"
+    )
+    take.click()
+    page.get_by_text("camera photo").wait_for()
+    assert len(shown_results(page, "1 photo")) == 12
+    screenshot(page, "search_camera")
+
+
+def test_more_like_this(new_page, demo_engine):
+    page = new_page()
+    start_search(page, "striped dress")
+    first = shown_results(page, "“striped dress”")[0]
+    page.locator(".st-key-tile_results_0").get_by_role("button", name="More like this").click()
+    results = shown_results(page, "1 liked article")
+    assert page.locator(".st-key-tile_like_0").inner_text().startswith(first[0])
+    assert len(results) == 12 and results[0] != first
+
+
+def test_customer_page(new_page, demo_engine):
+    example = demo_engine.collab.example_customers(1)[0]
+    history = demo_engine.collab.history(example)
+    recs = demo_engine.collab.recommend(example, k=12)
+    page = new_page("Customers")
+    box = page.get_by_label("Customer id")
+    box.fill(example)
+    box.press("Enter")
+    page.locator(".st-key-tile_recs_11").wait_for()
+    assert page.locator('[data-testid="stMetricValue"]').first.inner_text() == f"{len(history):,}"
+    first_rec = page.locator(".st-key-tile_recs_0").inner_text()
+    assert recs["prod_name"].iloc[0] in first_rec and recs["reason"].iloc[0] in first_rec
+    screenshot(page, "customer_recommended")
+    page.get_by_role("tab", name="Purchase history").click()
+    assert history["prod_name"].iloc[0] in page.locator(".st-key-tile_history_0").inner_text()
+    page.get_by_role("tab", name="What they buy").click()
+    page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
+    screenshot(page, "customer_taste")
+
+
+def test_unknown_customer_is_a_message(new_page):
+    page = new_page("Customers")
+    box = page.get_by_label("Customer id")
+    box.fill("f" * 64)
+    box.press("Enter")
+    page.get_by_text("is not in this dataset").wait_for()
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_concurrent_sessions_each_get_their_own_results(new_page, demo_engine):
+    queries = ["red jacket", "white sneakers", "black trousers"]
+    expected = [expected_results(demo_engine, text=query) for query in queries]
+    assert len(set(map(tuple, expected))) == len(queries)  # a mix-up between sessions would show
+    pages = [new_page() for _ in queries]
+    for page, query in zip(pages, queries):  # all three reruns run in the server at once
+        start_search(page, query)
+    for page, query, results in zip(pages, queries, expected):
+        assert shown_results(page, f"“{query}”") == results
