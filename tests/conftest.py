@@ -5,6 +5,10 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tiny test models gain nothing from intra-op threads, and oversubscribed cores make them much slower.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 HM_SAMPLE = Path(os.environ.get("LOOKBOOK_HM_SAMPLE", REPO.parent / "shared" / "hm_sample"))
