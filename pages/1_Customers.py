@@ -194,9 +194,10 @@ def new_shopper(engine, k: int) -> None:
             with_photo = engine.catalog.articles[engine.catalog.articles["has_image"]]
             candidates = with_photo.sample(min(CANDIDATES, len(with_photo)),
                                            random_state=st.session_state.candidate_round)
-            st.button("Show others", on_click=other_candidates, icon=":material/refresh:")
         ui.product_grid(candidates, engine, "candidates", columns=CANDIDATES, compact=True,
                         actions=(ui.Action("I like this", pick, ":material/favorite:"),))
+        if not query.strip():
+            st.button("Show others", on_click=other_candidates, icon=":material/refresh:")
     picks = st.session_state.shopper_picks
     if not picks:
         return

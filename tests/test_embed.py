@@ -144,7 +144,8 @@ def test_model_in_the_local_hub_cache_loads_offline(hub_unreachable, tiny):
 
 
 def test_unknown_tag_lists_the_known_ones():
-    with pytest.raises(ModelError, match=r"'nope' is neither a checkpoint file nor a pretrained tag of ViT-B-32 \(its tags: openai"):
+    expected = r"'nope' is neither a checkpoint file nor a pretrained tag of ViT-B-32 \(its tags: openai"
+    with pytest.raises(ModelError, match=expected):
         load_embedder("ViT-B-32", "nope")
 
 

@@ -13,6 +13,8 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explore.ipynb"
 def test_exploration_notebook_runs_on_the_demo(demo_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("LOOKBOOK_DATA", str(demo_dir))
     monkeypatch.setenv("LOOKBOOK_ARTIFACTS", str(tmp_path / "artifacts"))
+    # Streamlit (imported by earlier tests) sets MPLBACKEND=Agg, which the kernel would inherit.
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
     outputs = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", []))
