@@ -36,12 +36,11 @@ def more_like_this(article_id: str) -> None:
 
 
 def add_to_query(article_id: str) -> None:
-    if article_id not in st.session_state.like:
-        st.session_state.like = [*st.session_state.like, article_id]
+    ui.add_to_list("like", article_id)
 
 
 def remove_from_query(article_id: str) -> None:
-    st.session_state.like = [a for a in st.session_state.like if a != article_id]
+    ui.remove_from_list("like", article_id)
 
 
 def clear_query() -> None:

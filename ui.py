@@ -176,6 +176,16 @@ def errors_shown() -> Iterator[None]:
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#$~|])")
 
 
+def add_to_list(key: str, item: str) -> None:
+    """Append to a list kept in session state (query articles, a new shopper's picks), once."""
+    if item not in st.session_state[key]:
+        st.session_state[key] = [*st.session_state[key], item]
+
+
+def remove_from_list(key: str, item: str) -> None:
+    st.session_state[key] = [x for x in st.session_state[key] if x != item]
+
+
 def md(text: object) -> str:
     """Catalogue text shown literally inside markdown."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))

@@ -57,12 +57,11 @@ def open_selected(table_key: str, customer_ids: list[str]) -> None:
 
 
 def pick(article_id: str) -> None:
-    if article_id not in st.session_state.shopper_picks:
-        st.session_state.shopper_picks = [*st.session_state.shopper_picks, article_id]
+    ui.add_to_list("shopper_picks", article_id)
 
 
 def unpick(article_id: str) -> None:
-    st.session_state.shopper_picks = [a for a in st.session_state.shopper_picks if a != article_id]
+    ui.remove_from_list("shopper_picks", article_id)
 
 
 def show_more_history() -> None:

@@ -60,7 +60,9 @@ def embed_catalog(
     articles = catalog.articles
     article_ids = articles["article_id"].to_numpy(dtype=str)
     image_rows = np.flatnonzero(articles["has_image"].to_numpy())
-    meter = _Meter(len(articles), progress)
+    # Captions are embedded for every article as soon as one lacks an image (see below); knowing that
+    # up front keeps the progress bar from jumping back between the two phases.
+    meter = _Meter(len(image_rows) + (len(articles) if len(image_rows) < len(articles) else 0), progress)
 
     image_vectors = _run_chunks(
         work, "image", len(image_rows), chunk_size, embedder.dim, meter,
@@ -74,7 +76,7 @@ def embed_catalog(
     text_rows = np.setdiff1d(np.arange(len(articles)), by_image)
     # Captions of every article when some need them: theirs to place them, the others' as neighbours.
     captioned = np.arange(len(articles)) if len(text_rows) else text_rows
-    meter.total = len(image_rows) + len(captioned)
+    meter.total = len(image_rows) + len(captioned)  # grows only if some image files were unreadable
     captions = _run_chunks(
         work, "caption", len(captioned), chunk_size, embedder.dim, meter,
         lambda starts: _encode_captions(articles, _positions(captioned, starts, chunk_size), embedder, batch_size),

@@ -1,7 +1,6 @@
 """The exploration notebook runs top to bottom through the data layer."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat
