@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 HM_SAMPLE = Path(os.environ.get("LOOKBOOK_HM_SAMPLE", REPO.parent / "shared" / "hm_sample"))
 
 from recommender.content import ContentIndex, ContentSearch, recall_at  # noqa: E402
+from recommender.images import load_image  # noqa: E402
 
 N_ARTICLES, DIM = 105_542, 512
 TEXT_QUERIES = [
@@ -182,6 +183,14 @@ def bench_queries() -> None:
     search.search(images=[images[0]])  # warm-up
     times = [t for image in images for t in timed(lambda: search.search(images=[image]), 1)]
     print(f"image query end to end  ({len(times)} queries): {percentiles(times)}")
+    print(f"  image encoding precision            : {embedder.image_precision or torch.float32}")
+    fast = embedder.encode_images([load_image(image) for image in images])
+    embedder.image_precision = None
+    embedder.__dict__.pop("_image_tower")  # drop the half-precision copy: float32 from here on
+    exact = embedder.encode_images([load_image(image) for image in images])
+    stage = [t for image in images[:10] for t in timed(lambda: search.search(images=[image]), 1)]
+    print(f"  same queries in float32             : {percentiles(stage)}")
+    print(f"  cosine to float32 vectors           : min {(fast * exact).sum(1).min():.5f}")
 
 
 def bench_embed(n_images: int, batch_size: int) -> None:
@@ -189,7 +198,6 @@ def bench_embed(n_images: int, batch_size: int) -> None:
 
     from recommender.catalog import load_catalog
     from recommender.embed_job import default_workers, embed_catalog
-    from recommender.images import load_image
     from recommender.store import ArtifactStore
 
     if not (HM_SAMPLE / "images").is_dir():

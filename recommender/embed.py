@@ -14,6 +14,7 @@ local Hugging Face cache still loads and a missing one fails at once with a `Mod
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import socket
@@ -77,6 +78,7 @@ class Embedder:
         self.device = device
         self.context_length = int(tokenizer.context_length)
         self.dim = int(model_cfg["embed_dim"])
+        self.image_precision = _fast_precision(device)
 
     validate_text = staticmethod(validate_text)
 
@@ -116,7 +118,31 @@ class Embedder:
     @torch.inference_mode()
     def encode_image_tensors(self, batch: torch.Tensor) -> np.ndarray:
         """Embeddings of an already-preprocessed batch (n, 3, H, W), e.g. from a DataLoader."""
-        return _normalised(self.model.encode_image(batch.to(self.device)))
+        tower = self._image_tower
+        return _normalised(tower(batch.to(self.device, next(tower.parameters()).dtype)))
+
+    @cached_property
+    def _image_tower(self) -> torch.nn.Module:
+        """The vision tower for inference: a copy in `image_precision` where the device computes that
+        fast. ViT-B-16 then takes 120 instead of 225 ms per photo on 2 CPU cores with avx512_bf16, and
+        its vectors keep a cosine >= 0.9999 to the float32 ones (bench/bench_content.py). A copy
+        rather than autocast, which turns off PyTorch's fused attention and, for batches, copies the
+        attention weights once per token (10x slower). Made at first use: Embedder is for inference."""
+        if self.image_precision is None:
+            return self.model.visual
+        return copy.deepcopy(self.model.visual).to(self.image_precision).eval()
+
+
+def _fast_precision(device: str) -> torch.dtype | None:
+    """The half-precision type `device` computes fast (None: stay in float32): float16 on CUDA,
+    bfloat16 on CPUs with native bf16 instructions (oneDNN), none on other CPUs, where emulated
+    bf16 is slower than float32."""
+    if torch.device(device).type == "cuda":
+        return torch.float16
+    try:  # no public API for this; a torch without it just keeps float32
+        return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+    except (AttributeError, RuntimeError):
+        return None
 
 
 def _normalised(features: torch.Tensor) -> np.ndarray:

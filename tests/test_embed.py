@@ -80,6 +80,23 @@ def test_embeddings_are_normalised_float32(tiny):
     np.testing.assert_allclose(tiny.encode_image_tensors(batch)[0], images[0], atol=1e-5)
 
 
+def test_images_in_half_precision_match_float32(tiny):
+    """Where the device computes half precision fast the vision tower runs in it (a copy; the model
+    itself stays float32 for training); the vectors are the float32 ones up to rounding."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 255, (256, 171, 3), dtype=np.uint8)) for _ in range(4)]
+    images += [Image.new("RGB", (171, 256), c) for c in ("red", "navy")]
+    vectors = tiny.encode_images(images)
+    with torch.inference_mode():
+        pixels = torch.stack([tiny.preprocess(im) for im in images])
+        exact = torch.nn.functional.normalize(tiny.model.encode_image(pixels), dim=-1).numpy()
+    assert (vectors * exact).sum(1).min() > 0.999
+    assert next(tiny.model.parameters()).dtype == torch.float32
+    assert tiny.image_precision in (None, torch.bfloat16, torch.float16)
+
+
 def test_validate_text(tiny):
     assert tiny.validate_text("  black dress \n") == "black dress"
     for empty in ("", "   \n\t"):
