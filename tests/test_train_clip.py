@@ -133,3 +133,19 @@ def test_a_catalogue_without_images_is_refused(demo_catalog):
     no_images = np.flatnonzero(~demo_catalog.articles["has_image"].to_numpy())
     with pytest.raises(DataError, match="needs at least 2 articles with images, found 0"):
         train_clip(demo_catalog, out=demo_catalog.root / "unused.pt", article_rows=no_images[:3])
+
+
+def test_attribute_heads_leave_missing_labels_out():
+    import pandas as pd
+
+    from recommender.train_clip import AttributeHeads
+
+    articles = pd.DataFrame({"product_type_name": ["Dress", None, "Dress", "Skirt"],
+                             "colour_group_name": [None, None, None, None]})  # fmt: skip
+    heads = AttributeHeads(articles, dim=8)
+    assert heads.heads["product_type_name"].out_features == 2
+    embeddings = torch.randn(4, 8)
+    only_known = torch.nn.functional.cross_entropy(heads.heads["product_type_name"](embeddings[[0, 2, 3]]),
+                                                   torch.tensor([0, 0, 1]))  # fmt: skip
+    torch.testing.assert_close(heads.loss(embeddings, torch.arange(4)), only_known)
+    assert heads.loss(embeddings, torch.tensor([1])).item() == 0.0  # no label known: nothing to learn
