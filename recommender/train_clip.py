@@ -12,8 +12,8 @@ network. The loss is open_clip's ClipLoss plus, at ATTRIBUTE_WEIGHT, the cross-e
 that name each image's product type and colour group from its embedding: the captions say these too, but
 contrast within a batch learns them slowly from a catalogue's few thousand images, and the labels teach
 them directly (on unseen H&M products, lookbook-tiny at 96×64: text→image p@10 0.477 → 0.600,
-image→image 0.454 → 0.484; see bench/clip_quality.py). The heads serve training only and are not saved. AdamW with a warm-up + cosine
-schedule.
+image→image 0.454 → 0.484; see bench/clip_quality.py). The heads serve training only and are not
+saved. AdamW with a warm-up + cosine schedule.
 
 The run is resumable: after each epoch the full training state is saved next to `out`
 (`<out>.partial`), and a new call with the same settings continues from it. The final checkpoint
@@ -217,7 +217,10 @@ def _parameter_groups(model, lr: float) -> list[dict]:
             continue
         exclude = parameter.ndim < 2 or any(key in name for key in ("bn", "ln", "bias", "logit_scale"))
         (no_decay if exclude else decay).append(parameter)
-    return [{"params": decay, "lr": lr, "weight_decay": WEIGHT_DECAY}, {"params": no_decay, "lr": lr, "weight_decay": 0.0}]
+    return [
+        {"params": decay, "lr": lr, "weight_decay": WEIGHT_DECAY},
+        {"params": no_decay, "lr": lr, "weight_decay": 0.0},
+    ]
 
 
 # --- data --------------------------------------------------------------------------------------------
