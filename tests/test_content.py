@@ -299,8 +299,6 @@ def test_real_hm_photos_and_rows_without_photos(hm_sample_dir, tmp_path):
 
 # --- what a trained model makes of it ------------------------------------------------------------------
 
-TRAIN_EPOCHS = 12
-
 
 @pytest.fixture(scope="module")
 def trained(demo_catalog, tmp_path_factory):
@@ -308,7 +306,7 @@ def trained(demo_catalog, tmp_path_factory):
     from recommender.train_clip import train_clip
 
     folder = tmp_path_factory.mktemp("trained")
-    checkpoint = train_clip(demo_catalog, out=folder / "model.pt", epochs=TRAIN_EPOCHS, batch_size=64)
+    checkpoint = train_clip(demo_catalog, out=folder / "model.pt", batch_size=64)  # default epochs
     return build_search(demo_catalog, load_embedder("lookbook-tiny", str(checkpoint)), folder / "artifacts")[0]
 
 
