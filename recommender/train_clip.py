@@ -11,8 +11,8 @@ tensors at the model's input size (a 15k-image catalogue is ~280 MB), so an epoc
 network. The loss is open_clip's ClipLoss plus, at ATTRIBUTE_WEIGHT, the cross-entropy of linear heads
 that name each image's product type and colour group from its embedding: the captions say these too, but
 contrast within a batch learns them slowly from a catalogue's few thousand images, and the labels teach
-them directly (on unseen H&M products, lookbook-tiny at 96×64: text→image p@10 0.477 → 0.600,
-image→image 0.454 → 0.484; see bench/clip_quality.py). The heads serve training only and are not
+them directly (on unseen H&M products, lookbook-tiny at 96×64: text→image p@10 0.477 → 0.57-0.60,
+image→image 0.454 → 0.48; see bench/clip_quality.py). The heads serve training only and are not
 saved. AdamW with a warm-up + cosine schedule.
 
 The run is resumable: after each epoch the full training state is saved next to `out`
