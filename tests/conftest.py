@@ -56,7 +56,7 @@ def demo_catalog(demo_dir):
     return load_catalog(demo_dir)
 
 
-# lookbook-tiny on the demo trains for the shipped default (20): with 12, at 96×64, whether "red dress"
+# lookbook-tiny on the demo trains for the shipped default (30): with 12, at 96×64, whether "red dress"
 # finds red dresses depended on the seed.
 DEMO_TRAIN_EPOCHS = DEFAULT_EPOCHS
 
