@@ -11,9 +11,9 @@ tensors at the model's input size (a 15k-image catalogue is ~280 MB), so an epoc
 network. The loss is open_clip's ClipLoss plus, at ATTRIBUTE_WEIGHT, the cross-entropy of linear heads
 that name each image's product type and colour group from its embedding: the captions say these too, but
 contrast within a batch learns them slowly from a catalogue's few thousand images, and the labels teach
-them directly (on unseen H&M products, lookbook-tiny at 96×64: text→image p@10 0.477 → 0.573,
-image→image 0.454 → 0.480 at 20 epochs; see bench/clip_quality.py). The heads serve training only and are not
-saved. AdamW with a warm-up + cosine schedule.
+them directly (on unseen H&M products, lookbook-tiny at 96×64, 20 epochs: text→image p@10
+0.477 → 0.573, image→image 0.454 → 0.480; see bench/clip_quality.py). The heads serve training only
+and are not saved. AdamW with a warm-up + cosine schedule.
 
 The run is resumable: after each epoch the full training state is saved next to `out`
 (`<out>.partial`), and a new call with the same settings continues from it. The final checkpoint
