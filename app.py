@@ -1,14 +1,12 @@
 """Lookbook front page: find articles by words, photos (uploaded or from the camera), or both."""
 from __future__ import annotations
 
-from pathlib import PurePath
-
 import streamlit as st
 
 import ui
 from recommender.errors import InputError
+from recommender.images import ACCEPTED_FORMATS
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 LABELS = {  # catalogue columns as the page names them (filters, predicted attributes)
     "index_group_name": "Index group",
     "product_group_name": "Product group",
@@ -71,15 +69,11 @@ def query_photos() -> list[tuple[str, bytes]]:
     round_ = st.session_state.upload_round
     uploads = st.file_uploader(
         "Photos", accept_multiple_files=True, key=f"uploads_{round_}",
-        help="JPG, PNG or WebP; several photos are searched together",
+        help=f"Photos ({ACCEPTED_FORMATS}); several are searched together",
     )
-    photos = []
-    for upload in uploads or []:
-        if PurePath(upload.name).suffix.lower() in IMAGE_SUFFIXES:
-            photos.append((upload.name, upload.getvalue()))
-        else:
-            st.error(f"{upload.name}: unsupported file type; upload JPG, PNG or WebP photos",
-                     icon=":material/error:")
+    # Any file is taken: images.load_image names what is wrong with one that is not a usable photo,
+    # by its content rather than its file name.
+    photos = [(upload.name, upload.getvalue()) for upload in uploads or []]
     if st.toggle("Take a photo with the camera", key="camera_on"):
         shot = st.camera_input("Camera", key=f"camera_{round_}", label_visibility="collapsed")
         if shot is not None:

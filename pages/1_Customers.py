@@ -36,6 +36,11 @@ st.session_state.setdefault("candidate_round", 0)
 
 def open_customer(customer_id: str) -> None:
     st.session_state.customer_id = customer_id
+    reset_history()
+
+
+def reset_history() -> None:
+    """A newly opened customer's history starts at its first page."""
     st.session_state.history_shown = HISTORY_PAGE
 
 
@@ -83,7 +88,8 @@ def example_customers(_collab, settings) -> list[str]:
 
 def choose_customer(engine) -> str:
     typed, examples, random = st.columns([4, 3, 1], vertical_alignment="bottom")
-    typed.text_input("Customer id", key="customer_id", placeholder="paste a 64-character customer_id")
+    typed.text_input("Customer id", key="customer_id", placeholder="paste a 64-character customer_id",
+                     on_change=reset_history)
     examples.selectbox(
         "Examples", example_customers(engine.collab, engine.settings), index=None, key="customer_example",
         format_func=lambda cid: f"{cid[:16]}…", placeholder="customers with long histories",

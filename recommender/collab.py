@@ -148,6 +148,11 @@ class Profile:
 # --- the model -----------------------------------------------------------------------------------
 
 
+def used_signals(weights: Mapping[str, float]) -> list[str]:
+    """The signals a blend with these weights needs, in SIGNALS order."""
+    return [name for name in SIGNALS if weights.get(name, 0.0)]
+
+
 class CollabModel:
     def __init__(
         self,
@@ -279,8 +284,7 @@ class CollabModel:
             index.load_index(str(art.path / "customers.hnsw"))
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ArtifactError(
-                f"collaborative artifact in {art.path} is unreadable ({exc}); "
-                "rebuild with `python -m recommender build`"
+                f"collaborative artifact in {art.path} is unreadable ({exc}); rebuild with `{store.rebuild_hint}`"
             ) from exc
         same_ids = np.array_equal(
             arrays["customer_ids"], np.asarray(catalog.customer_ids, dtype="S64")
@@ -288,7 +292,7 @@ class CollabModel:
         if not same_ids:
             raise ArtifactError(
                 f"collaborative artifact in {art.path} maps other customer or article ids than {catalog.root}; "
-                "rebuild with `python -m recommender build`"
+                f"rebuild with `{store.rebuild_hint}`"
             )
         inter = Interactions(counts, recency, np.datetime64(art.meta["now"], "ns"), art.meta["transactions"])
         length_norm = arrays["article_length_norm"]
@@ -320,8 +324,8 @@ class CollabModel:
         return Profile(articles, counts.data[start:end], recency.data[start:end], factor, codes, sims)
 
     def _fold_in(self, article_ids: Sequence[str], neighbours: int | None = None) -> Profile:
-        rows = [self.catalog.article_row(a) for a in article_ids]
-        if not rows:
+        rows = self.catalog.article_rows(article_ids)
+        if not len(rows):
             raise InputError("pick at least one article to recommend from")
         # An article picked twice counts as two purchases; picks are "now", so recency does not decay them.
         articles, counts = np.unique(np.asarray(rows, dtype=np.int32), return_counts=True)
@@ -337,7 +341,6 @@ class CollabModel:
         if want <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         query = factor / max(float(np.linalg.norm(factor)), 1e-12)
-        self.index.set_ef(max(self.params.hnsw_ef, want))
         labels, distances = self.index.knn_query(query[None, :].astype(np.float32), k=want)
         codes, sims = labels[0].astype(np.int64), 1.0 - distances[0]  # "ip" distance is 1 - similarity
         keep = codes != exclude
@@ -424,8 +427,14 @@ class CollabModel:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Top-k article rows, their scores, and each signal's contribution to them (signals × k)."""
         weights = self.params.weights() if weights is None else weights
-        used = [name for name in SIGNALS if weights.get(name, 0.0)]
-        signals = self.signals(profile, used)
+        return self.blend(profile, self.signals(profile, used_signals(weights)), k, exclude_bought, weights)
+
+    def blend(
+        self, profile: Profile, signals: Mapping[str, np.ndarray], k: int, exclude_bought: bool,
+        weights: Mapping[str, float],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`rank` from signals already computed (evaluation blends one customer's signals many ways)."""
+        used = used_signals(weights)
         total = np.zeros(self.interactions.counts.shape[1], np.float32)
         for name in used:
             total += np.float32(weights[name]) * signals[name]

@@ -76,11 +76,20 @@ class Embedder:
         self.model_cfg = model_cfg  # the open_clip config it was built from (saved with fine-tuned weights)
         self.pretrained = pretrained
         self.device = device
-        self.context_length = int(tokenizer.context_length)
         self.dim = int(model_cfg["embed_dim"])
-        self.image_precision = _fast_precision(device)
+        self.image_precision = _fast_precision(device)  # settable: e.g. None for float32
 
     validate_text = staticmethod(validate_text)
+
+    @property
+    def image_precision(self) -> torch.dtype | None:
+        """The type photos are encoded in (None: float32, as the model)."""
+        return self._image_precision
+
+    @image_precision.setter
+    def image_precision(self, dtype: torch.dtype | None) -> None:
+        self._image_precision = dtype
+        self.__dict__.pop("_image_tower", None)  # made again in the new precision at next use
 
     @cached_property
     def fingerprint(self) -> str:

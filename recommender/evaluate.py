@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .catalog import Catalog, read_transactions
-from .collab import CollabModel, CollabParams, Profile, Progress
+from .collab import CollabModel, CollabParams, Profile, Progress, used_signals
 from .errors import DataError
 
 # Each model row ranks with these signal weights (None: the configured blend).
@@ -113,12 +113,15 @@ def score(
     truth = test.groupby("customer", sort=True)["article"].agg(lambda a: set(a.tolist()))
     actual = truth.tolist()
     predictions = {name: [] for name in rows}
+    blends = {name: model.params.weights() if weights is None else weights for name, weights in rows.items()}
+    needed = sorted({signal for weights in blends.values() for signal in used_signals(weights)})
     for i, code in enumerate(truth.index):
         if i % 500 == 0:
             report(i / len(truth), f"predicting for {len(truth):,} customers")
         profile = model.profile(int(code)) if code >= 0 else Profile.empty()
-        for name, weights in rows.items():
-            ranked, _, _ = model.rank(profile, k, exclude_bought=False, weights=weights)
+        signals = model.signals(profile, needed)  # once per customer, however many blends are scored
+        for name, weights in blends.items():
+            ranked, _, _ = model.blend(profile, signals, k, exclude_bought=False, weights=weights)
             predictions[name].append(ranked.tolist())
     for name, sales in (("popular all-time", model.stats.sales), ("popular last week", model.stats.week_sales)):
         top = np.argsort(-sales, kind="stable")[:k].tolist()

@@ -209,14 +209,12 @@ class AttributeHeads(torch.nn.Module):
 
 
 def _parameter_groups(model, lr: float) -> list[dict]:
-    """Weight decay on weight matrices only, as open_clip's training does (not on gains, biases,
-    embeddings of positions or the temperature)."""
+    """Weight decay on matrices only (weights, embeddings), as open_clip's training does: not on
+    gains, biases, norms or the temperature, which are all vectors or scalars."""
     decay, no_decay = [], []
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        exclude = parameter.ndim < 2 or any(key in name for key in ("bn", "ln", "bias", "logit_scale"))
-        (no_decay if exclude else decay).append(parameter)
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            (no_decay if parameter.ndim < 2 else decay).append(parameter)
     return [
         {"params": decay, "lr": lr, "weight_decay": WEIGHT_DECAY},
         {"params": no_decay, "lr": lr, "weight_decay": 0.0},

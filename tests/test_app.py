@@ -93,13 +93,14 @@ def test_text_search_shows_the_engines_results(app, demo_engine):
     assert app.subheader[0].value == "12 results"
 
 
-def test_filters_and_k_restrict_the_results(app):
+def test_filters_and_k_restrict_the_results(app, demo_engine):
     app.multiselect(key="filter_colour_group_name").select("Red")
     app.slider(key="k").set_value(8)
     search(app, "jacket")
     no_errors(app)
     shown = tiles(app, "results")
-    assert 0 < len(shown) <= 8
+    expected = demo_engine.search.search(text="jacket", filters={"colour_group_name": ["Red"]}, k=8)
+    assert [t.name for t in shown] == list(expected["prod_name"]) and 0 < len(shown) <= 8
     assert all(t.captions[0].endswith("· Red") for t in shown)
     assert any(c.value.endswith("· Colour: Red") for c in app.caption)  # the query line says so
 
@@ -153,7 +154,7 @@ def test_bad_files_get_a_message_and_good_ones_still_count(app, demo_engine):
     assert not app.exception
     messages = [e.value for e in app.error]
     assert len(messages) == 2
-    assert messages[0].startswith("notes.txt: unsupported file type")
+    assert messages[0].startswith("notes.txt is not an image (jpg, png, webp, gif, bmp, tiff)")
     assert messages[1].startswith("broken.jpg is a corrupt or truncated image")
     assert tiles(app, "results")[0].name == row.prod_name  # good.jpg was searched
 
@@ -246,6 +247,17 @@ def test_customer_page_shows_history_similar_customers_and_recommendations(custo
     similar = demo_engine.collab.similar_customers(example, k=10)
     assert list(table["customer_id"]) == list(similar["customer_id"])
     assert example not in set(table["customer_id"])
+
+
+def test_history_paging_starts_over_for_a_typed_customer(customers, demo_engine):
+    first, second = demo_engine.collab.example_customers(2)
+    customers.selectbox(key="customer_example").select(first).run()
+    page = len(tiles(customers, "history"))
+    customers.button[[b.label for b in customers.button].index("Show more")].click().run()
+    assert len(tiles(customers, "history")) > page
+    customers.text_input(key="customer_id").input(second).run()
+    no_errors(customers)
+    assert len(tiles(customers, "history")) == min(page, len(demo_engine.collab.history(second)))
 
 
 def test_customer_ids_are_validated(customers):

@@ -81,20 +81,25 @@ def test_embeddings_are_normalised_float32(tiny):
 
 
 def test_images_in_half_precision_match_float32(tiny):
-    """Where the device computes half precision fast the vision tower runs in it (a copy; the model
-    itself stays float32 for training); the vectors are the float32 ones up to rounding."""
+    """Photos can be encoded by a bfloat16 copy of the vision tower (the default on CPUs with native
+    bf16); the model itself stays float32 for training, and the vectors are the float32 ones up to
+    rounding."""
     from PIL import Image
 
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 255, (256, 171, 3), dtype=np.uint8)) for _ in range(4)]
     images += [Image.new("RGB", (171, 256), c) for c in ("red", "navy")]
-    vectors = tiny.encode_images(images)
-    with torch.inference_mode():
-        pixels = torch.stack([tiny.preprocess(im) for im in images])
-        exact = torch.nn.functional.normalize(tiny.model.encode_image(pixels), dim=-1).numpy()
-    assert (vectors * exact).sum(1).min() > 0.999
-    assert next(tiny.model.parameters()).dtype == torch.float32
     assert tiny.image_precision in (None, torch.bfloat16, torch.float16)
+    half = load_embedder("lookbook-tiny", None)
+    half.image_precision = torch.bfloat16
+    vectors = half.encode_images(images)
+    assert next(half._image_tower.parameters()).dtype == torch.bfloat16
+    assert next(half.model.parameters()).dtype == torch.float32
+    half.image_precision = None  # back to the model itself
+    exact = half.encode_images(images)
+    assert half._image_tower is half.model.visual
+    assert (vectors * exact).sum(1).min() > 0.999
+    assert np.abs(vectors - exact).max() > 0  # it really ran in another precision
 
 
 def test_validate_text(tiny):
