@@ -15,6 +15,9 @@ torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
 HM_SAMPLE = Path(os.environ.get("LOOKBOOK_HM_SAMPLE", REPO.parent / "shared" / "hm_sample"))
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# Developers only: a folder that keeps the demo data and its built artifacts between pytest runs, so a
+# targeted run does not retrain the demo model each time (the build skips what its manifests say is current).
+DEV_CACHE = Path(os.environ["LOOKBOOK_TEST_CACHE"]) if os.environ.get("LOOKBOOK_TEST_CACHE") else None
 
 # Small enough for seconds, large enough that tastes and silhouettes carry a signal.
 DEMO_TEST_SIZE = {"n_articles": 400, "n_customers": 200, "seed": 7}
@@ -46,7 +49,9 @@ def hm_catalog(hm_sample_dir, tmp_path_factory):
 def demo_dir(tmp_path_factory) -> Path:
     from recommender.demo import generate_demo
 
-    return generate_demo(tmp_path_factory.mktemp("demo") / "demo", **DEMO_TEST_SIZE)
+    if DEV_CACHE and (DEV_CACHE / "demo" / "articles.csv").is_file():
+        return DEV_CACHE / "demo"
+    return generate_demo((DEV_CACHE or tmp_path_factory.mktemp("demo")) / "demo", **DEMO_TEST_SIZE)
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +73,7 @@ def demo_settings(demo_dir, tmp_path_factory):
     from recommender.config import Settings
     from recommender.pipeline import build
 
-    settings = Settings(data_dir=demo_dir, artifacts_dir=tmp_path_factory.mktemp("artifacts"),
+    settings = Settings(data_dir=demo_dir, artifacts_dir=DEV_CACHE / "artifacts" if DEV_CACHE else tmp_path_factory.mktemp("artifacts"),
                         train_epochs=DEMO_TRAIN_EPOCHS)
     build(settings, log=lambda message: None)
     return settings
