@@ -239,8 +239,15 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Verbs that run one big job (every core for every library); the others answer queries.
+BUILD_VERBS = {"demo", "build", "train-clip", "evaluate"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    from .runtime import configure_threads
+
+    configure_threads("build" if args.verb in BUILD_VERBS else "serve")
     try:
         args.run(args)
     except LookbookError as exc:

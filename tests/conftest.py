@@ -1,13 +1,45 @@
 """Shared fixtures: the real H&M sample (../shared/hm_sample) and a small generated demo catalogue."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import socket
+import sys
+import tempfile
 from pathlib import Path
 
-import pytest
-import torch
 
-from recommender.train_clip import DEFAULT_EPOCHS
+def _closed_loopback_endpoint() -> str:
+    """http://127.0.0.1:<a port nothing listens on>: connecting is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+# The tests exercise the offline fallback (the default hub model cannot be loaded → a catalogue-trained
+# model), so the Hugging Face hub is made unreachable for this process and every subprocess it starts (CLI
+# runs, the Streamlit server): offline mode, an endpoint at a closed loopback port, and an empty cache, so a
+# machine with network, or with the default model already downloaded, runs the same tests. Set before
+# anything imports huggingface_hub (it reads these once, at import).
+HUB_UNREACHABLE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_ENDPOINT": _closed_loopback_endpoint(),
+    "HF_HUB_CACHE": tempfile.mkdtemp(prefix="lookbook-test-empty-hf-cache-"),
+}
+os.environ.update(HUB_UNREACHABLE_ENV)
+atexit.register(shutil.rmtree, HUB_UNREACHABLE_ENV["HF_HUB_CACHE"], ignore_errors=True)
+if "huggingface_hub" in sys.modules:  # imported early by a plugin: its constants are already read
+    from huggingface_hub import constants as _hub_constants
+
+    _hub_constants.HF_HUB_OFFLINE = True
+    _hub_constants.ENDPOINT = HUB_UNREACHABLE_ENV["HF_ENDPOINT"]
+    _hub_constants.HF_HUB_CACHE = HUB_UNREACHABLE_ENV["HF_HUB_CACHE"]
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from recommender.train_clip import DEFAULT_EPOCHS  # noqa: E402
 
 # Tiny test models gain nothing from intra-op threads, and oversubscribed cores make them much slower.
 torch.set_num_threads(1)

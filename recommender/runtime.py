@@ -1,0 +1,67 @@
+"""Thread counts for the whole process, set once at start by the CLI, the app and any server.
+
+Per-call limits do not hold: BLAS pools are process-wide and a limit set from a request thread is
+ignored by OpenBLAS built with pthreads, and OpenMP reads OMP_NUM_THREADS once, when it is loaded, as
+the default of every thread started later (a Streamlit session, a server's worker). So the limits are
+set here, before FAISS and torch do any work:
+
+    purpose "serve": many small queries side by side. BLAS 1 and FAISS (OpenMP) 1 per query, so
+                     concurrent queries do not oversubscribe the cores; torch (the text/image encoder,
+                     one forward pass per query) may use every core.
+    purpose "build": one big job at a time: every library may use every core.
+"""
+from __future__ import annotations
+
+import os
+
+PURPOSES = ("serve", "build")
+# Read when a BLAS library loads: libraries imported after configure_threads start with the limit.
+BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. a container's cpuset), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # platforms without sched_getaffinity
+        return max(1, os.cpu_count() or 1)
+
+
+def thread_plan(purpose: str, cores: int) -> dict[str, int]:
+    """The thread counts for `purpose` on `cores` cores."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"purpose must be one of {', '.join(PURPOSES)}, not {purpose!r}")
+    if purpose == "serve":
+        return {"blas": 1, "openmp": 1, "torch": cores, "torch_interop": 1}
+    return {"blas": cores, "openmp": cores, "torch": cores, "torch_interop": 1}
+
+
+def configure_threads(purpose: str = "serve", cores: int | None = None) -> dict[str, int]:
+    """Set BLAS, OpenMP (FAISS) and torch thread counts for this process; returns the plan applied.
+
+    Call it once, first thing (before FAISS or torch have run anything): OpenMP's default for threads
+    started later is fixed when it loads.
+    """
+    cores = cores or available_cores()
+    plan = thread_plan(purpose, cores)
+    os.environ["OMP_NUM_THREADS"] = str(plan["openmp"])
+    for name in BLAS_VARIABLES:
+        os.environ[name] = str(plan["blas"])
+
+    import numpy  # noqa: F401  (loads its BLAS so the limit below reaches it)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=plan["blas"], user_api="blas")  # process-wide; kept (not a context)
+
+    import faiss
+
+    faiss.omp_set_num_threads(plan["openmp"])  # this thread; later threads take OMP_NUM_THREADS
+
+    import torch
+
+    torch.set_num_threads(plan["torch"])  # torch re-applies it in every thread that runs an op
+    try:
+        torch.set_num_interop_threads(plan["torch_interop"])
+    except RuntimeError:  # may be set once only, before any inter-op work: a second call keeps the first
+        pass
+    return plan
