@@ -1,23 +1,70 @@
 """Safe decoding of images that come from users or disk: the one place Lookbook opens an image.
 
+Only the formats a shopper's camera, phone or browser produces are decoded, judged by the file's
+content (never its name): other Pillow decoders (EPS through Ghostscript, PSD, ...) are never reached.
 Every problem becomes an `InputError` naming the image and what is wrong with it, so the app and the
-CLI can show it as is: empty files, files that are not images, truncated or corrupt data, and images
-too large to decode safely (decompression bombs).
+CLI can show it as is: empty files, files that are not images or not in an accepted format, truncated
+or corrupt data, and images too large to decode safely (bytes, or pixels: decompression bombs).
+
+`thumbnail_for_model` is what callers that keep photos (a page across reruns, a server) should hold:
+the picture at about twice the model's input size, decoded once per upload, instead of a 40 MP photo.
 """
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from pathlib import Path
 from typing import BinaryIO
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError, features
+# Registers exactly the decoders Lookbook accepts (Image.open(formats=...) needs them registered).
+from PIL import BmpImagePlugin, GifImagePlugin, JpegImagePlugin, MpoImagePlugin, PngImagePlugin  # noqa: F401
+from PIL import TiffImagePlugin, WebPImagePlugin  # noqa: F401
 
 from .errors import InputError
 
-MAX_IMAGE_BYTES = 20 * 1024 * 1024  # 20 MB: far above any product photo, well below memory trouble
+MAX_IMAGE_BYTES = 20 * 1024 * 1024  # 20 MiB: far above any product photo, well below memory trouble
 MAX_IMAGE_PIXELS = 40_000_000  # 40 MP (e.g. 8000x5000): a full-resolution phone photo still passes
-ACCEPTED_FORMATS = "jpg, png, webp, gif, bmp, tiff"
+# CLIP models take 224 px (lookbook-tiny less); twice that leaves the model's own resize and crop room.
+MODEL_THUMBNAIL_SIDE = 448
+
+
+def _heif_available() -> bool:
+    """HEIC/HEIF (iPhone photos) through pillow-heif, when it is installed."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return False
+    register_heif_opener()
+    return True
+
+
+# Pillow format ids → the names messages use. (Phones' multi-picture JPEGs open as JPEG, then read as MPO.)
+_FORMAT_NAMES = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WEBP", "GIF": "GIF", "BMP": "BMP",
+                 "TIFF": "TIFF"}  # fmt: skip
+if _heif_available():
+    _FORMAT_NAMES["HEIF"] = "HEIC"
+if features.check("avif"):
+    from PIL import AvifImagePlugin  # noqa: F401
+
+    _FORMAT_NAMES["AVIF"] = "AVIF"
+ALLOWED_FORMATS = tuple(_FORMAT_NAMES)
+ACCEPTED_FORMATS = ", ".join(dict.fromkeys(_FORMAT_NAMES.values()))
+if "HEIF" not in _FORMAT_NAMES:
+    ACCEPTED_FORMATS += " (not HEIC: set the phone's camera to 'Most Compatible' or export as JPEG)"
+
+# Leading bytes of files people try that are refused, so the message can say what the file is.
+_REFUSED_SIGNATURES = [
+    (b"%!PS", "a PostScript/EPS file"),
+    (b"\xc5\xd0\xd3\xc6", "a PostScript/EPS file"),
+    (b"%PDF", "a PDF document"),
+    (b"8BPS", "a Photoshop (PSD) file"),
+    (b"\x00\x00\x01\x00", "a Windows icon (ICO)"),
+    (b"<svg", "an SVG drawing"),
+    (b"<?xml", "an XML/SVG file"),
+]
 
 
 def _read_bytes(source: bytes | str | Path | BinaryIO, name: str) -> bytes:
@@ -44,9 +91,9 @@ def _read_bytes(source: bytes | str | Path | BinaryIO, name: str) -> bytes:
 
 
 def _too_many_bytes(name: str, size: int) -> str:
-    return (
-        f"{name} is {size / 1e6:.1f} MB; the limit is {MAX_IMAGE_BYTES / 1e6:.0f} MB per image"
-    )
+    # Rounded up, so a file just over the limit never reads as "20.0 MiB; the limit is 20 MiB".
+    size_mib = math.ceil(size / 2**20 * 10) / 10
+    return f"{name} is {size_mib:.1f} MiB; the limit is {MAX_IMAGE_BYTES // 2**20} MiB per image"
 
 
 def _too_many_pixels(name: str, width: int, height: int) -> str:
@@ -56,12 +103,40 @@ def _too_many_pixels(name: str, width: int, height: int) -> str:
     )
 
 
+def _not_accepted(name: str, data: bytes) -> str:
+    head = data[:64].lstrip()
+    brand = data[8:12] if data[4:8] == b"ftyp" else b""
+    what = next((what for signature, what in _REFUSED_SIGNATURES if head.startswith(signature)), None)
+    if brand in (b"heic", b"heix", b"mif1", b"msf1", b"hevc"):
+        what = "a HEIC photo"
+    elif brand in (b"avif", b"avis"):
+        what = "an AVIF image"
+    if what:
+        return f"{name} is {what}, which is not accepted (accepted: {ACCEPTED_FORMATS})"
+    return f"{name} is not an image in an accepted format ({ACCEPTED_FORMATS})"
+
+
 def load_image(source: bytes | str | Path | BinaryIO, name: str = "image") -> Image.Image:
     """Decode `source` into an upright RGB image, or raise InputError saying what is wrong.
 
-    `name` is how the message refers to the image (a file name for uploads). The pixel count is
-    checked from the header before any pixel is decoded, so a decompression bomb costs nothing.
+    `name` is how the message refers to the image (a file name for uploads). The format and the pixel
+    count are checked from the header before any pixel is decoded, so a decompression bomb costs nothing.
     """
+    return _decode(source, name, max_side=None)
+
+
+def thumbnail_for_model(
+    source: bytes | str | Path | BinaryIO, name: str = "image", max_side: int = MODEL_THUMBNAIL_SIDE
+) -> Image.Image:
+    """Like `load_image`, but at most `max_side` pixels on its longer side: what the model needs.
+
+    JPEGs are decoded at a reduced scale directly (a 40 MP photo never exists in memory at full size).
+    Callers that keep photos between requests should keep this, decoded once per upload.
+    """
+    return _decode(source, name, max_side=max_side)
+
+
+def _decode(source, name: str, max_side: int | None) -> Image.Image:
     if isinstance(source, (str, Path)) and name == "image":
         name = Path(source).name
     data = _read_bytes(source, name)
@@ -71,10 +146,12 @@ def load_image(source: bytes | str | Path | BinaryIO, name: str = "image") -> Im
         # error (at twice that) fires inside open, before the size can be read.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
         width, height = image.size
         if width * height > MAX_IMAGE_PIXELS:
             raise InputError(_too_many_pixels(name, width, height))
+        if max_side and image.format in ("JPEG", "MPO"):
+            image.draft("RGB", (max_side, max_side))  # DCT scaling: decodes at 1/2, 1/4 or 1/8 size
         image.load()
     except Image.DecompressionBombError:
         raise InputError(
@@ -82,16 +159,44 @@ def load_image(source: bytes | str | Path | BinaryIO, name: str = "image") -> Im
             f"the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (scale it down and try again)"
         ) from None
     except UnidentifiedImageError:
-        raise InputError(f"{name} is not an image ({ACCEPTED_FORMATS})") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(_not_accepted(name, data)) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Truncated or corrupt data: Pillow raises OSError ("image file is truncated", "broken data
-        # stream") or SyntaxError (malformed PNG chunks) while decoding.
+        # stream"), SyntaxError (malformed PNG chunks) or EOFError while decoding.
         raise InputError(f"{name} is a corrupt or truncated image: {exc}") from None
     try:
         image = ImageOps.exif_transpose(image)  # phone photos: rotate as the camera meant
     except Exception:  # a malformed EXIF block must not lose the picture itself
         pass
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+    image = _to_rgb(image, name)
+    if max_side:
+        image.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+    return image
+
+
+def _to_rgb(image: Image.Image, name: str) -> Image.Image:
+    """Any decoded mode → 8-bit RGB showing the same picture."""
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        # 16/32-bit and float pixels: Pillow's own conversion clips at 255 (a 16-bit photo turns white).
+        full_scale = 65535.0 if image.mode.startswith("I;16") else None
+        return Image.fromarray(_to_8_bit(np.asarray(image), full_scale)).convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         # Cut-out product shots: put transparent areas on white (as in catalogue photos), not black.
-        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
-    return image.convert("RGB")
+        return Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA")).convert("RGB")
+    try:
+        return image.convert("RGB")  # L, P, 1, CMYK, YCbCr, ...
+    except ValueError:
+        raise InputError(f"{name} uses the colour mode {image.mode}, which cannot be shown as RGB") from None
+
+
+def _to_8_bit(pixels: np.ndarray, full_scale: float | None = None) -> np.ndarray:
+    """Grey levels → 0..255, by `full_scale` (white) or, when unknown, the range the data implies:
+    floats up to 1, then 8-bit, then 16-bit levels, else the brightest pixel."""
+    values = np.nan_to_num(pixels.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    low = min(0.0, float(values.min()))
+    if full_scale is None:
+        top = float(values.max())
+        scales = ([1.0] if np.issubdtype(pixels.dtype, np.floating) else []) + [255.0, 65535.0]
+        full_scale = next((scale for scale in scales if top <= scale), top)
+    scaled = (values - low) * (255.0 / max(full_scale - low, 1e-12))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)

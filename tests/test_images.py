@@ -5,11 +5,12 @@ import io
 import struct
 import zlib
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from recommender.errors import InputError
-from recommender.images import MAX_IMAGE_BYTES, load_image
+from recommender.images import MAX_IMAGE_BYTES, load_image, thumbnail_for_model
 
 
 def _encoded(image: Image.Image, fmt: str, **options) -> bytes:
@@ -77,7 +78,7 @@ def test_empty_file(tmp_path):
 def test_file_that_is_not_an_image(tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("a red dress, size 38\n")
-    with pytest.raises(InputError, match=r"notes\.txt is not an image \(jpg, png, webp"):
+    with pytest.raises(InputError, match=r"notes\.txt is not an image in an accepted format \(JPEG, PNG, WEBP"):
         load_image(path)
 
 
@@ -105,10 +106,63 @@ def test_decompression_bomb_beyond_pillows_hard_limit():
 
 
 def test_too_many_bytes():
-    with pytest.raises(InputError, match=r"big\.jpg is 2\d\.\d MB; the limit is 2\d MB"):
+    with pytest.raises(InputError, match=r"big\.jpg is 20\.1 MiB; the limit is 20 MiB per image"):
         load_image(b"\xff" * (MAX_IMAGE_BYTES + 1), name="big.jpg")
 
 
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match="no such image file"):
         load_image(tmp_path / "gone.jpg")
+
+
+# --- modes that Pillow's own RGB conversion gets wrong, and other formats phones send ---
+
+
+def test_16_bit_grey_png_keeps_its_picture():
+    # Pillow reads it as mode I;16 and its RGB conversion clips every level above 255 to white.
+    levels = np.zeros((10, 30), dtype=np.uint16)
+    levels[:, 10:20], levels[:, 20:] = 32768, 65535
+    image = load_image(_encoded(Image.fromarray(levels), "PNG"))
+    assert [image.getpixel((x, 5)) for x in (5, 15, 25)] == [(0, 0, 0), (128, 128, 128), (255, 255, 255)]
+
+
+def test_float_tiff_in_0_to_1_is_scaled_to_8_bit():
+    image = load_image(_encoded(Image.fromarray(np.full((4, 4), 0.25, dtype=np.float32)), "TIFF"))
+    assert image.getpixel((1, 1)) == (64, 64, 64)
+
+
+@pytest.mark.parametrize("mode, colour, expected", [
+    ("CMYK", (0, 255, 255, 0), (255, 0, 0)),
+    ("LA", (100, 255), (100, 100, 100)),
+    ("L", 30, (30, 30, 30)),
+])  # fmt: skip
+def test_other_modes_convert_to_the_same_colour(mode, colour, expected):
+    fmt = "JPEG" if mode == "CMYK" else "PNG"
+    image = load_image(_encoded(Image.new(mode, (8, 8), colour), fmt, **({"quality": 100} if fmt == "JPEG" else {})))
+    assert all(abs(a - b) <= 2 for a, b in zip(image.getpixel((4, 4)), expected)), image.getpixel((4, 4))
+
+
+def test_palette_gif_with_transparency_is_on_white():
+    frame = Image.new("P", (8, 8), 1)
+    frame.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    frame.paste(0, (0, 0, 4, 8))
+    image = load_image(_encoded(frame, "GIF", transparency=0))
+    assert image.getpixel((1, 4)) == (255, 255, 255) and image.getpixel((6, 4)) == (255, 0, 0)
+
+
+def test_heic_from_a_phone_decodes():
+    pytest.importorskip("pillow_heif")
+    image = load_image(_encoded(Image.new("RGB", (30, 20), (200, 30, 40)), "HEIF"), name="IMG_0001.HEIC")
+    assert image.size == (30, 20)
+    assert all(abs(a - b) < 12 for a, b in zip(image.getpixel((15, 10)), (200, 30, 40)))
+
+
+def test_thumbnail_for_model_is_bounded_and_keeps_the_picture():
+    photo = Image.new("RGB", (4000, 3000), "white")
+    photo.paste((200, 30, 40), (0, 0, 2000, 3000))  # left half red
+    thumb = thumbnail_for_model(_encoded(photo, "JPEG", quality=90), name="photo.jpg")
+    assert thumb.mode == "RGB" and thumb.size == (448, 336)
+    assert all(abs(a - b) < 12 for a, b in zip(thumb.getpixel((50, 168)), (200, 30, 40)))
+    assert min(thumb.getpixel((400, 168))) > 240
+    small = thumbnail_for_model(_encoded(Image.new("RGB", (60, 40), "blue"), "PNG"))
+    assert small.size == (60, 40)  # never enlarged
