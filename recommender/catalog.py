@@ -6,15 +6,20 @@
     images/<first 3 digits>/<article_id>.jpg   optional per article
 
 Every problem raises `DataError` naming the file, line, column and what is wrong; a `Catalog` is only
-returned complete. Transactions are read with pyarrow (dictionary-encoded ids, so 31.8M rows stay
+returned complete. Text files that are not UTF-8 are read when their encoding can be told (see
+textfiles.py; `Catalog.notices` says so). Transaction dates after today, or more than a year after
+almost all others, are refused: one stray row must not become the "now" that recommendations use. Transactions are read with pyarrow (dictionary-encoded ids, so 31.8M rows stay
 compact), stored as integer codes, and cached as parquet so the second load skips the CSV.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
+import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +31,7 @@ import pyarrow.parquet as pq
 
 from .errors import DataError, InputError
 from .store import ArtifactStore
+from .textfiles import detect_encoding, first_bad_utf8
 
 ARTICLES_FILE = "articles.csv"
 CUSTOMERS_FILE = "customers.csv"
@@ -52,7 +58,9 @@ PADDED_COLUMNS = {"article_id": 10, "product_code": 7, "colour_group_code": 2}
 
 ARTICLE_ID = re.compile(r"^\d{1,10}$")
 CUSTOMER_ID = re.compile(r"^[0-9a-f]{64}$")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+# A date is refused when it lies after today, or more than this after almost all others.
+MAX_DAYS_AFTER_THE_REST = 365
 
 
 def normalize_article_id(value: object) -> str:
@@ -71,6 +79,7 @@ class Catalog:
     transactions: pd.DataFrame | None
     customer_ids: np.ndarray
     data_fingerprint: str
+    notices: list[str] = field(default_factory=list)  # e.g. a file read as Windows-1252, for the user
 
     def __post_init__(self) -> None:
         self._article_index = pd.Index(self.articles["article_id"])
@@ -79,6 +88,14 @@ class Catalog:
     @property
     def name(self) -> str:
         return self.root.name
+
+    @property
+    def now(self) -> np.datetime64 | None:
+        """The latest transaction date (validated: never one stray future row), None without transactions.
+        What "recent" and "trending" are measured from."""
+        if self.transactions is None or not len(self.transactions):
+            return None
+        return self.transactions["t_dat"].to_numpy()[-1]
 
     def article_row(self, article_id: object) -> int:
         aid = normalize_article_id(article_id)
@@ -129,19 +146,20 @@ def load_catalog(root: str | Path, cache_dir: str | Path | None = None) -> Catal
         tables = _read_csvs(root)
         if cache:
             _write_cache(cache, fingerprint, tables)
-    articles, customers, transactions, customer_ids = tables
+    articles, customers, transactions, customer_ids, notices = tables
     articles["has_image"] = articles["article_id"].isin(image_ids).to_numpy()
-    return Catalog(root, articles, customers, transactions, customer_ids, fingerprint)
+    return Catalog(root, articles, customers, transactions, customer_ids, fingerprint, notices)
 
 
 # --- reading -------------------------------------------------------------------------------------
 
 
 def _read_csvs(root: Path):
-    articles = _read_articles(root / ARTICLES_FILE)
+    notices: list[str] = []
+    articles = _read_articles(root / ARTICLES_FILE, notices)
     customers = None
     if (root / CUSTOMERS_FILE).is_file():
-        customers = _read_customers(root / CUSTOMERS_FILE)
+        customers = _read_customers(root / CUSTOMERS_FILE, notices)
     transactions, customer_ids = None, np.array([], dtype=object)
     if (root / TRANSACTIONS_FILE).is_file():
         transactions, customer_ids = read_transactions(root / TRANSACTIONS_FILE, articles)
@@ -149,17 +167,26 @@ def _read_csvs(root: Path):
         # Customers without purchases still get a code, after those with purchases.
         extra = pd.Index(customers["customer_id"]).difference(pd.Index(customer_ids), sort=False)
         customer_ids = np.concatenate([customer_ids, extra.to_numpy(dtype=object)])
-    return articles, customers, transactions, customer_ids
+    return articles, customers, transactions, customer_ids, notices
 
 
-def _read_articles(path: Path) -> pd.DataFrame:
-    header = _header(path)
+def _encoding(path: Path, notices: list[str]) -> str:
+    encoding = detect_encoding(path)
+    if encoding.notice:
+        notices.append(encoding.notice)
+    return encoding.name
+
+
+def _read_articles(path: Path, notices: list[str]) -> pd.DataFrame:
+    encoding = _encoding(path, notices)
+    header = _header(path, encoding)
     _require_columns(path, header, REQUIRED_ARTICLE_COLUMNS)
-    table = _read_table(path, {name: pa.string() for name in header})
+    # Descriptions may hold quoted line breaks: parsed as such, and lines counted as an editor does.
+    table = _read_table(path, {name: pa.string() for name in header}, encoding=encoding, newlines_in_values=True)
     frame = table.to_pandas()
     ids = frame["article_id"].fillna("").str.strip()
-    _fail_on_first(path, header, "article_id", ~ids.str.fullmatch(r"\d{1,10}"), frame["article_id"],
-                   "an article id of up to 10 digits")
+    _fail_on_first(path, "article_id", ~ids.str.fullmatch(r"\d{1,10}"), frame["article_id"],
+                   "an article id of up to 10 digits", line_of=lambda row: _physical_line(path, encoding, row))
     for column, width in PADDED_COLUMNS.items():
         if column in frame:  # codes like -1 ("unknown" in the real data) are kept as they are
             values = frame[column].fillna("").str.strip()
@@ -168,7 +195,8 @@ def _read_articles(path: Path) -> pd.DataFrame:
     if duplicated.any():
         row = int(np.flatnonzero(duplicated.to_numpy())[0])
         raise DataError(
-            f"{path}, line {row + 2}, column article_id: article {frame['article_id'].iat[row]} appears twice"
+            f"{path}, line {_physical_line(path, encoding, row)}, column article_id: "
+            f"article {frame['article_id'].iat[row]} appears twice"
         )
     for column in frame.columns:
         if column.endswith("_name") or column.endswith("_desc") or column == "prod_name":
@@ -176,13 +204,14 @@ def _read_articles(path: Path) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _read_customers(path: Path) -> pd.DataFrame:
-    header = _header(path)
+def _read_customers(path: Path, notices: list[str]) -> pd.DataFrame:
+    encoding = _encoding(path, notices)
+    header = _header(path, encoding)
     _require_columns(path, header, ["customer_id"])
-    frame = _read_table(path, {name: pa.string() for name in header}).to_pandas()
+    frame = _read_table(path, {name: pa.string() for name in header}, encoding=encoding).to_pandas()
     ids = frame["customer_id"].fillna("").str.strip().str.lower()
-    _fail_on_first(path, header, "customer_id", ~ids.str.fullmatch(r"[0-9a-f]{64}"), frame["customer_id"],
-                   "a customer id of 64 hexadecimal characters")
+    _fail_on_first(path, "customer_id", ~ids.str.fullmatch(r"[0-9a-f]{64}"), frame["customer_id"],
+                   "a customer id of 64 hexadecimal characters", line_of=lambda row: _physical_line(path, encoding, row))
     frame["customer_id"] = ids
     if "age" in frame:
         frame["age"] = pd.to_numeric(frame["age"], errors="coerce")
@@ -203,6 +232,8 @@ def read_transactions(path: Path, articles: pd.DataFrame) -> tuple[pd.DataFrame,
     try:
         table = _read_table(path, types, include=TRANSACTION_COLUMNS)
     except pa.ArrowInvalid as exc:
+        if "UTF8" in str(exc):  # ids, dates and numbers are ASCII: any other byte is a damaged value
+            _fail_on_bad_utf8(path, header)
         _explain_conversion_error(path, header, types, exc)
         raise
     if table.num_rows == 0:
@@ -253,22 +284,26 @@ def read_transactions(path: Path, articles: pd.DataFrame) -> tuple[pd.DataFrame,
         column = table.column(name)
         if column.null_count:
             _fail_on_null(path, header, name, column.chunk(0))
+    prices = table.column("price").to_numpy()
+    _fail_on_first(path, "price", ~np.isfinite(prices), pd.Series(prices), "a number (a price)")
 
     frame = pd.DataFrame(
         {
             "t_dat": table.column("t_dat").to_numpy().astype("datetime64[ns]"),
             "customer": customer_codes.astype(np.int32),
             "article": rows_of_dictionary[article_col.indices.to_numpy()].astype(np.int32),
-            "price": table.column("price").to_numpy(),
+            "price": prices,
             "sales_channel_id": table.column("sales_channel_id").to_numpy(),
         }
     )
+    _refuse_stray_dates(path, frame["t_dat"].to_numpy())
     if not frame["t_dat"].is_monotonic_increasing:
         frame = frame.sort_values("t_dat", kind="stable", ignore_index=True)
     return frame, np.asarray(customer_ids, dtype=object)
 
 
-def _read_table(path: Path, types: dict, include: list[str] | None = None) -> pa.Table:
+def _read_table(path: Path, types: dict, include: list[str] | None = None, encoding: str = "utf-8",
+                newlines_in_values: bool = False) -> pa.Table:
     bad_rows: list = []
 
     def on_invalid(row) -> str:
@@ -278,12 +313,14 @@ def _read_table(path: Path, types: dict, include: list[str] | None = None) -> pa
     try:
         table = pacsv.read_csv(
             path,
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False),
+            read_options=pacsv.ReadOptions(encoding=encoding),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=newlines_in_values),
             convert_options=pacsv.ConvertOptions(
                 column_types=types,
                 include_columns=include,
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
+                null_values=[""],  # not pyarrow's default list: "NaN" or "NULL" is a bad value, not an empty one
             ),
         )
     except pa.ArrowInvalid as exc:
@@ -292,7 +329,7 @@ def _read_table(path: Path, types: dict, include: list[str] | None = None) -> pa
         raise
     if bad_rows:
         row = bad_rows[0]
-        line = row.number if row.number is not None else _line_of_text(path, row.text)
+        line = row.number if row.number is not None else _line_of_text(path, row.text, encoding)
         raise DataError(
             f"{path}, line {line}: expected {row.expected_columns} columns, found {row.actual_columns} "
             f"({_clip(row.text)!r}){_more(len(bad_rows), 'malformed row')}"
@@ -300,8 +337,9 @@ def _read_table(path: Path, types: dict, include: list[str] | None = None) -> pa
     return table
 
 
-def _header(path: Path) -> list[str]:
-    with open(path, "r", encoding="utf-8", errors="replace") as f:
+def _header(path: Path, encoding: str = "utf-8") -> list[str]:
+    encoding = "utf-8-sig" if encoding == "utf-8" else encoding  # a byte-order mark is not part of the name
+    with open(path, "r", encoding=encoding, errors="replace") as f:
         first = f.readline()
     if not first.strip():
         raise DataError(f"{path} is empty (no header line)")
@@ -316,12 +354,13 @@ def _require_columns(path: Path, header: list[str], required: list[str]) -> None
         )
 
 
-def _fail_on_first(path, header, column, bad_mask, values, expected) -> None:
+def _fail_on_first(path, column, bad_mask, values, expected, line_of=lambda row: row + 2) -> None:
+    """DataError naming the first row of `bad_mask`; `line_of` maps a row to its line in the file."""
     bad_mask = np.asarray(bad_mask, dtype=bool)
     if bad_mask.any():
         row = int(np.flatnonzero(bad_mask)[0])
         raise DataError(
-            f"{path}, line {row + 2}, column {column}: {_clip(str(values.iat[row]))!r} is not {expected}"
+            f"{path}, line {line_of(row)}, column {column}: {_clip(str(values.iat[row]))!r} is not {expected}"
             f"{_more(int(bad_mask.sum()), 'bad value')}"
         )
 
@@ -358,17 +397,75 @@ def _explain_conversion_error(path: Path, header: list[str], types: dict, exc: E
         parsed = parse(text)
         bad = parsed.isna() | (text.str.strip() == "")
         if column == "sales_channel_id":
-            bad |= ~text.str.strip().str.fullmatch(r"-?\d{1,3}")
-        _fail_on_first(path, header, column, bad.to_numpy(), text, expected)
+            bad |= ~text.str.strip().str.fullmatch(r"-?\d{1,3}") | ~parsed.between(-128, 127)
+            expected = "a small integer (-128 to 127)"
+        _fail_on_first(path, column, bad.to_numpy(), text, expected)
     raise DataError(f"{path}: {exc}") from exc
 
 
-def _line_of_text(path: Path, text: str) -> int | str:
-    with open(path, "r", encoding="utf-8", errors="replace") as f:
+def _line_of_text(path: Path, text: str, encoding: str = "utf-8") -> int | str:
+    with open(path, "r", encoding=encoding, errors="replace") as f:
         for number, line in enumerate(f, start=1):
             if line.rstrip("\r\n") == text:
                 return number
     return "?"
+
+
+def _physical_line(path: Path, encoding: str, row: int) -> int:
+    """The line (as an editor counts) where data row `row` starts, counting quoted line breaks and
+    skipping blank lines as the CSV reader does. Only called to report an error."""
+    with open(path, "r", encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="") as f:
+        reader = csv.reader(f)
+        records = -1  # the header is record -1
+        start = 1
+        for record in reader:
+            if record:
+                if records == row:
+                    return start
+                records += 1
+            start = reader.line_num + 1
+    return row + 2
+
+
+def _fail_on_bad_utf8(path: Path, header: list[str]) -> None:
+    bad = first_bad_utf8(path)
+    if bad is None:
+        return
+    with open(path, "rb") as f:  # the line around the bad byte (lines of ids and numbers are short)
+        start = max(0, bad.offset - 4096)
+        f.seek(start)
+        window = f.read(8192)
+    at = bad.offset - start
+    line_start = window.rfind(b"\n", 0, at) + 1
+    line_end = window.find(b"\n", at)
+    line = window[line_start : line_end if line_end >= 0 else len(window)]
+    index = window[line_start:at].count(b",")  # ids, dates and numbers are never quoted
+    value = line.rstrip(b"\r").split(b",")[index].decode("utf-8", errors="replace")
+    raise DataError(
+        f"{path}, line {bad.line}, column {header[min(index, len(header) - 1)]}: byte 0x{bad.value:02X} "
+        f"in {_clip(value)!r} is not UTF-8 text"
+    )
+
+
+def _refuse_stray_dates(path: Path, dates: np.ndarray) -> None:
+    """DataError for a date after today, or more than MAX_DAYS_AFTER_THE_REST after almost all others
+    (the 99.9th percentile, and never less than the second-latest date): such a row would become "now"."""
+    limit = np.datetime64(date.today(), "D") + np.timedelta64(1, "D")  # a day's grace for time zones
+    reason = f"is in the future (today is {date.today()})"
+    k = max(2, math.ceil(len(dates) / 1000))
+    if len(dates) > k:
+        typical_end = np.partition(dates, len(dates) - k)[len(dates) - k]
+        if typical_end + np.timedelta64(MAX_DAYS_AFTER_THE_REST, "D") < limit:
+            limit = typical_end + np.timedelta64(MAX_DAYS_AFTER_THE_REST, "D")
+            reason = (f"is more than {MAX_DAYS_AFTER_THE_REST} days after almost all other transactions "
+                      f"(which end by {str(typical_end)[:10]})")
+    bad = dates > limit
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{path}, line {row + 2}, column t_dat: {str(dates[row])[:10]} {reason}; correct or remove "
+            f"the row{_more(int(bad.sum()), 'such row')}"
+        )
 
 
 def _clip(text: str, limit: int = 60) -> str:
@@ -426,14 +523,15 @@ def _read_cache(store: ArtifactStore, fingerprint: str):
         pd.read_parquet(art.path / "transactions.parquet") if art.meta["has_transactions"] else None
     )
     customer_ids = pq.read_table(art.path / "customer_ids.parquet").column(0).to_numpy(zero_copy_only=False)
-    return articles, customers, transactions, np.asarray(customer_ids, dtype=object)
+    return articles, customers, transactions, np.asarray(customer_ids, dtype=object), art.meta.get("notices", [])
 
 
 def _write_cache(store: ArtifactStore, fingerprint: str, tables) -> None:
-    articles, customers, transactions, customer_ids = tables
+    articles, customers, transactions, customer_ids, notices = tables
     meta = {
         "data": fingerprint,
         "version": CACHE_VERSION,
+        "notices": notices,
         "has_customers": customers is not None,
         "has_transactions": transactions is not None,
     }
