@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .config import Settings
-from .errors import LookbookError
+from .errors import InputError, LookbookError
+from .inputs import MAX_RESULTS, check_count, clean_text
 
 
 @contextmanager
@@ -120,12 +121,18 @@ def _collab(args):
 
 
 def _customer_ids(args) -> list[str]:
+    from .textfiles import decode_text
+
     ids = list(args.customer or [])
     if args.customers_file:
         try:
-            ids += [line.strip() for line in Path(args.customers_file).read_text().splitlines() if line.strip()]
+            data = Path(args.customers_file).read_bytes()
         except OSError as exc:
             raise LookbookError(f"cannot read --customers-file {args.customers_file}: {exc.strerror}") from exc
+        text, notice = decode_text(data, f"--customers-file {args.customers_file}")
+        if notice:
+            print(f"notice: {notice}", file=sys.stderr)
+        ids += [line.strip() for line in text.splitlines() if line.strip()]
     if not ids:
         raise LookbookError("give --customer ID (repeatable) or --customers-file FILE")
     return ids
@@ -239,6 +246,25 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Whole-number flags: (flag, largest sensible value).
+COUNT_FLAGS = {"k": ("-k", MAX_RESULTS), "test_days": ("--test-days", 3650), "epochs": ("--epochs", 10_000),
+               "articles": ("--articles", 10**7), "customers": ("--customers", 10**8),
+               "transactions": ("--transactions", 10**9)}  # fmt: skip
+
+
+def check_args(args) -> None:
+    """Refuse unusable flag values before any data or model is opened; queries are cleaned in place."""
+    for name, (flag, limit) in COUNT_FLAGS.items():
+        if getattr(args, name, None) is not None:
+            check_count(getattr(args, name), flag, limit)
+    for name, flag in (("text", "--text"), ("negative", "--negative")):
+        if getattr(args, name, None) is not None:
+            setattr(args, name, clean_text(getattr(args, name), flag))
+    weight = getattr(args, "image_weight", None)
+    if weight is not None and not 0.0 <= weight <= 1.0:
+        raise InputError(f"--image-weight must be from 0 to 1, not {weight}")
+
+
 # Verbs that run one big job (every core for every library); the others answer queries.
 BUILD_VERBS = {"demo", "build", "train-clip", "evaluate"}
 
@@ -247,8 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     from .runtime import configure_threads
 
-    configure_threads("build" if args.verb in BUILD_VERBS else "serve")
     try:
+        check_args(args)
+        configure_threads("build" if args.verb in BUILD_VERBS else "serve")
         args.run(args)
     except LookbookError as exc:
         print(f"error: {exc}", file=sys.stderr)
