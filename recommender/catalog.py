@@ -232,8 +232,7 @@ def read_transactions(path: Path, articles: pd.DataFrame) -> tuple[pd.DataFrame,
     try:
         table = _read_table(path, types, include=TRANSACTION_COLUMNS)
     except pa.ArrowInvalid as exc:
-        if "UTF8" in str(exc):  # ids, dates and numbers are ASCII: any other byte is a damaged value
-            _fail_on_bad_utf8(path, header)
+        _fail_on_bad_utf8(path, header)  # ids, dates and numbers are ASCII: any other byte is a damaged value
         _explain_conversion_error(path, header, types, exc)
         raise
     if table.num_rows == 0:
@@ -450,18 +449,19 @@ def _fail_on_bad_utf8(path: Path, header: list[str]) -> None:
 def _refuse_stray_dates(path: Path, dates: np.ndarray) -> None:
     """DataError for a date after today, or more than MAX_DAYS_AFTER_THE_REST after almost all others
     (the 99.9th percentile, and never less than the second-latest date): such a row would become "now"."""
-    limit = np.datetime64(date.today(), "D") + np.timedelta64(1, "D")  # a day's grace for time zones
-    reason = f"is in the future (today is {date.today()})"
+    today = date.today()
+    future = dates > np.datetime64(today, "D") + np.timedelta64(1, "D")  # a day's grace for time zones
+    stray = np.zeros_like(future)
     k = max(2, math.ceil(len(dates) / 1000))
     if len(dates) > k:
         typical_end = np.partition(dates, len(dates) - k)[len(dates) - k]
-        if typical_end + np.timedelta64(MAX_DAYS_AFTER_THE_REST, "D") < limit:
-            limit = typical_end + np.timedelta64(MAX_DAYS_AFTER_THE_REST, "D")
-            reason = (f"is more than {MAX_DAYS_AFTER_THE_REST} days after almost all other transactions "
-                      f"(which end by {str(typical_end)[:10]})")
-    bad = dates > limit
+        stray = dates > typical_end + np.timedelta64(MAX_DAYS_AFTER_THE_REST, "D")
+    bad = future | stray
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
+        reason = (f"is in the future (today is {today})" if future[row] else
+                  f"is more than {MAX_DAYS_AFTER_THE_REST} days after almost all other transactions "
+                  f"(which end by {str(typical_end)[:10]})")  # fmt: skip
         raise DataError(
             f"{path}, line {row + 2}, column t_dat: {str(dates[row])[:10]} {reason}; correct or remove "
             f"the row{_more(int(bad.sum()), 'such row')}"

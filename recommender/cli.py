@@ -96,16 +96,18 @@ def cmd_train_clip(args) -> None:
 
 
 def cmd_search(args) -> None:
+    from .images import thumbnail_for_model
     from .pipeline import open_engine
 
-    engine = open_engine(settings_from(args))
     filters = {}
     for item in args.filter or []:
         column, sep, value = item.partition("=")
         if not sep:
             raise LookbookError(f"--filter {item!r} must look like COLUMN=VALUE (e.g. colour_group_name=Red)")
         filters.setdefault(column, []).append(value)
-    images = [Path(p) for p in args.image or []]
+    # Decoded (small) before the engine opens: a bad photo is reported in a moment, not after model loading.
+    images = [thumbnail_for_model(path, name=Path(path).name) for path in args.image or []]
+    engine = open_engine(settings_from(args))
     results = engine.search.search(text=args.text, images=images, image_weight=args.image_weight,
                                    negative=args.negative, like=args.like or (), filters=filters or None, k=args.k)
     print_frame(results, args.json)
@@ -144,11 +146,12 @@ def cmd_similar_customers(args) -> None:
 
 
 def cmd_recommend(args) -> None:
+    customer_ids = [] if args.items else _customer_ids(args)  # bad input is reported before loading
     collab = _collab(args)
     if args.items:  # a new shopper: fold the picked articles in, no retraining
         print_frame(collab.recommend_for_items(args.items, k=args.k), args.json)
         return
-    for customer_id in _customer_ids(args):
+    for customer_id in customer_ids:
         frame = collab.recommend(customer_id, k=args.k, exclude_bought=not args.include_bought)
         if not args.json:
             print(f"# {customer_id}")
