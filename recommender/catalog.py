@@ -67,7 +67,7 @@ def normalize_article_id(value: object) -> str:
     """'108775015' or 108775015 → '0108775015'; InputError for anything that is not an article id."""
     text = str(value).strip()
     if not ARTICLE_ID.match(text):
-        raise InputError(f"'{_clip(text)}' is not an article id (up to 10 digits, e.g. 0108775015)")
+        raise InputError(f"{_clip(text)!r} is not an article id (up to 10 digits, e.g. 0108775015)")
     return text.zfill(10)
 
 
@@ -111,7 +111,7 @@ class Catalog:
         cid = str(customer_id).strip().lower()
         if not CUSTOMER_ID.match(cid):
             raise InputError(
-                f"'{_clip(str(customer_id))}' is not a customer id (64 hexadecimal characters)"
+                f"{_clip(str(customer_id))!r} is not a customer id (64 hexadecimal characters)"
             )
         code = self._customer_index.get_indexer([cid])[0]
         if code < 0:

@@ -263,6 +263,10 @@ def check_args(args) -> None:
     for name, flag in (("text", "--text"), ("negative", "--negative")):
         if getattr(args, name, None) is not None:
             setattr(args, name, clean_text(getattr(args, name), flag))
+    from .images import MAX_PHOTOS_PER_QUERY
+
+    if len(getattr(args, "image", None) or []) > MAX_PHOTOS_PER_QUERY:
+        raise InputError(f"--image: {len(args.image)} photos; a query takes at most {MAX_PHOTOS_PER_QUERY}")
     weight = getattr(args, "image_weight", None)
     if weight is not None and not 0.0 <= weight <= 1.0:
         raise InputError(f"--image-weight must be from 0 to 1, not {weight}")

@@ -27,6 +27,7 @@ from .errors import InputError
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # 20 MiB: far above any product photo, well below memory trouble
 MAX_IMAGE_PIXELS = 40_000_000  # 40 MP (e.g. 8000x5000): a full-resolution phone photo still passes
+MAX_PHOTOS_PER_QUERY = 8  # a query mixes a few looks; more only multiplies decoding and memory
 # CLIP models take 224 px (lookbook-tiny less); twice that leaves the model's own resize and crop room.
 MODEL_THUMBNAIL_SIDE = 448
 

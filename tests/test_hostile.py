@@ -222,6 +222,12 @@ def test_cli_refuses_bad_flags_in_one_line(args, message):
     assert (done.returncode, done.stderr, done.stdout) == (2, message + "\n", "")
 
 
+def test_too_many_query_photos(monkeypatch, capsys):
+    monkeypatch.setattr(runtime, "configure_threads", lambda *args, **kwargs: None)
+    assert cli.main(["search", "--image", *[f"look{i}.jpg" for i in range(9)]]) == 2
+    assert capsys.readouterr().err == "error: --image: 9 photos; a query takes at most 8\n"
+
+
 def test_cli_refuses_an_eps_query_photo_before_opening_anything(tmp_path):
     eps = tmp_path / "look.jpg"
     eps.write_bytes(encoded(Image.new("RGB", (8, 8)), "EPS"))
