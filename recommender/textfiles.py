@@ -71,7 +71,8 @@ def first_bad_utf8(path: Path) -> BadByte | None:
             if not data:
                 return None
             try:
-                data.decode("utf-8")
+                if not data.isascii():  # the common case costs one fast scan
+                    data.decode("utf-8")
                 good = len(data)
             except UnicodeDecodeError as exc:
                 if not (chunk and exc.reason == "unexpected end of data"):

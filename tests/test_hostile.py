@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from recommender import cli, runtime
+from recommender import cli, runtime, textfiles
 from recommender.catalog import REQUIRED_ARTICLE_COLUMNS, load_catalog
 from recommender.errors import DataError, InputError
 from recommender.images import ALLOWED_FORMATS, MAX_IMAGE_BYTES, load_image, thumbnail_for_model
@@ -244,6 +244,16 @@ def test_cli_reads_a_utf16_customers_file_and_says_so(tmp_path):
     assert done.returncode == 2
     assert done.stderr.splitlines() == [f"notice: --customers-file {ids} is UTF-16 text; it was read as such",
                                         f"error: dataset folder {tmp_path / 'missing'} does not exist"]
+
+
+@pytest.mark.parametrize("chunk_bytes", [3, 5, 1 << 22])
+def test_bad_byte_position_is_exact_across_read_chunks(tmp_path, monkeypatch, chunk_bytes):
+    monkeypatch.setattr(textfiles, "CHUNK_BYTES", chunk_bytes)
+    path = tmp_path / "ids.txt"
+    path.write_bytes("añb\nçéè x".encode() + b"\xff\n")
+    assert textfiles.first_bad_utf8(path) == textfiles.BadByte(offset=13, line=2, column=6, value=0xFF)
+    path.write_bytes("añb\nçéè".encode())
+    assert textfiles.first_bad_utf8(path) is None
 
 
 def test_customers_file_mixing_encodings_names_the_line():
