@@ -6,10 +6,12 @@
     images/<first 3 digits>/<article_id>.jpg   optional per article
 
 Every problem raises `DataError` naming the file, line, column and what is wrong; a `Catalog` is only
-returned complete. Text files that are not UTF-8 are read when their encoding can be told (see
-textfiles.py; `Catalog.notices` says so). Transaction dates after today, or more than a year after
-almost all others, are refused: one stray row must not become the "now" that recommendations use. Transactions are read with pyarrow (dictionary-encoded ids, so 31.8M rows stay
+returned complete. Transactions are read with pyarrow (dictionary-encoded ids, so 31.8M rows stay
 compact), stored as integer codes, and cached as parquet so the second load skips the CSV.
+
+Text files that are not UTF-8 are read when their encoding can be told (see textfiles.py;
+`Catalog.notices` says so). Transaction dates after today, or more than a year after almost all
+others, are refused: one stray row must not become the "now" that recommendations use.
 """
 from __future__ import annotations
 
