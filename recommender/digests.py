@@ -2,7 +2,7 @@
 
 A `touch` or a copy changes a file's mtime but not its digest, so nothing is rebuilt. Reading a 3 GB
 transactions file or 100k photos on every start would be slow, so digests are cached by
-(size, mtime, inode) in ``<artifacts>/digests.json``: a file is read again only when its stat changed.
+(size, mtime, inode) in ``<artifacts>/.digests``: a file is read again only when its stat changed.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-CACHE_FILE = "digests.json"
+CACHE_FILE = ".digests"  # not *.json: those are manifests
 
 
 def file_digest(path: Path) -> str:

@@ -222,8 +222,7 @@ def _keep_trained_model(catalog: Catalog, folder: Path, choice: dict, log) -> bo
         return True  # a pretrained source: the catalogue is not its training data
     old = _stored_pairs(folder)
     if old is None:
-        log("model: kept (built before its training pairs were recorded)")
-        return True
+        return True  # built before training pairs were recorded: `_prepare_model` records today's
     diff = changed_pairs(old, training_pairs(catalog))
     if not diff["total"]:
         return True
@@ -251,6 +250,9 @@ def _prepare_model(settings: Settings, catalog: Catalog, store: ArtifactStore, r
         art = store.load("clip_model", expect)
         choice = _read_choice(art.path, store)
         if _keep_trained_model(catalog, art.path, choice, log):
+            if _stored_pairs(art.path) is None:
+                _record_pairs(store, expect, art.path, catalog)
+                art = store.load("clip_model", expect)
             report(1.0, f"model: {choice['model_name']} {choice['pretrained']}")
             return _load_choice(art.path, choice, device), choice.get("notice")
 
@@ -283,6 +285,15 @@ def _prepare_model(settings: Settings, catalog: Catalog, store: ArtifactStore, r
     store.clear_scratch("clip_model")
     art = store.load("clip_model", expect)
     return (_load_choice(art.path, choice, device) if checkpoint is not None else embedder), notice
+
+
+def _record_pairs(store: ArtifactStore, expect: dict, folder: Path, catalog: Catalog) -> None:
+    """Rewrite an artifact "clip_model" from before training pairs were recorded, with today's pairs."""
+    ids, keys = training_pairs(catalog)
+    with store.write("clip_model", expect) as tmp:
+        for path in folder.iterdir():
+            shutil.copy2(path, tmp / path.name)
+        np.savez(tmp / PAIRS_FILE, ids=ids, keys=keys)
 
 
 def _read_choice(folder: Path, store: ArtifactStore) -> dict:

@@ -302,10 +302,10 @@ def _digest(values) -> str:
 
 
 def _atomic_save(obj: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    from .store import atomic_write
+
+    with atomic_write(path) as handle:
+        torch.save(obj, handle)
 
 
 def _resume(partial: Path, identity: dict, model, heads, optimizer, schedule) -> dict:
