@@ -428,12 +428,15 @@ def _read_cache(store: ArtifactStore, fingerprint: str):
     if not store.is_current("catalog", expect):
         return None
     art = store.load("catalog", expect)
-    articles = pd.read_parquet(art.path / "articles.parquet")
-    customers = pd.read_parquet(art.path / "customers.parquet") if art.meta["has_customers"] else None
-    transactions = (
-        pd.read_parquet(art.path / "transactions.parquet") if art.meta["has_transactions"] else None
-    )
-    customer_ids = pq.read_table(art.path / "customer_ids.parquet").column(0).to_numpy(zero_copy_only=False)
+    try:
+        articles = pd.read_parquet(art.path / "articles.parquet")
+        customers = pd.read_parquet(art.path / "customers.parquet") if art.meta["has_customers"] else None
+        transactions = (
+            pd.read_parquet(art.path / "transactions.parquet") if art.meta["has_transactions"] else None
+        )
+        customer_ids = pq.read_table(art.path / "customer_ids.parquet").column(0).to_numpy(zero_copy_only=False)
+    except (OSError, pa.ArrowException):  # damaged with its size intact: read the CSVs again
+        return None
     return articles, customers, transactions, np.asarray(customer_ids, dtype=object)
 
 
