@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import zipfile
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
@@ -61,7 +62,15 @@ class Engine:
         if name not in self._parts:
             with self._loading:
                 if name not in self._parts:
-                    self._parts[name] = load()
+                    try:
+                        self._parts[name] = load()
+                    except (OSError, ValueError, KeyError, EOFError, RuntimeError, zipfile.BadZipFile) as exc:
+                        # A file damaged with its size intact (the build's checksums catch it).
+                        raise ArtifactError(
+                            f"the {name} artifacts in {self.store.root} cannot be read ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:200] if str(exc) else 'no detail'}); "
+                            f"rebuild with `{self.store.rebuild_hint}`"
+                        ) from exc
         return self._parts[name]
 
     @property

@@ -176,3 +176,17 @@ def test_two_builders_one_trains_and_a_killed_one_is_recovered(mini_settings, tm
     assert not list(settings.artifacts_dir.glob(".tmp-*")) and not (settings.artifacts_dir / ".build.owner").exists()
     assert not (settings.artifacts_dir / "scratch" / "clip_model").exists()
     assert store.manifest("clip_model") and len(open_engine(settings).search.search(text="dress", k=2)) == 2
+
+
+def test_a_file_damaged_with_its_size_intact_is_an_artifact_error_not_a_traceback(mini_settings, tmp_path):
+    settings = copy_artifacts(mini_settings, tmp_path)
+    arrays = settings.artifacts_dir / folders(settings)["collab"] / "arrays.npz"
+    arrays.write_bytes(b"\0" * arrays.stat().st_size)  # same size: only the checksum in `build` sees it
+    engine = open_engine(settings)
+    with pytest.raises(ArtifactError, match=r"collab.* (is unreadable|cannot be read) .*; rebuild with `python -m recommender build"):
+        engine.collab
+    assert len(engine.search.search(text="dress", k=2)) == 2
+    log = []
+    build(settings, log=log.append)
+    assert log == ["artifact 'collab' is damaged (arrays.npz has other contents than when built (checksum)); rebuilding it"]
+    assert open_engine(settings).collab is not None
