@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from .digests import DigestCache
 from .errors import DataError, InputError
 from .store import ArtifactStore
 from .textfiles import detect_encoding, first_bad_utf8
@@ -82,6 +83,10 @@ class Catalog:
     customer_ids: np.ndarray
     data_fingerprint: str
     notices: list[str] = field(default_factory=list)  # e.g. a file read as Windows-1252, for the user
+    # Content digests: {"articles.csv": …, "customers.csv": …, "transactions_train.csv": …} and
+    # {article_id: digest of its photo}; what proportional rebuilds compare.
+    file_digests: dict = field(default_factory=dict)
+    image_digests: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._article_index = pd.Index(self.articles["article_id"])
@@ -128,7 +133,7 @@ class Catalog:
         return self.root / IMAGES_DIR / aid[:3] / f"{aid}.jpg"
 
     def fingerprint(self) -> str:
-        """Identifies the data the artifacts were built from (files, sizes, mtimes, images)."""
+        """Identifies the data the artifacts were built from (the contents of its files and photos)."""
         return self.data_fingerprint
 
 
@@ -139,8 +144,13 @@ def load_catalog(root: str | Path, cache_dir: str | Path | None = None) -> Catal
         raise DataError(f"dataset folder {root} does not exist")
     if not (root / ARTICLES_FILE).is_file():
         raise DataError(f"{root / ARTICLES_FILE} is missing: a catalogue needs at least articles.csv")
-    image_ids, image_digest = _scan_images(root / IMAGES_DIR)
-    fingerprint = _fingerprint(root, image_ids, image_digest)
+    digests = DigestCache(root, Path(cache_dir) if cache_dir else None)
+    image_digests = _scan_images(root / IMAGES_DIR, digests)
+    image_ids = set(image_digests)
+    file_digests = {name: digests.digest(name) for name in (ARTICLES_FILE, CUSTOMERS_FILE, TRANSACTIONS_FILE)
+                    if (root / name).is_file()}
+    digests.save()
+    fingerprint = _fingerprint(root, file_digests, image_digests)
 
     cache = ArtifactStore(cache_dir) if cache_dir else None
     tables = _read_cache(cache, fingerprint) if cache else None
@@ -150,7 +160,8 @@ def load_catalog(root: str | Path, cache_dir: str | Path | None = None) -> Catal
             _write_cache(cache, fingerprint, tables)
     articles, customers, transactions, customer_ids, notices = tables
     articles["has_image"] = articles["article_id"].isin(image_ids).to_numpy()
-    return Catalog(root, articles, customers, transactions, customer_ids, fingerprint, notices)
+    return Catalog(root, articles, customers, transactions, customer_ids, fingerprint, notices,
+                   file_digests, image_digests)
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -481,11 +492,11 @@ def _more(count: int, what: str) -> str:
 # --- images and fingerprint ------------------------------------------------------------------------
 
 
-def _scan_images(images_dir: Path) -> tuple[set[str], str]:
-    ids: set[str] = set()
-    digest = hashlib.sha256()
+def _scan_images(images_dir: Path, digests: DigestCache) -> dict[str, str]:
+    """{article_id: content digest} of the non-empty photos under images/."""
+    found: dict[str, str] = {}
     if not images_dir.is_dir():
-        return ids, "none"
+        return found
     for sub in sorted(os.scandir(images_dir), key=lambda e: e.name):
         if not sub.is_dir():
             continue
@@ -495,20 +506,18 @@ def _scan_images(images_dir: Path) -> tuple[set[str], str]:
                 stat = entry.stat()
                 if stat.st_size == 0:
                     continue  # an empty file is a missing image, not a broken catalogue
-                ids.add(name[:-4].zfill(10))
-                digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-    return ids, digest.hexdigest()[:12]
+                found[name[:-4].zfill(10)] = digests.digest(f"{IMAGES_DIR}/{sub.name}/{name}", stat)
+    return found
 
 
-def _fingerprint(root: Path, image_ids: set[str], image_digest: str) -> str:
+def _fingerprint(root: Path, file_digests: dict[str, str], image_digests: dict[str, str]) -> str:
+    """By content: a `touch` or a copy of a file changes nothing."""
     digest = hashlib.sha256(str(root).encode())
-    for name in (ARTICLES_FILE, CUSTOMERS_FILE, TRANSACTIONS_FILE):
-        path = root / name
-        if path.is_file():
-            stat = path.stat()
-            digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    digest.update(image_digest.encode())
-    return f"{root.name}@{digest.hexdigest()[:12]} ({len(image_ids)} images)"
+    for name, value in sorted(file_digests.items()):
+        digest.update(f"{name}:{value}\n".encode())
+    for article_id, value in sorted(image_digests.items()):
+        digest.update(f"{article_id}:{value}\n".encode())
+    return f"{root.name}@{digest.hexdigest()[:12]} ({len(image_digests)} images)"
 
 
 # --- parquet cache (an artifact like any other, so it is swapped in atomically) -------------------------
@@ -519,12 +528,15 @@ def _read_cache(store: ArtifactStore, fingerprint: str):
     if not store.is_current("catalog", expect):
         return None
     art = store.load("catalog", expect)
-    articles = pd.read_parquet(art.path / "articles.parquet")
-    customers = pd.read_parquet(art.path / "customers.parquet") if art.meta["has_customers"] else None
-    transactions = (
-        pd.read_parquet(art.path / "transactions.parquet") if art.meta["has_transactions"] else None
-    )
-    customer_ids = pq.read_table(art.path / "customer_ids.parquet").column(0).to_numpy(zero_copy_only=False)
+    try:
+        articles = pd.read_parquet(art.path / "articles.parquet")
+        customers = pd.read_parquet(art.path / "customers.parquet") if art.meta["has_customers"] else None
+        transactions = (
+            pd.read_parquet(art.path / "transactions.parquet") if art.meta["has_transactions"] else None
+        )
+        customer_ids = pq.read_table(art.path / "customer_ids.parquet").column(0).to_numpy(zero_copy_only=False)
+    except (OSError, pa.ArrowException):  # damaged with its size intact: read the CSVs again
+        return None
     return articles, customers, transactions, np.asarray(customer_ids, dtype=object), art.meta.get("notices", [])
 
 

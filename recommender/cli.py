@@ -76,7 +76,8 @@ def cmd_build(args) -> None:
 
     settings = settings_from(args)
     with tqdm_progress("build") as progress:
-        notices = build(settings, progress=progress, log=lambda m: print(m, file=sys.stderr))
+        notices = build(settings, progress=progress, log=lambda m: print(m, file=sys.stderr),
+                        wait=0 if args.no_wait else args.wait)
     print(f"built {settings.data_dir} → {settings.artifacts_dir}")
     for notice in notices:
         print(f"notice: {notice}")
@@ -200,6 +201,8 @@ def make_parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.add_argument("--no-fallback", action="store_true", help="fail instead of training a model when the source is unreachable")
     p.add_argument("--epochs", type=int, help="epochs for the catalogue-trained fallback model")
+    p.add_argument("--no-wait", action="store_true", help="stop at once when another build holds the artifacts folder")
+    p.add_argument("--wait", type=float, metavar="SECONDS", help="wait at most this long for another build (default: until it ends)")
     p.set_defaults(run=cmd_build)
 
     p = verbs.add_parser("train-clip", help="train an open_clip model on the catalogue's image–caption pairs")

@@ -4,9 +4,13 @@ Values come from (highest first) explicit arguments, environment variables, defa
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from .errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA_DIR = REPO_ROOT / "data" / "demo"
@@ -17,16 +21,52 @@ DEFAULT_MODEL = "ViT-B-16"
 DEFAULT_PRETRAINED = "hf-hub:Marqo/marqo-fashionCLIP"
 
 
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+MAX_EPOCHS = 10_000
+
+
 def _env_path(name: str) -> Path | None:
-    value = os.environ.get(name)
+    value = os.environ.get(name, "").strip()
     return Path(value).expanduser() if value else None
 
 
 def _env_bool(name: str, default: bool = False) -> bool:
     value = os.environ.get(name)
-    if value is None or value == "":
+    if value is None:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    word = value.strip().lower()
+    if word not in TRUE_WORDS | FALSE_WORDS:
+        raise ConfigError(f"{name}={value!r} is not allowed: use 1/true/yes/on or 0/false/no/off")
+    return word in TRUE_WORDS
+
+
+def _env_text(name: str, default: str | None) -> str | None:
+    value = os.environ.get(name)
+    return value.strip() if value and value.strip() else default
+
+
+def _env_epochs() -> int | None:
+    value = os.environ.get("LOOKBOOK_TRAIN_EPOCHS", "").strip()
+    return _epochs(value, "LOOKBOOK_TRAIN_EPOCHS") if value else None
+
+
+def _epochs(value, name: str) -> int:
+    try:
+        epochs = int(str(value).strip())
+    except ValueError:
+        epochs = 0
+    if not 1 <= epochs <= MAX_EPOCHS:
+        raise ConfigError(f"{name}={value!r} is not allowed: a whole number of epochs from 1 to {MAX_EPOCHS:,}")
+    return epochs
+
+
+def default_artifacts_dir(data_dir: Path) -> Path:
+    """data/artifacts/<folder name>-<8 hex of its resolved path>: readable, and two datasets that share
+    a folder name (two copies called `hm`) never share or invalidate each other's artifacts."""
+    key = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:8]
+    return ARTIFACTS_ROOT / f"{Path(data_dir).name}-{key}"
 
 
 @dataclass(frozen=True)
@@ -34,25 +74,38 @@ class Settings:
     """Where the data lives, where artifacts go, which model embeds the catalogue."""
 
     data_dir: Path = field(default_factory=lambda: _env_path("LOOKBOOK_DATA") or DEMO_DATA_DIR)
-    # None: data/artifacts/<data folder name>, so a read-only dataset folder is never written to.
+    # None: data/artifacts/<data folder name>-<path hash>, so a read-only dataset folder is never written to.
     artifacts_dir: Path | None = field(default_factory=lambda: _env_path("LOOKBOOK_ARTIFACTS"))
-    model: str = field(default_factory=lambda: os.environ.get("LOOKBOOK_MODEL", DEFAULT_MODEL))
-    pretrained: str = field(
-        default_factory=lambda: os.environ.get("LOOKBOOK_PRETRAINED", DEFAULT_PRETRAINED)
-    )
+    model: str = field(default_factory=lambda: _env_text("LOOKBOOK_MODEL", DEFAULT_MODEL))
+    pretrained: str = field(default_factory=lambda: _env_text("LOOKBOOK_PRETRAINED", DEFAULT_PRETRAINED))
     # Fall back to a model trained on the catalogue when the pretrained source cannot be loaded.
     fallback: bool = field(default_factory=lambda: not _env_bool("LOOKBOOK_NO_FALLBACK"))
-    device: str | None = field(default_factory=lambda: os.environ.get("LOOKBOOK_DEVICE") or None)
+    device: str | None = field(default_factory=lambda: _env_text("LOOKBOOK_DEVICE", None))
     # Epochs for the catalogue-trained fallback model (None: train_clip's default); tests use 1-2.
-    train_epochs: int | None = field(
-        default_factory=lambda: int(os.environ["LOOKBOOK_TRAIN_EPOCHS"]) if os.environ.get("LOOKBOOK_TRAIN_EPOCHS") else None
-    )
+    train_epochs: int | None = field(default_factory=_env_epochs)
 
     def __post_init__(self) -> None:
+        """Every value checked here, so a bad one is one message naming the setting and what is allowed."""
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise ConfigError(f"LOOKBOOK_DATA / --data: {self.data_dir} is a file, not a dataset folder")
+        if not self.data_dir.exists() and not self.is_demo:
+            raise ConfigError(
+                f"LOOKBOOK_DATA / --data: the dataset folder {self.data_dir} does not exist "
+                f"(a folder in the H&M format, with at least articles.csv)"
+            )
         if self.artifacts_dir is None:
-            object.__setattr__(self, "artifacts_dir", ARTIFACTS_ROOT / self.data_dir.name)
+            object.__setattr__(self, "artifacts_dir", default_artifacts_dir(self.data_dir))
         object.__setattr__(self, "artifacts_dir", Path(self.artifacts_dir).expanduser().resolve())
+        if self.artifacts_dir.exists() and not self.artifacts_dir.is_dir():
+            raise ConfigError(f"LOOKBOOK_ARTIFACTS / --artifacts: {self.artifacts_dir} is a file, not a folder")
+        for name, value in (("LOOKBOOK_MODEL / --model", self.model), ("LOOKBOOK_PRETRAINED / --pretrained", self.pretrained)):
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{name} is empty: name an open_clip model / weights source")
+        if self.device is not None and not DEVICE.match(self.device):
+            raise ConfigError(f"LOOKBOOK_DEVICE={self.device!r} is not allowed: use cpu, cuda, cuda:N or mps")
+        if self.train_epochs is not None:
+            object.__setattr__(self, "train_epochs", _epochs(self.train_epochs, "LOOKBOOK_TRAIN_EPOCHS / --epochs"))
 
     @property
     def is_demo(self) -> bool:

@@ -13,10 +13,12 @@ local Hugging Face cache still loads and a missing one fails at once with a `Mod
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copy
 import hashlib
 import json
+import shutil
 import socket
 import tempfile
 import threading
@@ -396,13 +398,26 @@ def register_model_config(model_name: str, model_cfg: dict) -> str:
     name = model_name
     if open_clip.get_model_config(model_name) is not None:
         name = f"{model_name}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
-    folder = Path(tempfile.gettempdir()) / "lookbook-model-configs"
-    folder.mkdir(exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as handle:
-        handle.write(text)  # written whole, then renamed: a concurrent reader never sees half a file
-    Path(handle.name).replace(folder / f"{name}.json")
-    open_clip.add_model_config(folder / f"{name}.json")
+    from .store import atomic_write
+
+    path = _private_config_dir() / f"{name}.json"
+    with atomic_write(path, "w") as handle:  # a concurrent reader never sees half a file
+        handle.write(text)
+    open_clip.add_model_config(path)
     return name
+
+
+_CONFIG_DIR: Path | None = None
+
+
+def _private_config_dir() -> Path:
+    """A folder of this process's own (mode 0700, unpredictable name), not a shared path in /tmp
+    that another user could create first or fill with their own configs."""
+    global _CONFIG_DIR
+    if _CONFIG_DIR is None or not _CONFIG_DIR.is_dir():
+        _CONFIG_DIR = Path(tempfile.mkdtemp(prefix="lookbook-model-configs-"))
+        atexit.register(shutil.rmtree, _CONFIG_DIR, ignore_errors=True)
+    return _CONFIG_DIR
 
 
 def _first_line(exc: BaseException) -> str:

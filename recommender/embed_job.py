@@ -5,10 +5,14 @@ decoded, are placed by their caption's text embedding: they get the mean image v
 whose captions are nearest to theirs (see `_borrowed_image_vectors` for why not the caption vector
 itself), and are marked ``indexed_by = "text"`` so search results can say so.
 
+Only what changed is embedded again: the artifact keeps, per article, the digest of its photo and a hash
+of its caption text, and a rebuild with the same model reuses the vectors of every photo and caption
+it has seen before (an edited name re-embeds that article's caption alone).
+
 Images are decoded and preprocessed in DataLoader worker processes while the model encodes the previous
 batch. Finished work is saved in chunks of ``BATCHES_PER_CHUNK`` batches under
-``store.scratch("embeddings")``, in a folder named after the model, the data and the chunk size: a killed
-job loses at most one chunk, and the next run only computes the chunks that are missing.
+``store.scratch("embeddings")``, in a folder named after the model, the work to do and the chunk size: a
+killed job loses at most one chunk, and the next run only computes the chunks that are missing.
 """
 from __future__ import annotations
 
@@ -25,9 +29,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .errors import InputError
-
-Progress = Callable[[float, str], None]
+from .captions import CAPTION_FIELDS
+from .digests import column_hashes
+from .errors import ArtifactError, InputError
+from .progress import Progress
+from .store import atomic_write
 
 BATCHES_PER_CHUNK = 16
 NEIGHBOURS = 10  # image articles whose vectors place an article that has only a caption
@@ -46,59 +52,110 @@ def embed_catalog(
     batch_size: int = 64,
     num_workers: int | None = None,
     progress: Progress | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> None:
     """Write the artifact "embeddings" (skipped when it is current for this model and data).
 
     Files: vectors.npy float32 (n_articles, dim) in catalogue row order, L2-normalised;
-    article_ids.npy; indexed_by.npy ("image" / "text" per row); unreadable_images.txt.
+    article_ids.npy; indexed_by.npy ("image" / "text" per row); unreadable_images.txt; and for reuse by
+    the next build image_keys.npy (photo digest per row, "" without one), caption_keys.npy (caption
+    hash per row) and, when captions were needed, captions.npy (caption vectors per row).
     """
     expect = {"model": embedder.fingerprint, "data": catalog.fingerprint()}
     if store.is_current("embeddings", expect):
         return
-    chunk_size = batch_size * BATCHES_PER_CHUNK
-    work = _work_folder(store, {**expect, "chunk_size": chunk_size})
     articles = catalog.articles
     article_ids = articles["article_id"].to_numpy(dtype=str)
-    image_rows = np.flatnonzero(articles["has_image"].to_numpy())
-    # Captions are embedded for every article as soon as one lacks an image (see below); knowing that
-    # up front keeps the progress bar from jumping back between the two phases.
-    meter = _Meter(len(image_rows) + (len(articles) if len(image_rows) < len(articles) else 0), progress)
+    has_image = articles["has_image"].to_numpy()
+    # A photo without a known digest gets a key of its own that is never reused.
+    image_keys = np.array([(catalog.image_digests.get(a) or f"-{a}") if h else "" for a, h in zip(article_ids, has_image)])
+    caption_keys = column_hashes(articles, CAPTION_FIELDS)
+    known_images, known_captions = _previous_vectors(store, embedder.fingerprint)
 
-    image_vectors = _run_chunks(
-        work, "image", len(image_rows), chunk_size, embedder.dim, meter,
+    image_rows = np.flatnonzero(has_image)
+    new_images = np.array([r for r in image_rows if image_keys[r] not in known_images], dtype=np.int64)
+    unknown_captions = np.array([r for r in range(len(articles)) if caption_keys[r] not in known_captions], dtype=np.int64)
+    if log and (known_images or known_captions):
+        log(f"embeddings: {len(new_images):,} of {len(image_rows):,} photos are new or changed; "
+            f"the other photos and every unchanged caption reuse the previous vectors")
+    chunk_size = batch_size * BATCHES_PER_CHUNK
+    todo = hashlib.sha1(b"".join([image_keys[new_images].tobytes(), caption_keys[unknown_captions].tobytes()])).hexdigest()
+    work = _work_folder(store, {"model": embedder.fingerprint, "todo": todo, "chunk_size": chunk_size})
+    # Captions are embedded as soon as one article lacks an image (see below); knowing that up front
+    # keeps the progress bar from jumping back between the two phases.
+    meter = _Meter(len(new_images) + (len(unknown_captions) if len(image_rows) < len(articles) else 0), progress)
+
+    encoded = _run_chunks(
+        work, "image", len(new_images), chunk_size, embedder.dim, meter,
         lambda starts: _encode_images(
-            [catalog.image_path(article_ids[r]) for r in _positions(image_rows, starts, chunk_size)],
+            [catalog.image_path(article_ids[r]) for r in _positions(new_images, starts, chunk_size)],
             embedder, batch_size, default_workers() if num_workers is None else num_workers,
         ),
     )  # fmt: skip
-    unreadable = image_rows[~image_vectors.any(axis=1)]  # a zero vector marks an undecodable file
-    by_image = image_rows[image_vectors.any(axis=1)]
-    text_rows = np.setdiff1d(np.arange(len(articles)), by_image)
+    for row, vector in zip(new_images, encoded):
+        known_images[image_keys[row]] = vector if vector.any() else None  # a zero vector: undecodable file
+    image_vectors = np.zeros((len(articles), embedder.dim), dtype=np.float32)
+    readable = np.zeros(len(articles), dtype=bool)
+    for row in image_rows:
+        vector = known_images[image_keys[row]]
+        if vector is not None:
+            image_vectors[row], readable[row] = vector, True
+    unreadable = image_rows[~readable[image_rows]]
+    by_image = np.flatnonzero(readable)
+    text_rows = np.flatnonzero(~readable)
     # Captions of every article when some need them: theirs to place them, the others' as neighbours.
-    captioned = np.arange(len(articles)) if len(text_rows) else text_rows
-    meter.total = len(image_rows) + len(captioned)  # grows only if some image files were unreadable
-    captions = _run_chunks(
-        work, "caption", len(captioned), chunk_size, embedder.dim, meter,
-        lambda starts: _encode_captions(articles, _positions(captioned, starts, chunk_size), embedder, batch_size),
+    new_captions = unknown_captions if len(text_rows) else unknown_captions[:0]
+    meter.total = len(new_images) + len(new_captions)  # grows only if some new image files were unreadable
+    encoded = _run_chunks(
+        work, "caption", len(new_captions), chunk_size, embedder.dim, meter,
+        lambda starts: _encode_captions(articles, _positions(new_captions, starts, chunk_size), embedder, batch_size),
     )  # fmt: skip
+    for row, vector in zip(new_captions, encoded):
+        known_captions[caption_keys[row]] = vector
+    captions = np.stack([known_captions[key] for key in caption_keys]) if len(text_rows) else None
 
-    vectors = np.zeros((len(articles), embedder.dim), dtype=np.float32)
-    vectors[image_rows] = image_vectors
+    vectors = image_vectors
     if len(text_rows) and len(by_image):
         vectors[text_rows] = _borrowed_image_vectors(captions[text_rows], captions[by_image], vectors[by_image])
     elif len(text_rows):  # no images at all: caption vectors are a single modality too
-        vectors[text_rows] = captions
+        vectors[text_rows] = captions[text_rows]
     indexed_by = np.full(len(articles), "image")
     indexed_by[text_rows] = "text"
-    counts = {"image": len(by_image), "text": len(text_rows), "unreadable_images": len(unreadable)}
+    counts = {"image": len(by_image), "text": len(text_rows), "unreadable_images": len(unreadable),
+              "embedded_images": len(new_images), "embedded_captions": len(new_captions)}
     with store.write("embeddings", {**expect, "dim": embedder.dim, "counts": counts}) as folder:
         np.save(folder / "vectors.npy", vectors)
         np.save(folder / "article_ids.npy", article_ids)
         np.save(folder / "indexed_by.npy", indexed_by)
+        np.save(folder / "image_keys.npy", image_keys)
+        np.save(folder / "caption_keys.npy", caption_keys)
+        if captions is not None:
+            np.save(folder / "captions.npy", captions)
         (folder / "unreadable_images.txt").write_text("".join(f"{a}\n" for a in article_ids[unreadable]))
     store.clear_scratch("embeddings")
     meter.report(f"embedded {counts['image']:,} articles by image, {counts['text']:,} by caption text"
                  + (f" ({len(unreadable):,} image files unreadable)" if len(unreadable) else ""))
+
+
+def _previous_vectors(store, model_fingerprint: str) -> tuple[dict, dict]:
+    """{photo digest: vector, or None when undecodable} and {caption hash: vector} of the last build with
+    this model (empty when there is none, it used another model, or it predates the keys)."""
+    manifest = store.manifest("embeddings")
+    if manifest is None or manifest["meta"].get("model") != model_fingerprint:
+        return {}, {}
+    try:
+        art = store.load("embeddings")
+        vectors = np.load(art.path / "vectors.npy")
+        indexed_by = np.load(art.path / "indexed_by.npy")
+        image_keys = np.load(art.path / "image_keys.npy")
+        caption_keys = np.load(art.path / "caption_keys.npy")
+        captions = np.load(art.path / "captions.npy") if (art.path / "captions.npy").is_file() else None
+    except (OSError, ValueError, ArtifactError):
+        return {}, {}
+    images = {key: (vector if how == "image" else None)
+              for key, vector, how in zip(image_keys, vectors, indexed_by) if key and not key.startswith("-")}
+    texts = dict(zip(caption_keys, captions)) if captions is not None else {}
+    return images, texts
 
 
 def _borrowed_image_vectors(captions: np.ndarray, pool_captions: np.ndarray, pool_images: np.ndarray) -> np.ndarray:
@@ -121,7 +178,8 @@ def _work_folder(store, key: dict) -> Path:
     """The scratch folder for this model + data + chunking; partial work for anything else is dropped."""
     name = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     scratch = store.scratch("embeddings")
-    for other in scratch.iterdir():
+    # Another process may be using its own folder here unless this one holds the build lock.
+    for other in scratch.iterdir() if store.holds_lock else ():
         if other.name != name:
             shutil.rmtree(other, ignore_errors=True) if other.is_dir() else other.unlink()
     (scratch / name).mkdir(exist_ok=True)
@@ -148,9 +206,8 @@ def _run_chunks(work: Path, kind: str, total: int, chunk_size: int, dim: int, me
             while sum(len(p) for p in parts) < size:
                 parts.append(next(batches))
                 meter.advance(len(parts[-1]))
-            tmp = path[start].with_suffix(".tmp.npy")
-            np.save(tmp, np.concatenate(parts))
-            os.replace(tmp, path[start])  # a chunk file exists only when complete
+            with atomic_write(path[start]) as handle:  # a chunk file exists only when complete
+                np.save(handle, np.concatenate(parts))
     return np.concatenate([np.zeros((0, dim), np.float32)] + [np.load(path[start]) for start in starts])
 
 

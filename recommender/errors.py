@@ -24,3 +24,11 @@ class InputError(LookbookError):
 
 class ModelError(LookbookError):
     """A CLIP model could not be loaded from the requested source."""
+
+
+class BuildRunningError(ArtifactError):
+    """Another process holds the build lock of the artifacts folder (the message says who, since when)."""
+
+
+class ConfigError(LookbookError):
+    """A setting (environment variable or flag) has a value that is not allowed (names it and what is)."""

@@ -4,40 +4,107 @@
     or a model trained on this catalogue when that cannot be loaded) → image/text embeddings → FAISS index
     → interactions + ALS + HNSW (when the data has transactions)
 
-Each step writes its artifact through the store and is skipped when its manifest says it is current, so a
-killed build resumes where it stopped.
+A build holds the artifacts folder's cross-process lock (a second one waits or says who is building),
+first drops damaged artifacts (`ArtifactStore.repair`), then runs each step, which writes its artifact
+through the store and is skipped when its manifest says it is current, so a killed build resumes where
+it stopped. Steps compare file contents, not dates: a `touch` rebuilds nothing, an edited article is
+re-embedded alone, and the catalogue model is retrained only when more than `RETRAIN_SHARE` of its
+image–caption pairs changed.
 """
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
+import threading
+import zipfile
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
-from .catalog import Catalog, load_catalog
-from .config import Settings, resolve_device
-from .errors import ArtifactError, ModelError
-from .store import ArtifactStore
+import numpy as np
 
-Progress = Callable[[float, str], None]
+from .catalog import Catalog, load_catalog
+from .config import Settings, default_artifacts_dir, resolve_device
+from .errors import ArtifactError, ModelError
+from .progress import Progress, stage
+from .store import ArtifactStore
 
 # Share of the progress bar per step (training dominates an offline first run).
 STEPS = {"data": 0.05, "model": 0.45, "embeddings": 0.3, "content_index": 0.05, "collab": 0.15}
 FALLBACK_MODEL = "lookbook-tiny"
+# A catalogue-trained model is kept while at most this share of its image–caption pairs changed: a few
+# edited names or new photos move it little, and retraining takes hours at H&M scale.
+RETRAIN_SHARE = 0.05
+PAIRS_FILE = "training_pairs.npz"
 
 
-@dataclass
 class Engine:
-    """Everything the app, CLI and notebooks query; read-only once opened."""
+    """Everything the app, CLI and notebooks query; read-only once opened.
 
-    settings: Settings
-    catalog: Catalog
-    embedder: object
-    search: object
-    collab: object | None
-    notices: list[str] = field(default_factory=list)
+    The parts load on first use (one thread loads, the others wait), so a command touches only the
+    artifacts it needs: `search` never loads ALS, and a damaged collaborative artifact does not block
+    text search.
+    """
+
+    def __init__(self, settings: Settings, catalog: Catalog, store: ArtifactStore, model_folder: Path,
+                 choice: dict, notices: list[str]):
+        self.settings = settings
+        self.catalog = catalog
+        self.store = store
+        self.notices = notices
+        self._model_folder = model_folder
+        self._choice = choice
+        self._loading = threading.RLock()
+        self._parts: dict[str, object] = {}
+
+    def _once(self, name: str, load: Callable[[], object]):
+        """``load()`` on first use, by one thread; the others wait for its result."""
+        if name not in self._parts:
+            with self._loading:
+                if name not in self._parts:
+                    try:
+                        self._parts[name] = load()
+                    except (OSError, ValueError, KeyError, EOFError, RuntimeError, zipfile.BadZipFile) as exc:
+                        # A file damaged with its size intact (the build's checksums catch it).
+                        raise ArtifactError(
+                            f"the {name} artifacts in {self.store.root} cannot be read ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:200] if str(exc) else 'no detail'}); "
+                            f"rebuild with `{self.store.rebuild_hint}`"
+                        ) from exc
+        return self._parts[name]
+
+    @property
+    def embedder(self):
+        return self._once("embedder", lambda: _load_choice(self._model_folder, self._choice,
+                                                           resolve_device(self.settings.device)))
+
+    @property
+    def search(self):
+        from .content import ContentSearch
+
+        return self._once("search", lambda: ContentSearch.load(self.catalog, self.embedder, self.store))
+
+    @property
+    def collab(self):
+        """The collaborative model, or None when the data has no transactions."""
+        from .collab import CollabModel
+
+        return self._once("collab", lambda: CollabModel.load(self.store, self.catalog) if self._has_transactions else None)
+
+    @property
+    def _has_transactions(self) -> bool:
+        return self.catalog.transactions is not None and len(self.catalog.transactions) > 0
+
+    def check_built(self) -> None:
+        """ArtifactError unless every artifact is built, current and whole (manifests and file sizes only)."""
+        from .collab import CollabModel
+
+        self.store.load("content_index", {"data": self.catalog.fingerprint()})
+        if self._has_transactions and not CollabModel.is_current(self.store, self.catalog):
+            raise ArtifactError(
+                f"the collaborative model in {self.store.root} is missing or not current; "
+                f"build it with `{self.store.rebuild_hint}`"
+            )
 
     def status(self) -> dict:
         """What the engine serves, for the app's sidebar and `build`'s summary."""
@@ -58,19 +125,9 @@ class Engine:
         return 0 if transactions is None else int(transactions["customer"].nunique())
 
 
-def _stage(progress: Progress | None, start: float, width: float) -> Progress:
-    """Map a step's own 0..1 progress into its slice of the overall bar."""
-
-    def report(fraction: float, message: str) -> None:
-        if progress:
-            progress(min(1.0, start + width * max(0.0, min(1.0, fraction))), message)
-
-    return report
-
-
 def store_for(settings: Settings) -> ArtifactStore:
     hint = f"python -m recommender build --data {settings.data_dir}"
-    if settings.artifacts_dir != Settings(data_dir=settings.data_dir).artifacts_dir:
+    if settings.artifacts_dir != default_artifacts_dir(settings.data_dir):
         hint += f" --artifacts {settings.artifacts_dir}"
     return ArtifactStore(settings.artifacts_dir, rebuild_hint=hint)
 
@@ -79,15 +136,31 @@ def requested_model(settings: Settings) -> str:
     return f"{settings.model} {settings.pretrained}"
 
 
-def build(settings: Settings, *, progress: Progress | None = None, log: Callable[[str], None] = print) -> list[str]:
-    """Build what is missing or stale; returns the notices (e.g. the model fallback) for the caller to show."""
+def build(
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    log: Callable[[str], None] = print,
+    wait: float | None = None,
+) -> list[str]:
+    """Build what is missing, stale or damaged; returns the notices (e.g. the model fallback) for the caller.
+
+    Holds the artifacts folder's build lock throughout: ``wait`` as in `ArtifactStore.lock` (None: wait
+    for another build to finish, 0: BuildRunningError at once).
+    """
     store = store_for(settings)
+    with store.lock(wait=wait, notify=log):
+        store.repair(log=log)
+        return _build_steps(settings, store, progress, log)
+
+
+def _build_steps(settings: Settings, store: ArtifactStore, progress: Progress | None, log) -> list[str]:
     notices: list[str] = []
     position = 0.0
 
     def next_stage(name: str) -> Progress:
         nonlocal position
-        report = _stage(progress, position, STEPS[name])
+        report = stage(progress, position, STEPS[name])
         position += STEPS[name]
         return report
 
@@ -107,7 +180,7 @@ def build(settings: Settings, *, progress: Progress | None = None, log: Callable
     from .content import build_content_index
     from .embed_job import embed_catalog
 
-    embed_catalog(catalog, embedder, store, progress=next_stage("embeddings"))
+    embed_catalog(catalog, embedder, store, progress=next_stage("embeddings"), log=log)
     build_content_index(store, progress=next_stage("content_index"))
 
     report = next_stage("collab")
@@ -121,20 +194,76 @@ def build(settings: Settings, *, progress: Progress | None = None, log: Callable
     return notices
 
 
+def training_pairs(catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
+    """(article ids, one key per image–caption pair) of the articles a catalogue model trains on."""
+    from .captions import CAPTION_FIELDS
+    from .digests import column_hashes
+
+    articles = catalog.articles
+    with_image = articles["has_image"].to_numpy()
+    ids = articles["article_id"].to_numpy(dtype=str)[with_image]
+    captions = column_hashes(articles, CAPTION_FIELDS)[with_image]
+    keys = np.array([f"{catalog.image_digests.get(a, '')}:{c:016x}" for a, c in zip(ids, captions)], dtype=str)
+    return ids, keys
+
+
+def changed_pairs(old: tuple[np.ndarray, np.ndarray], new: tuple[np.ndarray, np.ndarray]) -> dict:
+    """How many pairs were added, removed or changed (photo or caption text) between two catalogues."""
+    before, after = dict(zip(*old)), dict(zip(*new))
+    changed = sum(1 for a, key in after.items() if a in before and before[a] != key)
+    added, removed = len(after.keys() - before.keys()), len(before.keys() - after.keys())
+    total = changed + added + removed
+    return {"changed": changed, "added": added, "removed": removed,
+            "share": total / max(1, len(before)), "total": total}
+
+
+def _stored_pairs(folder: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    try:
+        with np.load(folder / PAIRS_FILE) as stored:
+            return stored["ids"], stored["keys"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _keep_trained_model(catalog: Catalog, folder: Path, choice: dict, log) -> bool:
+    """Whether a catalogue-trained model still fits the catalogue (says what changed and why in the log)."""
+    if not (folder / choice["pretrained"]).is_file():
+        return True  # a pretrained source: the catalogue is not its training data
+    old = _stored_pairs(folder)
+    if old is None:
+        return True  # built before training pairs were recorded: `_prepare_model` records today's
+    diff = changed_pairs(old, training_pairs(catalog))
+    if not diff["total"]:
+        return True
+    what = (f"{diff['changed']:,} changed, {diff['added']:,} added, {diff['removed']:,} removed of "
+            f"{len(old[0]):,} image–caption pairs ({diff['share']:.1%})")
+    if diff["share"] <= RETRAIN_SHARE:
+        log(f"model: kept — {what} is within {RETRAIN_SHARE:.0%}; only the changed articles are re-embedded")
+        return True
+    log(f"model: retraining — {what} is over {RETRAIN_SHARE:.0%}")
+    return False
+
+
 def _prepare_model(settings: Settings, catalog: Catalog, store: ArtifactStore, report: Progress, log):
     """The requested pretrained model, or (offline / unavailable) one trained on this catalogue.
 
-    The choice is an artifact too, so opening the engine never retries an unreachable hub.
+    The choice is an artifact too, so opening the engine never retries an unreachable hub. A
+    catalogue-trained model is keyed by what was requested, not by the data: it is retrained only when
+    its training pairs changed materially (`_keep_trained_model`).
     """
     from .embed import load_embedder
 
     device = resolve_device(settings.device)
-    expect = {"requested": requested_model(settings), "data": catalog.fingerprint()}
+    expect = {"requested": requested_model(settings)}
     if store.is_current("clip_model", expect):
         art = store.load("clip_model", expect)
-        choice = json.loads((art.path / "choice.json").read_text())
-        report(1.0, f"model: {choice['model_name']} {choice['pretrained']}")
-        return _load_choice(art.path, choice, device), choice.get("notice")
+        choice = _read_choice(art.path, store)
+        if _keep_trained_model(catalog, art.path, choice, log):
+            if _stored_pairs(art.path) is None:
+                _record_pairs(store, expect, art.path, catalog)
+                art = store.load("clip_model", expect)
+            report(1.0, f"model: {choice['model_name']} {choice['pretrained']}")
+            return _load_choice(art.path, choice, device), choice.get("notice")
 
     report(0.0, f"loading {settings.pretrained}")
     notice = None
@@ -156,13 +285,36 @@ def _prepare_model(settings: Settings, catalog: Catalog, store: ArtifactStore, r
         checkpoint = train_clip(catalog, out=work / "model.pt", model_name=FALLBACK_MODEL,
                                 epochs=settings.train_epochs, progress=report)
         choice = {"model_name": FALLBACK_MODEL, "pretrained": "model.pt", "notice": notice}
+    ids, keys = training_pairs(catalog)
     with store.write("clip_model", expect) as tmp:
         if checkpoint is not None:
             shutil.copy2(checkpoint, tmp / "model.pt")
         (tmp / "choice.json").write_text(json.dumps(choice, indent=2))
+        np.savez(tmp / PAIRS_FILE, ids=ids, keys=keys)
     store.clear_scratch("clip_model")
     art = store.load("clip_model", expect)
     return (_load_choice(art.path, choice, device) if checkpoint is not None else embedder), notice
+
+
+def _record_pairs(store: ArtifactStore, expect: dict, folder: Path, catalog: Catalog) -> None:
+    """Rewrite an artifact "clip_model" from before training pairs were recorded, with today's pairs."""
+    ids, keys = training_pairs(catalog)
+    with store.write("clip_model", expect) as tmp:
+        for path in folder.iterdir():
+            shutil.copy2(path, tmp / path.name)
+        np.savez(tmp / PAIRS_FILE, ids=ids, keys=keys)
+
+
+def _read_choice(folder: Path, store: ArtifactStore) -> dict:
+    try:
+        choice = json.loads((folder / "choice.json").read_text())
+        choice["model_name"], choice["pretrained"]
+        return choice
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(
+            f"artifact 'clip_model' in {store.root} is damaged (choice.json: {exc}); "
+            f"rebuild it with `{store.rebuild_hint}`"
+        ) from None
 
 
 def _load_choice(folder: Path, choice: dict, device: str):
@@ -175,31 +327,24 @@ def _load_choice(folder: Path, choice: dict, device: str):
 
 
 def open_engine(settings: Settings) -> Engine:
-    """Load a built engine; ArtifactError (what differs + the rebuild command) if missing or stale."""
-    from .content import ContentSearch
-
+    """The engine over built artifacts; ArtifactError (what differs + the rebuild command) if the model
+    is missing or stale. Search and collaborative parts load on first use (`Engine`)."""
     store = store_for(settings)
     catalog = load_catalog(settings.data_dir, cache_dir=settings.artifacts_dir)
-    expect = {"requested": requested_model(settings), "data": catalog.fingerprint()}
-    art = store.load("clip_model", expect)
-    choice = json.loads((art.path / "choice.json").read_text())
-    embedder = _load_choice(art.path, choice, resolve_device(settings.device))
-    search = ContentSearch.load(catalog, embedder, store)
-    collab = None
-    if catalog.transactions is not None and len(catalog.transactions):
-        from .collab import CollabModel
-
-        collab = CollabModel.load(store, catalog)
+    art = store.load("clip_model", {"requested": requested_model(settings)})
+    choice = _read_choice(art.path, store)
     notices = [choice["notice"]] if choice.get("notice") else []
-    return Engine(settings, catalog, embedder, search, collab, notices)
+    return Engine(settings, catalog, store, art.path, choice, notices)
 
 
 def ensure_engine(settings: Settings, *, progress: Progress | None = None, log=print) -> Engine:
-    """Open the engine, building first whatever is missing or stale (the app's first run)."""
+    """Open the engine, building first whatever is missing, stale or damaged (the app's first run)."""
     demo_missing = settings.is_demo and not (settings.data_dir / "articles.csv").is_file()
     if not demo_missing:
         try:
-            return open_engine(settings)
+            engine = open_engine(settings)
+            engine.check_built()
+            return engine
         except ArtifactError:
             pass
     build(settings, progress=progress, log=log)

@@ -1,31 +1,48 @@
-"""Artifact directory: versioned folders, a manifest per artifact as the atomic commit point.
+"""Artifact directory: versioned folders, a manifest per artifact as the atomic commit point, a build lock.
 
 Layout of ``root``::
 
-    <name>.json          manifest: {"name", "folder", "meta", "built_at", "versions"}; written last (temp + rename)
-    <name>-<token>/      the artifact's files, complete before the manifest points at them
-    .tmp-<name>-<token>/ an unfinished write; never read, removed by the next write of that name
-    scratch/<name>/      resumable partial work (e.g. embedding chunks)
+    <name>.json                 manifest: {"name", "folder", "meta", "files", "built_at", "versions"}; written last
+    <name>-<owner>-<token>/     the artifact's files, complete (and fsynced) before the manifest points at them
+    .tmp-<name>-<owner>-<token>/  an unfinished write; never read
+    scratch/<name>/             resumable partial work (e.g. embedding chunks), used under the build lock
+    .build.lock, .build.owner   the cross-process build lock and who holds it (pid, host, since when)
 
-A build killed at any point leaves the previous manifest, and so the previous good folder, in place.
-Loading compares the manifest's ``meta`` with what the caller expects (model fingerprint, data
-fingerprint, parameters) and refuses a mismatch with a message that says what differs.
+``<owner>`` is ``<pid>@<host>`` of the writing process: a folder is removed as abandoned only when its
+owner is a dead process on this host, so two processes (a CLI build beside the app, two app replicas)
+never delete each other's work. A build killed at any point leaves the previous manifest, and so the
+previous good folder, in place.
+
+The manifest records every file's size and blake2b checksum. Loading checks the sizes (a stat per
+file) and compares the manifest's ``meta`` with what the caller expects (model fingerprint, data
+fingerprint, parameters); `repair` (run by ``build``) also checks the checksums and drops damaged
+artifacts so the build makes them again.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import IO, Any, Callable, Iterator, Mapping
 
-from .errors import ArtifactError
+from .errors import ArtifactError, BuildRunningError
 
 REBUILD_HINT = "python -m recommender build"
+LOCK_FILE = ".build.lock"
+OWNER_FILE = ".build.owner"
+# "<pid>@<host>-<12 hex>" after "<name>-" or ".tmp-<name>-"; a bare "<12 hex>" is the pre-owner layout.
+_OWNED = re.compile(r"^(?P<pid>\d+)@(?P<host>[A-Za-z0-9_-]*)-[0-9a-f]{12}$")
+_LEGACY = re.compile(r"^[0-9a-f]{12}$")
+# The same owner part inside a temp name: ".tmp-<name>-<owner>-<token>" or ".<file>.<owner>-<token>.tmp".
+_OWNER_IN_NAME = re.compile(r"[-.](?P<owner>\d+@[A-Za-z0-9_-]*-[0-9a-f]{12})(\.tmp)?$")
 
 
 @dataclass(frozen=True)
@@ -33,6 +50,101 @@ class Artifact:
     name: str
     path: Path
     meta: dict
+
+
+# --- owners: which process wrote a folder, and whether it is still alive ---------------------------
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname())[:63] or "host"
+
+
+def owner_tag() -> str:
+    """``<pid>@<host>`` of this process, as written into temp and artifact folder names."""
+    return f"{os.getpid()}@{_host()}"
+
+
+def _new_token() -> str:
+    return f"{owner_tag()}-{uuid.uuid4().hex[:12]}"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+# Tokens this process is writing right now (other threads of it must not remove them).
+_IN_FLIGHT: set[str] = set()
+
+
+def is_abandoned(suffix: str) -> bool:
+    """Whether a folder whose name ends in ``suffix`` (after ``<name>-``) belongs to no live writer.
+
+    Owners on another host cannot be checked, so their folders are kept (shared network folders).
+    """
+    if _LEGACY.match(suffix):
+        return True
+    owned = _OWNED.match(suffix)
+    if not owned or owned["host"] != _host():
+        return False  # not a folder this store made, or a writer elsewhere
+    if int(owned["pid"]) == os.getpid():
+        return suffix not in _IN_FLIGHT
+    return not pid_alive(int(owned["pid"]))
+
+
+# --- one atomic writer for every file the engine writes outside an artifact folder ------------------
+
+
+@contextmanager
+def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """Open a temp file beside ``path``; on a clean exit it is fsynced and renamed over ``path``.
+
+    Readers see the old file or the new one, never half of one; on an exception the temp is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = _new_token()
+    tmp = path.with_name(f".{path.name}.{token}.tmp")
+    _IN_FLIGHT.add(token)
+    try:
+        with open(tmp, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        _IN_FLIGHT.discard(token)
+
+
+def _write_json_atomic(path: Path, payload: Mapping) -> None:
+    with atomic_write(path, "w") as handle:
+        json.dump(payload, handle, indent=2, default=str, sort_keys=True)
+
+
+def file_checksum(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _file_records(folder: Path) -> dict[str, dict]:
+    """Size and checksum of every file under ``folder``, each fsynced (the folder is about to be committed)."""
+    records = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+        records[path.relative_to(folder).as_posix()] = {"size": path.stat().st_size, "blake2b": file_checksum(path)}
+    return records
 
 
 def _versions() -> dict:
@@ -52,19 +164,11 @@ def _canonical(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str, sort_keys=True))
 
 
-def _write_json_atomic(path: Path, payload: Mapping) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2, default=str, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 class ArtifactStore:
     def __init__(self, root: str | Path, rebuild_hint: str = REBUILD_HINT):
         self.root = Path(root)
         self.rebuild_hint = rebuild_hint
+        self.holds_lock = False  # True inside `lock()`: scratch folders are then this process's alone
 
     def _manifest_path(self, name: str) -> Path:
         return self.root / f"{name}.json"
@@ -75,11 +179,14 @@ class ArtifactStore:
             return None
         try:
             manifest = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            folder = manifest["folder"]
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            detail = "empty file" if path.exists() and path.stat().st_size == 0 else exc
             raise ArtifactError(
-                f"artifact '{name}' has an unreadable manifest {path} ({exc}); run `{self.rebuild_hint}`"
-            ) from exc
-        if not (self.root / manifest.get("folder", "")).is_dir():
+                f"artifact '{name}' has an unreadable manifest {path.name} in {self.root} ({detail}); "
+                f"run `{self.rebuild_hint}`"
+            ) from None
+        if not (self.root / folder).is_dir():
             return None
         return manifest
 
@@ -88,6 +195,8 @@ class ArtifactStore:
             return []
         return sorted(p.stem for p in self.root.glob("*.json") if self.manifest(p.stem))
 
+    # --- writing --------------------------------------------------------------------------------
+
     @contextmanager
     def write(self, name: str, meta: Mapping[str, Any]) -> Iterator[Path]:
         """Yield an empty folder; on a clean exit it becomes the artifact ``name`` with ``meta``.
@@ -95,25 +204,35 @@ class ArtifactStore:
         On an exception (or a kill) the previous version stays the current one.
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        for stale in self.root.glob(f".tmp-{name}-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        token = uuid.uuid4().hex[:12]
+        self.remove_abandoned()
+        token = _new_token()
         tmp = self.root / f".tmp-{name}-{token}"
         tmp.mkdir()
+        _IN_FLIGHT.add(token)
         try:
             yield tmp
+            files = _file_records(tmp)
+            self._commit(name, token, tmp, meta, files)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        finally:
+            _IN_FLIGHT.discard(token)
+
+    def _commit(self, name: str, token: str, tmp: Path, meta: Mapping[str, Any], files: dict) -> None:
         folder = f"{name}-{token}"
         os.replace(tmp, self.root / folder)
-        previous = self.manifest(name)
+        try:
+            previous = self.manifest(name)
+        except ArtifactError:  # an unreadable manifest is replaced below
+            previous = None
         _write_json_atomic(
             self._manifest_path(name),
             {
                 "name": name,
                 "folder": folder,
                 "meta": _canonical(dict(meta)),
+                "files": files,
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "versions": _versions(),
             },
@@ -122,8 +241,39 @@ class ArtifactStore:
         if previous and previous["folder"] != folder:
             shutil.rmtree(self.root / previous["folder"], ignore_errors=True)
         for orphan in self.root.glob(f"{name}-*"):
-            if orphan.is_dir() and orphan.name != folder:
+            suffix = orphan.name[len(name) + 1 :]
+            if orphan.is_dir() and orphan.name != folder and is_abandoned(suffix):
                 shutil.rmtree(orphan, ignore_errors=True)
+
+    def remove_abandoned(self) -> list[str]:
+        """Remove unfinished writes (temp folders and files) whose writer is a dead process on this host."""
+        removed = []
+        for path in list(self.root.glob(".tmp-*")) + list(self.root.glob(".*.tmp")):
+            owned = _OWNER_IN_NAME.search(path.name)
+            legacy = path.name.startswith(".tmp-") and "@" not in path.name and _LEGACY.match(path.name[-12:])
+            if (owned and is_abandoned(owned["owner"])) or legacy:
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+                removed.append(path.name)
+        return removed
+
+    # --- checking -------------------------------------------------------------------------------
+
+    def damage(self, name: str, *, checksums: bool = False) -> list[str]:
+        """What is wrong with the stored files of ``name`` (sizes; with ``checksums`` also contents)."""
+        manifest = self.manifest(name)
+        if manifest is None:
+            return []
+        folder = self.root / manifest["folder"]
+        problems = []
+        for relative, record in manifest.get("files", {}).items():
+            path = folder / relative
+            if not path.is_file():
+                problems.append(f"{relative} is missing")
+            elif path.stat().st_size != record["size"]:
+                problems.append(f"{relative} is {path.stat().st_size:,} bytes, {record['size']:,} when built")
+            elif checksums and file_checksum(path) != record["blake2b"]:
+                problems.append(f"{relative} has other contents than when built (checksum)")
+        return problems
 
     def differences(self, name: str, expect: Mapping[str, Any]) -> list[str]:
         """What differs between the stored artifact and ``expect`` (empty: it is current)."""
@@ -136,13 +286,18 @@ class ArtifactStore:
             have = stored.get(key)
             if have != wanted:
                 diffs.append(f"{key}: built with {_short(have)}, now {_short(wanted)}")
-        return diffs
+        return diffs + [f"damaged: {problem}" for problem in self.damage(name)]
 
     def is_current(self, name: str, expect: Mapping[str, Any]) -> bool:
         return not self.differences(name, expect)
 
     def load(self, name: str, expect: Mapping[str, Any] | None = None) -> Artifact:
-        """The current artifact, refused with ArtifactError if missing or built from other inputs."""
+        """The current artifact, refused with ArtifactError if missing, damaged or built from other inputs."""
+        damage = self.damage(name)
+        if damage:
+            raise ArtifactError(
+                f"artifact '{name}' in {self.root} is damaged: {'; '.join(damage)}. Rebuild it with `{self.rebuild_hint}`."
+            )
         diffs = self.differences(name, expect or {})
         if diffs:
             raise ArtifactError(
@@ -151,6 +306,76 @@ class ArtifactStore:
             )
         manifest = self.manifest(name)
         return Artifact(name, self.root / manifest["folder"], manifest["meta"])
+
+    def repair(self, log: Callable[[str], None] = print) -> list[str]:
+        """Drop every artifact whose manifest is unreadable or whose files are damaged (sizes and
+        checksums), so the build makes it again; returns their names. Call under the build lock."""
+        dropped = []
+        for path in sorted(self.root.glob("*.json")) if self.root.is_dir() else []:
+            name = path.stem
+            try:
+                problems = self.damage(name, checksums=True)
+                folder = (self.manifest(name) or {}).get("folder")
+            except ArtifactError:
+                problems, folder = ["its manifest is unreadable"], None
+            if problems:
+                log(f"artifact '{name}' is damaged ({'; '.join(problems)}); rebuilding it")
+                path.unlink(missing_ok=True)
+                if folder:
+                    shutil.rmtree(self.root / folder, ignore_errors=True)
+                dropped.append(name)
+        return dropped
+
+    # --- the build lock and scratch ---------------------------------------------------------------
+
+    @contextmanager
+    def lock(self, *, wait: float | None = None, notify: Callable[[str], None] = print) -> Iterator[None]:
+        """Hold the cross-process build lock of this folder.
+
+        When another process holds it: ``wait=None`` waits for it (saying so through ``notify``),
+        ``wait=0`` raises BuildRunningError at once, ``wait=N`` waits up to N seconds, then raises.
+        The lock is an OS file lock, so a killed holder releases it.
+        """
+        from filelock import FileLock, Timeout
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.root / LOCK_FILE)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            holder = self.lock_holder()
+            if wait == 0:
+                raise BuildRunningError(
+                    f"a build is already running on {self.root} ({holder}); try again when it has finished"
+                ) from None
+            notify(f"another build is running on {self.root} ({holder}); waiting for it to finish")
+            try:
+                lock.acquire(timeout=-1 if wait is None else wait)
+            except Timeout:
+                raise BuildRunningError(
+                    f"a build is still running on {self.root} ({self.lock_holder()}) after waiting {wait:g} s; "
+                    f"try again when it has finished"
+                ) from None
+        try:
+            _write_json_atomic(
+                self.root / OWNER_FILE,
+                {"pid": os.getpid(), "host": _host(), "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")},
+            )
+            self.holds_lock = True
+            self.remove_abandoned()
+            yield
+        finally:
+            self.holds_lock = False
+            (self.root / OWNER_FILE).unlink(missing_ok=True)
+            lock.release()
+
+    def lock_holder(self) -> str:
+        """Who holds the build lock, in words (pid, host, since when), as far as its owner file says."""
+        try:
+            owner = json.loads((self.root / OWNER_FILE).read_text())
+            return f"pid {owner['pid']} on {owner['host']}, since {owner['since']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "holder unknown"
 
     def scratch(self, name: str) -> Path:
         path = self.root / "scratch" / name

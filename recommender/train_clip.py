@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,7 @@ from .captions import CAPTION_FIELDS, caption
 from .embed import encode_text_tokens, load_embedder, random_embedder
 from .errors import DataError, LookbookError
 from .images import load_image
+from .progress import Progress
 
 DEFAULT_EPOCHS = 30  # measured on the H&M sample (20: text p@10 0.573, 30: 0.613): bench/clip_quality.py
 DEFAULT_BATCH_SIZE = 128
@@ -53,7 +54,6 @@ ATTRIBUTE_WEIGHT = 1.0  # 0.5 and 2.0 measured worse (bench/clip_quality.py)
 CHECKPOINT_FORMAT = 2
 DECODE_SHARE = 0.1  # of the progress bar: decoding the images before the first step
 
-Progress = Callable[[float, str], None]
 
 
 def train_clip(
@@ -302,10 +302,10 @@ def _digest(values) -> str:
 
 
 def _atomic_save(obj: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    from .store import atomic_write
+
+    with atomic_write(path) as handle:
+        torch.save(obj, handle)
 
 
 def _resume(partial: Path, identity: dict, model, heads, optimizer, schedule) -> dict:

@@ -1,6 +1,7 @@
 """The catalogue embedding job: image vs caption vectors, resuming after a kill, unreadable files."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -68,7 +69,8 @@ def test_articles_are_embedded_by_image_else_by_caption(demo_catalog, embedder, 
     np.testing.assert_array_equal(files["article_ids"], articles["article_id"])
     np.testing.assert_array_equal(files["indexed_by"], np.where(articles["has_image"], "image", "text"))
     assert artifact.meta["counts"] == {
-        "image": int(articles["has_image"].sum()), "text": int((~articles["has_image"]).sum()), "unreadable_images": 0
+        "image": int(articles["has_image"].sum()), "text": int((~articles["has_image"]).sum()), "unreadable_images": 0,
+        "embedded_images": int(articles["has_image"].sum()), "embedded_captions": len(articles),
     }  # fmt: skip
 
     # Image rows hold exactly the image's embedding (decoded in a worker, batched).
@@ -94,6 +96,26 @@ def test_a_current_artifact_is_not_recomputed(demo_catalog, embedder, embedded):
     embed_catalog(demo_catalog, counting, embedded, batch_size=BATCH, num_workers=1)
     assert counting.images == counting.texts == 0
     assert embedded.load("embeddings").path == folder
+
+
+def test_only_changed_photos_and_captions_are_embedded_again(demo_catalog, embedder, embedded, tmp_path):
+    shutil.copytree(embedded.root, tmp_path / "artifacts")
+    store = ArtifactStore(tmp_path / "artifacts")
+    articles = demo_catalog.articles.copy()
+    renamed, rephotographed = np.flatnonzero(articles["has_image"])[[5, 9]]
+    articles.loc[renamed, "prod_name"] = "Renamed trousers"
+    digests = {**demo_catalog.image_digests, articles["article_id"][rephotographed]: "new photo bytes"}
+    edited = dataclasses.replace(demo_catalog, articles=articles, data_fingerprint="edited", image_digests=digests)
+    counting, log = Counting(embedder), []
+    embed_catalog(edited, counting, store, batch_size=BATCH, num_workers=1, log=log.append)
+    assert (counting.images, counting.texts) == (1, 1)  # the new photo; the renamed article's caption
+    assert log == [f"embeddings: 1 of {int(articles['has_image'].sum())} photos are new or changed; "
+                   f"the other photos and every unchanged caption reuse the previous vectors"]
+    artifact, files = load(store)
+    _, before = load(embedded)
+    assert artifact.meta["counts"]["embedded_images"] == 1 and artifact.meta["counts"]["embedded_captions"] == 1
+    image_rows = np.flatnonzero(articles["has_image"])
+    np.testing.assert_allclose(files["vectors"][image_rows], before["vectors"][image_rows], atol=1e-5)
 
 
 def test_a_killed_job_resumes_with_only_the_missing_chunks(demo_catalog, embedder, embedded, tmp_path):

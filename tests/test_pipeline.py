@@ -66,8 +66,12 @@ def test_killed_build_resumes_without_redoing_finished_steps(demo_settings, tmp_
     monkeypatch.setattr(collab.CollabModel, "fit", classmethod(killed))
     with pytest.raises(KeyboardInterrupt):
         build(settings, log=lambda m: None)
+    engine = open_engine(settings)  # search works without the collaborative artifact
+    assert len(engine.search.search(text="red dress", k=3)) == 3
     with pytest.raises(ArtifactError, match="'collab' has not been built"):
-        open_engine(settings)
+        engine.collab
+    with pytest.raises(ArtifactError, match="collaborative model .* is missing or not current"):
+        engine.check_built()
     monkeypatch.undo()
     build(settings, log=lambda m: None)
     assert store.manifest("embeddings")["folder"] == embeddings_before

@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from recommender import store as store_module
-from recommender.errors import ArtifactError
+from recommender.errors import ArtifactError, BuildRunningError
 from recommender.store import ArtifactStore
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def write_version(store: ArtifactStore, text: str, **meta) -> None:
@@ -98,3 +103,98 @@ def test_unreadable_manifest_is_a_clear_error(tmp_path):
     (tmp_path / "index.json").write_text("{not json")
     with pytest.raises(ArtifactError, match="unreadable manifest"):
         store.load("index")
+
+
+# --- damage: sizes checked on every load, checksums by `repair` (run by build) -----------------------
+
+
+def test_truncated_file_is_refused_naming_the_artifact_file_and_rebuild_command(tmp_path):
+    store = ArtifactStore(tmp_path, rebuild_hint="python -m recommender build --data shop")
+    write_version(store, "v1-contents")
+    data = store.load("index").path / "data.txt"
+    data.write_text("v1")
+    with pytest.raises(ArtifactError) as err:
+        store.load("index")
+    assert str(err.value) == (
+        f"artifact 'index' in {tmp_path} is damaged: data.txt is 2 bytes, 11 when built. "
+        f"Rebuild it with `python -m recommender build --data shop`."
+    )
+    assert not store.is_current("index", {"model": "m1"})  # so a build makes it again
+
+
+def test_repair_drops_damaged_artifacts_by_checksum_and_keeps_whole_ones(tmp_path):
+    store = ArtifactStore(tmp_path)
+    write_version(store, "same-size")
+    with store.write("other", {"model": "m1"}) as tmp:
+        (tmp / "data.txt").write_text("fine")
+    (store.load("index").path / "data.txt").write_text("SAME-SIZE")  # same size, other bytes
+    assert read(store) == "SAME-SIZE"  # loading checks sizes only
+    log = []
+    assert store.repair(log=log.append) == ["index"]
+    assert log == ["artifact 'index' is damaged (data.txt has other contents than when built (checksum)); rebuilding it"]
+    assert store.manifest("index") is None and store.load("other")
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == [store.manifest("other")["folder"]]
+
+
+def test_empty_manifest_is_an_artifact_error_and_repair_drops_it(tmp_path):
+    store = ArtifactStore(tmp_path)
+    write_version(store, "v1")
+    (tmp_path / "index.json").write_text("")
+    with pytest.raises(ArtifactError, match=r"artifact 'index' has an unreadable manifest index.json .*\(empty file\); run `python -m recommender build`"):
+        store.load("index")
+    assert store.repair(log=lambda m: None) == ["index"]
+    write_version(store, "v2")
+    assert read(store) == "v2"
+
+
+# --- two processes: the build lock and temp folders of live / dead writers -----------------------------
+
+HOLDER = """
+import sys, time
+from recommender.store import ArtifactStore
+store = ArtifactStore(sys.argv[1])
+with store.lock():
+    with store.write("index", {"model": "m1"}) as tmp:
+        (tmp / "data.txt").write_text("half written")
+        print("ready", flush=True)
+        time.sleep(120)
+"""
+
+
+def test_lock_and_temp_folder_of_a_live_writer_are_respected_until_it_is_killed(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        store = ArtifactStore(tmp_path)
+        with pytest.raises(BuildRunningError) as err:
+            with store.lock(wait=0):
+                pass
+        assert str(err.value).startswith(f"a build is already running on {tmp_path} (pid {holder.pid} on ")
+        assert str(err.value).endswith("); try again when it has finished")
+        messages = []
+        with pytest.raises(BuildRunningError, match="after waiting 0.2 s"):
+            with store.lock(wait=0.2, notify=messages.append):
+                pass
+        assert messages[0].endswith("waiting for it to finish") and f"pid {holder.pid}" in messages[0]
+
+        [theirs] = tmp_path.glob(".tmp-index-*")
+        assert f"-{holder.pid}@" in theirs.name
+        write_version(store, "mine")  # a write beside a live writer leaves its folder alone
+        assert theirs.is_dir() and read(store) == "mine"
+    finally:
+        holder.kill()  # SIGKILL: no cleanup runs in the holder
+        holder.wait()
+    with store.lock(wait=10):  # the OS released the dead holder's lock; its temp folder is abandoned
+        assert not theirs.exists()
+    assert read(store) == "mine"
+
+
+def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "chunk.npy"
+    with store_module.atomic_write(target, "w") as handle:
+        handle.write("old")
+    with pytest.raises(RuntimeError):
+        with store_module.atomic_write(target, "w") as handle:
+            handle.write("half")
+            raise RuntimeError("killed")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["chunk.npy"]
