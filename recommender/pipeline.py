@@ -24,7 +24,7 @@ from .store import ArtifactStore
 Progress = Callable[[float, str], None]
 
 # Share of the progress bar per step (training dominates an offline first run).
-STEPS = {"data": 0.05, "model": 0.45, "embeddings": 0.3, "content_index": 0.05, "collab": 0.15}
+STEPS = {"data": 0.05, "model": 0.45, "embeddings": 0.3, "content_index": 0.03, "lexical_index": 0.02, "collab": 0.15}
 FALLBACK_MODEL = "lookbook-tiny"
 
 
@@ -109,6 +109,9 @@ def build(settings: Settings, *, progress: Progress | None = None, log: Callable
 
     embed_catalog(catalog, embedder, store, progress=next_stage("embeddings"))
     build_content_index(store, progress=next_stage("content_index"))
+    from .lexical import build_lexical_index
+
+    build_lexical_index(catalog, store, progress=next_stage("lexical_index"))
 
     report = next_stage("collab")
     if catalog.transactions is not None and len(catalog.transactions):
