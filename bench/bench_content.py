@@ -9,8 +9,9 @@ index    105,542 x 512 vectors, random (worst case: no structure) and a two-leve
          flat-scan latency by catalogue size (the basis of EXACT_THRESHOLD).
 queries  ViT-B-16 with random weights over the mixture index and a 105,542-article H&M-format catalogue
          (demo generator): text query end to end (validate, tokenize, encode, search, metadata) and
-         image query end to end (JPEG bytes -> decode -> preprocess -> encode -> search -> metadata).
-         Targets (issue 3): text p50 <= 30 ms, image p50 <= 250 ms on 2 cores.
+         image query end to end (JPEG bytes -> decode -> preprocess -> encode -> search -> metadata);
+         the BM25 index over the catalogue texts (build time, memory) and text queries per search mode.
+         Targets: hybrid text p50 <= 30 ms, lexical build <= 60 s (issue 14), image p50 <= 250 ms.
 embed    embedding job (DataLoader workers, chunked to scratch, artifact write) vs forward-only
          (pre-processed tensors straight through the model), ViT-B-16, on --images photos of the H&M
          sample (../shared/hm_sample). Target: job >= 0.9x forward-only.
@@ -166,12 +167,14 @@ def bench_queries() -> None:
     catalog = scale_catalog(Path(tempfile.gettempdir()) / "lookbook_content_bench")
     embedder = random_vit()
     index = ContentIndex.build(mixture(N_ARTICLES, seed=1), catalog.articles["article_id"].to_numpy(), exact_threshold=0)
-    search = ContentSearch(catalog, embedder, index)
+    lexical = bench_lexical_build(catalog)
+    search = ContentSearch(catalog, embedder, index, lexical)
     print(f"index: {index.params}")
     for q in TEXT_QUERIES[:3]:
         search.search(text=q)  # warm-up
-    times = [t for q in TEXT_QUERIES * 5 for t in timed(lambda: search.search(text=q), 1)]
-    print(f"text query end to end   ({len(times)} queries): {percentiles(times)}")
+    for mode in ("hybrid", "visual", "lexical"):
+        times = [t for q in TEXT_QUERIES * 5 for t in timed(lambda: search.search(text=q, mode=mode), 1)]
+        print(f"text query end to end, {mode:7} ({len(times)} queries): {percentiles(times)}")
     stage = timed(lambda: embedder.encode_text(["black skinny jeans"]), 50)
     print(f"  of which encode_text                : {percentiles(stage)}")
     filtered = timed(lambda: search.search(text="red dress", filters={"colour_group_name": "Red"}), 30)
@@ -190,6 +193,24 @@ def bench_queries() -> None:
     stage = [t for image in images[:10] for t in timed(lambda: search.search(images=[image]), 1)]
     print(f"  same queries in float32             : {percentiles(stage)}")
     print(f"  cosine to float32 vectors           : min {(fast * exact).sum(1).min():.5f}")
+
+
+def rss_mb() -> float:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def bench_lexical_build(catalog):
+    """The BM25 index over the catalogue's texts: build time and memory (its arrays, and the process's
+    resident-memory growth while building, which includes the temporary token lists)."""
+    from recommender.lexical import LexicalIndex
+
+    before, start, start_cpu = rss_mb(), time.perf_counter(), time.process_time()
+    lexical = LexicalIndex.build(catalog.articles)
+    wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    arrays = sum(a.nbytes for a in lexical.bm25.scores.values() if isinstance(a, np.ndarray)) / 2**20
+    print(f"lexical index build ({lexical.size:,} articles, {len(lexical.analyzer.document_frequency):,} terms): "
+          f"{wall:.1f} s wall, {cpu:.1f} s CPU; BM25 matrix {arrays:.1f} MB, resident memory +{rss_mb() - before:.0f} MB")
+    return lexical
 
 
 def bench_embed(n_images: int, batch_size: int) -> None:

@@ -110,7 +110,8 @@ def cmd_search(args) -> None:
     images = [thumbnail_for_model(path, name=Path(path).name) for path in args.image or []]
     engine = open_engine(settings_from(args))
     results = engine.search.search(text=args.text, images=images, image_weight=args.image_weight,
-                                   negative=args.negative, like=args.like or (), filters=filters or None, k=args.k)
+                                   negative=args.negative, like=args.like or (), filters=filters or None, k=args.k,
+                                   mode=args.mode)
     print_frame(results, args.json)
 
 
@@ -221,6 +222,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--negative", metavar="TEXT", help="push results away from this text")
     p.add_argument("--image-weight", type=float, default=0.5, help="weight of the images against the text (0..1)")
     p.add_argument("--filter", action="append", metavar="COLUMN=VALUE")
+    p.add_argument("--mode", choices=("hybrid", "visual", "lexical"), default="hybrid",
+                   help="text ranking: words and looks fused (default), CLIP vectors only, or words only")
     p.add_argument("-k", type=int, default=12)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_search)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping
@@ -32,6 +33,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import ArtifactError, InputError
+from .lexical import FIELD_WEIGHTS as LEXICAL_FIELDS
+from .search import DEPTH, LOOKS_ALIKE_TOP, MODES, Ranking, lexical_ranking, lexical_scores, reciprocal_rank_fusion
 
 Progress = Callable[[float, str], None]
 
@@ -42,12 +45,14 @@ RECALL_TARGET = 0.95
 RECALL_AT = 100
 CALIBRATION_QUERIES = 256
 NEGATIVE_WEIGHT = 0.5
+HUB_PROBES = 256
 
 FILTER_COLUMNS = ("index_group_name", "product_group_name", "product_type_name", "colour_group_name")
 RESULT_COLUMNS = [
     "article_id", "score", "prod_name", "product_type_name", "product_group_name", "colour_group_name",
     "graphical_appearance_name", "index_group_name", "detail_desc", "has_image", "indexed_by",
 ]  # fmt: skip
+SEARCH_COLUMNS = RESULT_COLUMNS + ["matched", "looks_alike"]  # why each result: search.py
 # Zero-shot attributes: the catalogue's own values of each column, each embedded as the mean of its
 # prompts (CLIP's prompt ensembling): the bare value, as in the captions a catalogue-trained model
 # learnt from, and a sentence of the kind pretrained CLIP models saw.
@@ -70,7 +75,8 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 class ContentIndex:
     """A FAISS index over article vectors plus the row → article id mapping."""
 
-    def __init__(self, index: faiss.Index, article_ids: np.ndarray, indexed_by: np.ndarray, params: dict):
+    def __init__(self, index: faiss.Index, article_ids: np.ndarray, indexed_by: np.ndarray, params: dict,
+                 offsets: np.ndarray | None = None):
         if index.ntotal != len(article_ids) or len(article_ids) != len(indexed_by):
             raise ArtifactError(
                 f"content index holds {index.ntotal} vectors for {len(article_ids)} article ids; "
@@ -80,6 +86,8 @@ class ContentIndex:
         self.article_ids = np.asarray(article_ids).astype(str)
         self.indexed_by = np.asarray(indexed_by).astype(str)
         self.params = params
+        # Per-row score correction of borrowed (caption-placed) vectors: see hub_offsets.
+        self.offsets = np.zeros(len(article_ids), np.float32) if offsets is None else np.asarray(offsets, np.float32)
         self._ivf = faiss.try_extract_index_ivf(index) if params["kind"] == "ivf" else None
 
     @property
@@ -103,15 +111,16 @@ class ContentIndex:
         vectors = np.ascontiguousarray(_normalise(vectors))
         n, dim = vectors.shape
         indexed_by = np.full(n, "image") if indexed_by is None else np.asarray(indexed_by)
+        offsets = hub_offsets(vectors, indexed_by == "image")
         flat = faiss.IndexFlatIP(dim)
         flat.add(vectors)
         params = {"kind": "exact", "n": n}
         if n >= exact_threshold:
             ivf, trial = _calibrated_ivf(vectors, flat, progress)
             if ivf is not None:
-                return cls(ivf, article_ids, indexed_by, {**trial, "n": n})
+                return cls(ivf, article_ids, indexed_by, {**trial, "n": n}, offsets)
             params["ivf_trial"] = trial
-        return cls(flat, article_ids, indexed_by, params)
+        return cls(flat, article_ids, indexed_by, params, offsets)
 
     # --- persistence ----------------------------------------------------------------------------
 
@@ -120,6 +129,7 @@ class ContentIndex:
         faiss.write_index(self.index, str(folder / "index.faiss"))
         np.save(folder / "article_ids.npy", self.article_ids)
         np.save(folder / "indexed_by.npy", self.indexed_by)
+        np.save(folder / "offsets.npy", self.offsets)
         (folder / "params.json").write_text(json.dumps(self.params, indent=2))
 
     @classmethod
@@ -129,12 +139,13 @@ class ContentIndex:
             index = faiss.read_index(str(folder / "index.faiss"))
             article_ids = np.load(folder / "article_ids.npy")
             indexed_by = np.load(folder / "indexed_by.npy")
+            offsets = np.load(folder / "offsets.npy")
             params = json.loads((folder / "params.json").read_text())
         except (OSError, RuntimeError, ValueError) as exc:
             raise ArtifactError(
                 f"content index in {folder} is unreadable ({exc}); rebuild with `python -m recommender build`"
             ) from exc
-        return cls(index, article_ids, indexed_by, params)
+        return cls(index, article_ids, indexed_by, params, offsets)
 
     # --- queries --------------------------------------------------------------------------------
 
@@ -233,6 +244,25 @@ def _calibrated_ivf(vectors: np.ndarray, flat: faiss.IndexFlatIP, progress: Prog
     return None, {"nlist": nlist, "recall_by_nprobe": trials}
 
 
+def hub_offsets(vectors: np.ndarray, by_image: np.ndarray, probes: int = HUB_PROBES) -> np.ndarray:
+    """How much nearer than a photographed article each caption-placed article sits to queries in general.
+
+    An article without a photo gets the mean image vector of its caption-neighbours (embed_job), and a
+    mean of vectors is a hub: nearer to every query than real photos are, so such articles filled the
+    top of unrelated queries. Its offset is its mean cosine to a fixed sample of photo vectors (the
+    queries' stand-ins) less the photographed articles' mean; the visual leg subtracts it. Photographed
+    articles get 0.
+    """
+    offsets = np.zeros(len(vectors), np.float32)
+    photo_rows = np.flatnonzero(by_image)
+    if len(photo_rows) == 0 or by_image.all():
+        return offsets
+    sample = vectors[np.random.default_rng(0).choice(photo_rows, min(probes, len(photo_rows)), replace=False)]
+    closeness = np.concatenate([vectors[i : i + 8192] @ sample.T for i in range(0, len(vectors), 8192)]).mean(axis=1)
+    offsets[~by_image] = closeness[~by_image] - closeness[by_image].mean()
+    return offsets
+
+
 def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
     """Mean share of each true neighbour list that was found."""
     hits = [len(np.intersect1d(f[f >= 0], t[t >= 0])) / max(1, (t >= 0).sum()) for f, t in zip(found, truth)]
@@ -248,6 +278,7 @@ def build_content_index(store, *, progress: Progress | None = None) -> None:
         "embeddings": embeddings.path.name,
         "exact_threshold": EXACT_THRESHOLD,
         "recall_target": RECALL_TARGET,
+        "hub_offsets": HUB_PROBES,
     }
     if store.is_current("content_index", expect):
         return
@@ -267,7 +298,7 @@ def build_content_index(store, *, progress: Progress | None = None) -> None:
 class ContentSearch:
     """Text / image / mixed / more-like-this queries with filters, over one catalogue and one model."""
 
-    def __init__(self, catalog, embedder, index: ContentIndex):
+    def __init__(self, catalog, embedder, index: ContentIndex, lexical=None):
         articles = catalog.articles
         if not np.array_equal(index.article_ids, articles["article_id"].to_numpy(dtype=str)):
             raise ArtifactError(
@@ -282,6 +313,9 @@ class ContentSearch:
         self.catalog = catalog
         self.embedder = embedder
         self.index = index
+        self.lexical = lexical  # lexical.LexicalIndex; None: visual search only
+        self._by_image = index.indexed_by == "image"
+        self._texts = {c: articles[c].to_numpy(dtype=object) for c in LEXICAL_FIELDS if c in articles.columns}
         # Plain numpy columns: taking 12 rows from them is ~10x faster than DataFrame.iloc on
         # Arrow-backed strings (pandas 3), which mattered against the 30 ms text-query budget.
         self._columns = {
@@ -290,7 +324,8 @@ class ContentSearch:
             if c != "score"
         }
         self._codes = {c: pd.Categorical(articles[c].astype(str)) for c in FILTER_COLUMNS}
-        self._attribute_vectors: dict[str, tuple[list[str], np.ndarray]] | None = None
+        self._attribute_vectors: dict | None = None
+        self._attribute_lock = threading.Lock()
         self.index_meta = {
             **index.params,
             "by_image": int((index.indexed_by == "image").sum()),
@@ -299,9 +334,12 @@ class ContentSearch:
 
     @classmethod
     def load(cls, catalog, embedder, store) -> "ContentSearch":
-        """The stored index, refused (ArtifactError) when built with another model or other data."""
+        """The stored indexes (vectors and words), refused (ArtifactError) when built with another model or
+        other data."""
+        from .lexical import load_lexical_index
+
         artifact = store.load("content_index", {"model": embedder.fingerprint, "data": catalog.fingerprint()})
-        return cls(catalog, embedder, ContentIndex.load(artifact.path))
+        return cls(catalog, embedder, ContentIndex.load(artifact.path), load_lexical_index(catalog, store))
 
     def filter_values(self) -> dict[str, list[str]]:
         return {c: sorted(codes.categories) for c, codes in self._codes.items()}
@@ -315,7 +353,14 @@ class ContentSearch:
         like: Iterable[str] = (),
         filters: Mapping[str, str | Iterable[str]] | None = None,
         k: int = 12,
+        mode: str = "hybrid",
     ) -> pd.DataFrame:
+        """The k best articles, with RESULT_COLUMNS plus `matched` ({field: the article's words that match
+        the text}) and `looks_alike` (ranked high by the visual leg). `mode`: hybrid (lexical and
+        visual fused, search.py), visual (CLIP vectors only) or lexical (BM25 only); photos and "more
+        like this" are ranked visually in every mode."""
+        if mode not in MODES:
+            raise InputError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         if isinstance(images, (bytes, str, Path)) or hasattr(images, "read") or hasattr(images, "mode"):
             images = [images]
         if isinstance(like, str):
@@ -345,22 +390,96 @@ class ContentSearch:
             examples.append(self.embedder.encode_images(_load_images(images)))
         if len(like_rows):
             examples.append(self.index.reconstruct(like_rows))
-        parts = []
-        if text is not None:
-            parts.append((1.0 - image_weight, self.embedder.encode_text([text])[0]))
-        if examples:
-            parts.append((image_weight, _normalise(np.concatenate(examples).mean(axis=0))))
-        query = parts[0][1] if len(parts) == 1 else sum(w * v for w, v in parts)
-        query = _normalise(query)
+        example = _normalise(np.concatenate(examples).mean(axis=0)) if examples else None
+        push = None
         if negative is not None:
-            push = self.embedder.encode_text([self.embedder.validate_text(negative)])[0]
-            query = _normalise(query - NEGATIVE_WEIGHT * push)
+            negative = self.embedder.validate_text(negative)
+            push = self.embedder.encode_text([negative])[0]
 
-        rows, scores = self.index.search(query, k, allowed)
-        keep = rows[0] >= 0
-        found = rows[0][keep]
-        columns = {c: values[found] for c, values in self._columns.items()}
-        return pd.DataFrame({"article_id": columns.pop("article_id"), "score": scores[0][keep].astype(float), **columns})
+        if text is None or mode == "visual" or self.lexical is None:
+            parts = []
+            if text is not None:
+                parts.append((1.0 - image_weight, self.embedder.encode_text([text])[0]))
+            if example is not None:
+                parts.append((image_weight, example))
+            query = parts[0][1] if len(parts) == 1 else sum(w * v for w, v in parts)
+            found, scores = self._visual(self._pushed(query, push), k, allowed)
+            visual_rank = {row: rank for rank, row in enumerate(found.tolist(), 1)}
+            terms = []
+            if text is not None and self.lexical is not None:
+                terms = [t for _, ts in self.lexical.analyzer.analyse_query(text) for t in ts]
+        else:
+            found, scores, visual_rank, terms = self._fused(text, example, image_weight, negative, push, allowed, k, mode)
+        return self._frame(found, scores, visual_rank, set(terms))
+
+    def _fused(self, text, example, image_weight, negative, push, allowed, k, mode):
+        """Rows and scores by reciprocal rank fusion of the lexical leg, the visual leg of the text
+        (hybrid) and the photos' visual ranking (when there are photos); exactly k when k are allowed."""
+        depth = max(k, DEPTH)
+        lexical, terms = lexical_scores(self.lexical, text, negative)
+        text_share = 1.0 - image_weight if example is not None else 1.0
+        lexical_rows = lexical_ranking(lexical, allowed, depth)
+        legs = [Ranking(lexical_rows, text_share)]
+        vector = None
+        if mode == "hybrid":
+            vector = self._pushed(self.embedder.encode_text([text])[0], push)
+            with_photo = self._by_image if allowed is None else allowed & self._by_image
+            imageless = ~self._by_image[lexical_rows]
+            legs = [
+                Ranking(lexical_rows, text_share / 2),
+                Ranking(self._visual_rows(vector, with_photo, depth), text_share / 2, visual=True),
+                # no photo: the article's own words stand in for the visual leg (module doc of search.py)
+                Ranking(lexical_rows[imageless], text_share / 2, ranks=np.flatnonzero(imageless) + 1),
+            ]
+        if example is not None:
+            legs.append(Ranking(self._visual_rows(self._pushed(example, push), allowed, depth), image_weight, visual=True))
+        fused = reciprocal_rank_fusion(legs)
+        rows, scores = fused.rows[:k], fused.scores[:k]
+        n_allowed = self.index.size if allowed is None else int(allowed.sum())
+        if len(rows) < min(k, n_allowed):  # too few matches: the rest by looks (hybrid) or catalogue order
+            if vector is not None:
+                rest = self._visual_rows(vector, allowed, k + len(rows))
+            else:
+                rest = np.flatnonzero(np.ones(self.index.size, dtype=bool) if allowed is None else allowed)
+            rest = rest[~np.isin(rest, rows)][: k - len(rows)]
+            rows, scores = np.concatenate([rows, rest]), np.concatenate([scores, np.zeros(len(rest))])
+        return rows, scores, fused.visual_rank, terms
+
+    def _visual_rows(self, vector: np.ndarray, allowed: np.ndarray | None, depth: int) -> np.ndarray:
+        return self._visual(vector, depth, allowed)[0]
+
+    def _visual(self, vector: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest allowed articles by photo vectors; caption-placed articles (no photo) compete
+        with their hub offset subtracted (hub_offsets), so they rank by how near they are, not by
+        being near everything."""
+        with_photo = self._by_image if allowed is None else allowed & self._by_image
+        rows, scores = self.index.search(vector, k, with_photo)
+        rows, scores = rows[0], scores[0]
+        without = ~self._by_image if allowed is None else allowed & ~self._by_image
+        if without.any():
+            more, more_scores = self.index.search(vector, k, without)
+            more, more_scores = more[0], more_scores[0]
+            keep = more >= 0
+            more, more_scores = more[keep], more_scores[keep] - self.index.offsets[more[keep]]
+            rows, scores = np.concatenate([rows, more]), np.concatenate([scores, more_scores])
+        keep = rows >= 0
+        rows, scores = rows[keep], scores[keep]
+        order = np.argsort(-scores, kind="stable")[:k]
+        return rows[order], scores[order].astype(float)
+
+    @staticmethod
+    def _pushed(query: np.ndarray, push: np.ndarray | None) -> np.ndarray:
+        query = _normalise(query)
+        return query if push is None else _normalise(query - NEGATIVE_WEIGHT * push)
+
+    def _frame(self, rows: np.ndarray, scores: np.ndarray, visual_rank: dict, terms: set[str]) -> pd.DataFrame:
+        columns = {c: values[rows] for c, values in self._columns.items()}
+        frame = pd.DataFrame({"article_id": columns.pop("article_id"), "score": np.asarray(scores, dtype=float), **columns})
+        records = [{c: values[row] for c, values in self._texts.items()} for row in rows.tolist()]
+        frame["matched"] = [self.lexical.matched(r, terms) if self.lexical is not None else {} for r in records]
+        frame["looks_alike"] = [visual_rank.get(row, LOOKS_ALIKE_TOP + 1) <= LOOKS_ALIKE_TOP and bool(self._by_image[row])
+                                for row in rows.tolist()]  # fmt: skip
+        return frame
 
     def _allowed(self, filters) -> np.ndarray | None:
         """Boolean row mask for {column: value or values}; InputError for unknown columns or values."""
@@ -382,26 +501,69 @@ class ContentSearch:
         return allowed
 
     def predict_attributes(self, image) -> dict[str, list[tuple[str, float]]]:
-        """Zero-shot: the top values of each attribute for an image, with softmax probabilities."""
-        vector = self.embedder.encode_images(_load_images([image]))[0]
-        scale = float(self.embedder.model.logit_scale.detach().exp())  # the temperature CLIP was trained with
-        predictions = {}
-        for column, (values, prompts) in self._attribute_prompt_vectors().items():
-            logits = scale * (prompts @ vector)
+        """The top values of each attribute for a photo, with probabilities: from the attribute heads
+        trained with the model (train_clip.AttributeHeads) where it has them, zero-shot otherwise."""
+        picture = _load_images([image])[0]
+        vector = self.embedder.encode_images([picture])[0]
+        heads = self._attribute_models()
+        predictions, raw = {}, None
+        for column, (values, weights, bias) in heads.items():
+            if bias is None:  # zero-shot: prompts' text vectors at CLIP's trained temperature
+                logits = weights @ vector
+            else:  # heads read the unnormalised embedding, as in training
+                raw = self._raw_image_embedding(picture) if raw is None else raw
+                logits = weights @ raw + bias
             probabilities = np.exp(logits - logits.max())
             probabilities /= probabilities.sum()
             top = np.argsort(-probabilities)[:ATTRIBUTE_TOP]
             predictions[column] = [(values[i], float(probabilities[i])) for i in top]
         return predictions
 
-    def _attribute_prompt_vectors(self) -> dict[str, tuple[list[str], np.ndarray]]:
-        if self._attribute_vectors is None:
-            self._attribute_vectors = {}
-            for column, templates in ATTRIBUTE_PROMPTS.items():
-                values = sorted(set(self.catalog.articles[column].astype(str)) - UNLABELLED)
-                prompts = [self.embedder.encode_text([t.format(v.lower()) for v in values]) for t in templates]
-                self._attribute_vectors[column] = (values, _normalise(np.mean(prompts, axis=0)))
-        return self._attribute_vectors
+    def _raw_image_embedding(self, picture) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            pixels = self.embedder.preprocess(picture).unsqueeze(0).to(self.embedder.device)
+            return self.embedder.model.encode_image(pixels)[0].float().cpu().numpy()
+
+    def _attribute_models(self) -> dict[str, tuple[list[str], np.ndarray, np.ndarray | None]]:
+        """{column: (values, weights, bias or None for zero-shot)}, made once: concurrent first photos
+        wait for one thread to make them (a half-filled table was visible to them before)."""
+        with self._attribute_lock:
+            if self._attribute_vectors is None:
+                models = {}
+                trained = _trained_heads(self.embedder)
+                scale = float(self.embedder.model.logit_scale.detach().exp())  # CLIP's trained temperature
+                for column, templates in ATTRIBUTE_PROMPTS.items():
+                    if column in trained:
+                        models[column] = trained[column]
+                        continue
+                    values = sorted(set(self.catalog.articles[column].astype(str)) - UNLABELLED)
+                    prompts = [self.embedder.encode_text([t.format(v.lower()) for v in values]) for t in templates]
+                    models[column] = (values, scale * _normalise(np.mean(prompts, axis=0)), None)
+                self._attribute_vectors = models
+            return self._attribute_vectors
+
+
+def _trained_heads(embedder) -> dict[str, tuple[list[str], np.ndarray, np.ndarray]]:
+    """The attribute heads saved in the model's checkpoint by train_clip (none for pretrained models),
+    without their placeholder classes ("Unknown")."""
+    import torch
+
+    source = Path(embedder.pretrained or "")
+    if source.suffix not in (".pt", ".pth") or not source.is_file():
+        return {}
+    try:
+        heads = torch.load(source, map_location="cpu", weights_only=True, mmap=True).get("attribute_heads") or {}
+    except Exception:  # an unreadable checkpoint cannot have loaded as the model: nothing to add
+        return {}
+    out = {}
+    for column, head in heads.items():
+        keep = [i for i, value in enumerate(head["classes"]) if value not in UNLABELLED and value != "nan"]
+        if len(keep) >= 2:
+            out[column] = ([head["classes"][i] for i in keep], head["weight"].float().numpy()[keep],
+                           head["bias"].float().numpy()[keep])  # fmt: skip
+    return out
 
 
 def _load_images(images: list) -> list:

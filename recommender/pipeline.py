@@ -30,7 +30,7 @@ from .progress import Progress, stage
 from .store import ArtifactStore
 
 # Share of the progress bar per step (training dominates an offline first run).
-STEPS = {"data": 0.05, "model": 0.45, "embeddings": 0.3, "content_index": 0.05, "collab": 0.15}
+STEPS = {"data": 0.05, "model": 0.45, "embeddings": 0.3, "content_index": 0.03, "lexical_index": 0.02, "collab": 0.15}
 FALLBACK_MODEL = "lookbook-tiny"
 # A catalogue-trained model is kept while at most this share of its image–caption pairs changed: a few
 # edited names or new photos move it little, and retraining takes hours at H&M scale.
@@ -182,6 +182,9 @@ def _build_steps(settings: Settings, store: ArtifactStore, progress: Progress | 
 
     embed_catalog(catalog, embedder, store, progress=next_stage("embeddings"), log=log)
     build_content_index(store, progress=next_stage("content_index"))
+    from .lexical import build_lexical_index
+
+    build_lexical_index(catalog, store, progress=next_stage("lexical_index"))
 
     report = next_stage("collab")
     if catalog.transactions is not None and len(catalog.transactions):

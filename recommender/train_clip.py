@@ -11,9 +11,8 @@ tensors at the model's input size (a 15k-image catalogue is ~280 MB), so an epoc
 network. The loss is open_clip's ClipLoss plus, at ATTRIBUTE_WEIGHT, the cross-entropy of linear heads
 that name each image's product type and colour group from its embedding: the captions say these too, but
 contrast within a batch learns them slowly from a catalogue's few thousand images, and the labels teach
-them directly (on unseen H&M products, lookbook-tiny at 96×64, 20 epochs: text→image p@10
-0.477 → 0.573, image→image 0.454 → 0.480; see bench/clip_quality.py). The heads serve training only
-and are not saved. AdamW with a warm-up + cosine schedule.
+them directly (bench/clip_quality.py measures the gain). The heads (plus pattern and index group) are
+saved in the checkpoint as `attribute_heads`, and name a photo's attributes (content.predict_attributes). AdamW with a warm-up + cosine schedule.
 
 The run is resumable: after each epoch the full training state is saved next to `out`
 (`<out>.partial`), and a new call with the same settings continues from it. The final checkpoint
@@ -49,7 +48,8 @@ FINE_TUNE_LEARNING_RATE = 1e-5
 WEIGHT_DECAY = 0.2
 WARMUP_FRACTION = 0.05
 SHORT_CAPTION_RATE = 0.75  # share of captions cut to a random subset of their fields
-ATTRIBUTE_FIELDS = ("product_type_name", "colour_group_name")  # what shoppers search by first
+# What shoppers search by first, and what a photo's attributes show (content.predict_attributes).
+ATTRIBUTE_FIELDS = ("product_type_name", "colour_group_name", "graphical_appearance_name", "index_group_name")
 ATTRIBUTE_WEIGHT = 1.0  # 0.5 and 2.0 measured worse (bench/clip_quality.py)
 CHECKPOINT_FORMAT = 2
 DECODE_SHARE = 0.1  # of the progress bar: decoding the images before the first step
@@ -171,6 +171,7 @@ def train_clip(
             "preprocess_cfg": dict(model.visual.preprocess_cfg),
             "state_dict": model.state_dict(),
             "trained": {**identity, "n_articles": int(len(rows)), "epoch_losses": losses},
+            "attribute_heads": heads.export(),
         },
         out,
     )
@@ -190,12 +191,21 @@ class AttributeHeads(torch.nn.Module):
 
     def __init__(self, articles: pd.DataFrame, dim: int):
         super().__init__()
-        codes = {f: pd.factorize(articles[f].to_numpy())[0] for f in ATTRIBUTE_FIELDS}  # NaN -> -1
+        factorized = {f: pd.factorize(articles[f].to_numpy()) for f in ATTRIBUTE_FIELDS}  # NaN -> -1
+        codes = {f: c for f, (c, _) in factorized.items()}
+        self.classes = {f: [str(v) for v in values] for f, (_, values) in factorized.items()}
         for field_name, field_codes in codes.items():
             self.register_buffer(f"labels_{field_name}", torch.as_tensor(field_codes, dtype=torch.long))
         self.heads = torch.nn.ModuleDict(
             {f: torch.nn.Linear(dim, max(1, int(c.max()) + 1)) for f, c in codes.items()}
         )
+
+    def export(self) -> dict:
+        """{field: {"classes", "weight", "bias"}}: what content.predict_attributes needs, kept in the checkpoint."""
+        return {
+            f: {"classes": self.classes[f], "weight": head.weight.detach().cpu(), "bias": head.bias.detach().cpu()}
+            for f, head in self.heads.items()
+        }
 
     def loss(self, image_embeddings: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """Summed cross-entropy of the heads for the articles at positions `batch` (0 without labels)."""

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recommender.content import FILTER_COLUMNS, RESULT_COLUMNS, ContentIndex, ContentSearch, build_content_index, recall_at
+from recommender.content import FILTER_COLUMNS, RESULT_COLUMNS, SEARCH_COLUMNS, ContentIndex, ContentSearch, build_content_index, recall_at
 from recommender.embed import load_embedder
 from recommender.embed_job import embed_catalog
 from recommender.errors import ArtifactError, InputError
+from recommender.lexical import build_lexical_index
 from recommender.store import ArtifactStore
 
 
@@ -102,6 +103,7 @@ def build_search(catalog, embedder, root):
     store = ArtifactStore(root)
     embed_catalog(catalog, embedder, store, batch_size=32, num_workers=0)
     build_content_index(store)
+    build_lexical_index(catalog, store)
     return ContentSearch.load(catalog, embedder, store), store
 
 
@@ -127,7 +129,7 @@ def with_image(catalog, count: int, seed: int = 0) -> list[str]:
 
 def test_results_carry_article_metadata_and_how_each_was_indexed(plain, demo_catalog):
     results = plain.search(text="black trousers", k=400)
-    assert list(results.columns) == RESULT_COLUMNS
+    assert list(results.columns) == SEARCH_COLUMNS
     assert len(results) == len(demo_catalog.articles)
     assert results["score"].is_monotonic_decreasing
     merged = results.merge(demo_catalog.articles, on="article_id", suffixes=("", "_catalogue"))
@@ -162,7 +164,8 @@ def test_more_like_this_uses_the_stored_vectors_and_leaves_the_articles_out(plai
     rows = demo_catalog.article_rows([first, second])
     vectors = plain.index.reconstruct(np.arange(plain.index.size))
     query = vectors[rows].mean(axis=0)
-    expected = np.argsort(-(vectors @ query))
+    query /= np.linalg.norm(query)
+    expected = np.argsort(-(vectors @ query - plain.index.offsets))  # caption-placed rows: hub offset off
     expected = demo_catalog.articles["article_id"].to_numpy()[[r for r in expected if r not in rows][:10]]
     results = plain.search(like=[first, second], k=10)
     assert list(results["article_id"]) == list(expected)
@@ -318,13 +321,13 @@ def colour_type_pairs(catalog, minimum: int = 3) -> list[tuple[str, str]]:
 def test_text_queries_rank_articles_of_that_colour_and_type_first(trained, demo_catalog):
     colour_hits, type_hits = [], []
     for colour, ptype in colour_type_pairs(demo_catalog):
-        top = trained.search(text=f"{colour.lower()} {ptype.lower()}", k=5)
+        top = trained.search(text=f"{colour.lower()} {ptype.lower()}", k=5, mode="visual")
         colour_hits.append((top["colour_group_name"] == colour).mean())
         type_hits.append((top["product_type_name"] == ptype).mean())
     print(f"precision@5: colour {np.mean(colour_hits):.2f}, type {np.mean(type_hits):.2f}")
     # chance: 1/16 colours, 1/12 types
     assert np.mean(colour_hits) >= 0.2 and np.mean(type_hits) >= 0.25
-    top = trained.search(text="red dress", k=5)
+    top = trained.search(text="red dress", k=5, mode="visual")
     red, dress = top["colour_group_name"] == "Red", top["product_type_name"] == "Dress"
     assert (red & dress).sum() >= 2 and (red | dress).all()
 
@@ -333,8 +336,8 @@ def test_a_negative_text_pushes_that_colour_out(trained):
     before = after = kept_before = kept_after = 0
     for ptype in ("Dress", "T-shirt", "Trousers", "Sweater", "Skirt", "Jacket"):
         for colour in ("Red", "Black", "White", "Dark Blue", "Beige"):
-            plain_results = trained.search(text=ptype.lower(), k=20)
-            pushed = trained.search(text=ptype.lower(), negative=colour.lower(), k=20)
+            plain_results = trained.search(text=ptype.lower(), k=20, mode="visual")
+            pushed = trained.search(text=ptype.lower(), negative=colour.lower(), k=20, mode="visual")
             before += (plain_results["colour_group_name"] == colour).sum()
             after += (pushed["colour_group_name"] == colour).sum()
             kept_before += (plain_results["product_type_name"] == ptype).sum()

@@ -1,0 +1,238 @@
+"""Search v2: query analysis, the BM25 artifact, reciprocal rank fusion, and each mode through the
+engine and the CLI (demo catalogue)."""
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recommender.cli import main
+from recommender.content import SEARCH_COLUMNS, ContentSearch
+from recommender.errors import ArtifactError, InputError
+from recommender.lexical import LexicalIndex, build_lexical_index, load_lexical_index, split_words
+from recommender.search import Ranking, lexical_ranking, lexical_scores, reciprocal_rank_fusion
+from recommender.store import ArtifactStore
+
+COLUMNS = ["article_id", "prod_name", "product_type_name", "product_group_name", "colour_group_name",
+           "graphical_appearance_name", "index_group_name", "section_name", "garment_group_name", "detail_desc"]  # fmt: skip
+ROWS = [
+    ("0000000001", "Basic T-shirt", "T-shirt", "Garment Upper body", "Black", "Solid", "Menswear", "Men Basics", "Jersey Basic", "T-shirt in cotton jersey."),
+    ("0000000002", "Jade HW Skinny Denim TRS", "Trousers", "Garment Lower body", "Blue", "Denim", "Ladieswear", "Ladies Denim", "Trousers Denim", "High-waisted skinny jeans."),
+    ("0000000003", "Lace dress", "Dress", "Garment Full body", "Black", "Lace", "Ladieswear", "Womens Casual", "Dresses Ladies", "Short dress in lace."),
+    ("0000000004", "Plain dress", "Dress", "Garment Full body", "Black", "Solid", "Ladieswear", "Womens Casual", "Dresses Ladies", "Short dress in jersey."),
+    ("0000000005", "Alma Sneaker", "Sneakers", "Shoes", "White", "Solid", "Divided", "Divided Shoes", "Shoes", "Trainers with laces."),
+    ("0000000006", "Sam chinos", "Trousers", "Garment Lower body", "Beige", "Solid", "Menswear", "Men Trousers", "Trousers", "Chinos in cotton twill."),
+    ("0000000007", "Push-up bra", "Bra", "Underwear", "Black", "Solid", "Ladieswear", "Womens Lingerie", "Under-, Nightwear", "Push-up bra with underwired cups."),
+    ("0000000008", "Knit jumper", "Sweater", "Garment Upper body", "Grey", "Melange", "Ladieswear", "Womens Tops", "Knitwear", "Jumper in a soft knit."),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def articles() -> pd.DataFrame:
+    return pd.DataFrame(ROWS, columns=COLUMNS)
+
+
+@pytest.fixture(scope="module")
+def lexical(articles) -> LexicalIndex:
+    return LexicalIndex.build(articles)
+
+
+def top_ids(lexical, articles, text: str, n: int = 3) -> list[str]:
+    scores, _ = lexical.query_scores(text)
+    return list(articles["article_id"][lexical_ranking(scores, None, n)])
+
+
+# --- query analysis -------------------------------------------------------------------------------
+
+
+def test_words_are_folded_and_compounds_joined():
+    assert split_words("Men's T-Shirt, Slim-fit CAFÉ") == ["mens", "tshirt", "slimfit", "cafe"]
+
+
+@pytest.mark.parametrize("query", ["t-shirt", "t shirt", "tshirt", "T-Shirts", "TSHIRT"])
+def test_hyphen_space_and_joined_spellings_find_the_t_shirt(lexical, articles, query):
+    assert top_ids(lexical, articles, query, 1) == ["0000000001"]
+
+
+def test_synonyms_come_from_the_catalogue_vocabulary(lexical, articles):
+    analysed = dict(lexical.analyzer.analyse_query("pants sneakers jumper"))
+    assert analysed["pants"] == ["trouser"]  # "slacks" is not in this catalogue, so not searched
+    assert analysed["sneakers"] == ["sneaker", "trainer"]
+    assert set(analysed["jumper"]) == {"jumper", "sweater"}
+    assert set(top_ids(lexical, articles, "pants", 2)) == {"0000000002", "0000000006"}
+    assert top_ids(lexical, articles, "trainers", 1) == ["0000000005"]
+
+
+def test_typos_of_four_letters_or_more_are_corrected_against_the_vocabulary(lexical, articles):
+    assert lexical.analyzer.analyse_query("blak dres") == [("black", ["black"]), ("dress", ["dress"])]
+    assert lexical.analyzer.analyse_query("skinyy")[0][0] == "skinny"  # transposition
+    assert lexical.analyzer.analyse_query("bar") == [("bar", [])]  # too short to guess
+    assert lexical.analyzer.analyse_query("xyzzyq") == [("xyzzyq", [])]  # nothing within one edit
+    assert top_ids(lexical, articles, "blak lace dres", 1) == ["0000000003"]
+
+
+def test_a_product_name_finds_its_article_first(lexical, articles):
+    assert top_ids(lexical, articles, "jade hw skinny denim trs", 1) == ["0000000002"]
+    assert top_ids(lexical, articles, "push up bra", 1) == ["0000000007"]
+
+
+def test_explanations_name_the_articles_own_matching_words(lexical, articles):
+    record = articles.iloc[1].to_dict()
+    terms = {t for _, ts in lexical.analyzer.analyse_query("skinny jeans") for t in ts}
+    assert lexical.matched(record, terms) == {
+        "prod_name": ["skinny", "denim"], "graphical_appearance_name": ["denim"], "section_name": ["denim"],
+        "garment_group_name": ["denim"], "detail_desc": ["skinny", "jeans"],
+    }  # fmt: skip
+
+
+def test_a_negative_text_pushes_lexical_matches_down(lexical, articles):
+    plain, _ = lexical_scores(lexical, "black dress", None)
+    pushed, _ = lexical_scores(lexical, "black dress", "lace")
+    order = lambda s: list(articles["article_id"][lexical_ranking(s, None, 2)])  # noqa: E731
+    assert order(plain)[0] == "0000000003"  # "lace dress" in its own name and pattern: first without
+    assert order(pushed) == ["0000000004", "0000000003"]  # still found, below the plain dress
+
+
+# --- fusion ---------------------------------------------------------------------------------------
+
+
+def test_reciprocal_rank_fusion_on_a_hand_made_example():
+    fused = reciprocal_rank_fusion([Ranking(np.array([3, 1, 2])), Ranking(np.array([1, 4, 3]), visual=True)])
+    # 1: 1/62 + 1/61, 3: 1/61 + 1/63, 4: 1/62, 2: 1/63
+    assert fused.rows.tolist() == [1, 3, 4, 2]
+    np.testing.assert_allclose(fused.scores, [1 / 62 + 1 / 61, 1 / 61 + 1 / 63, 1 / 62, 1 / 63])
+    assert fused.visual_rank == {1: 1, 4: 2, 3: 3}
+    weighted = reciprocal_rank_fusion([Ranking(np.array([3, 1]), 0.2), Ranking(np.array([1, 4]), 0.8)])
+    assert weighted.rows.tolist() == [1, 4, 3]
+
+
+def test_the_lexical_leg_keeps_allowed_matches_only(lexical, articles):
+    scores, _ = lexical.query_scores("black")
+    allowed = (articles["product_type_name"] == "Dress").to_numpy()
+    assert set(articles["article_id"][lexical_ranking(scores, allowed, 10)]) == {"0000000003", "0000000004"}
+
+
+# --- the artifact ---------------------------------------------------------------------------------
+
+
+def test_changed_articles_make_the_lexical_index_stale_and_the_build_step_rebuilds_it(articles, tmp_path):
+    from recommender.catalog import load_catalog
+
+    data = tmp_path / "data"
+    data.mkdir()
+    articles.to_csv(data / "articles.csv", index=False)
+    store = ArtifactStore(tmp_path / "artifacts")
+    build_lexical_index(load_catalog(data), store)
+    assert load_lexical_index(load_catalog(data), store).analyzer.analyse_query("velvet") == [("velvet", [])]
+
+    changed = articles.copy()
+    changed.loc[3, "prod_name"] = "Velvet dress"
+    changed.to_csv(data / "articles.csv", index=False)
+    catalog = load_catalog(data)
+    with pytest.raises(ArtifactError, match="artifact 'lexical_index' .* does not match: articles: built with"):
+        load_lexical_index(catalog, store)
+    build_lexical_index(catalog, store)
+    rebuilt = load_lexical_index(catalog, store)
+    scores, _ = rebuilt.query_scores("velvet")
+    assert list(articles["article_id"][lexical_ranking(scores, None, 5)]) == ["0000000004"]
+
+
+# --- through the engine and the CLI (demo catalogue) ---------------------------------------------------
+
+
+def test_each_mode_returns_k_results_with_explanations(demo_engine):
+    for mode in ("hybrid", "visual", "lexical"):
+        results = demo_engine.search.search(text="red dress", k=10, mode=mode)
+        assert list(results.columns) == SEARCH_COLUMNS and len(results) == 10
+        assert list(results["score"]) == sorted(results["score"], reverse=True)
+        top = results.iloc[0]
+        assert top["matched"], f"{mode}: the best result matches no word of 'red dress'"
+        assert set(top["matched"]) <= set(COLUMNS + ["perceived_colour_master_name", "perceived_colour_value_name"])
+    lexical = demo_engine.search.search(text="red dress", k=10, mode="lexical")
+    assert (lexical["product_type_name"] == "Dress").all() and not lexical["looks_alike"].any()
+    hybrid = demo_engine.search.search(text="red dress", k=10)
+    assert hybrid["looks_alike"].any() and (hybrid["product_type_name"] == "Dress").mean() >= 0.8
+
+
+def test_filters_apply_to_both_legs_with_exactly_k_results(demo_engine, demo_catalog):
+    articles = demo_catalog.articles
+    colour = "Black"
+    n_black = int((articles["colour_group_name"] == colour).sum())
+    for mode in ("hybrid", "lexical", "visual"):
+        results = demo_engine.search.search(text="dress", filters={"colour_group_name": colour}, k=n_black, mode=mode)
+        assert len(results) == n_black and (results["colour_group_name"] == colour).all()
+        assert results["article_id"].is_unique
+
+
+def test_an_article_without_an_image_is_found_by_its_name(demo_engine, demo_catalog):
+    articles = demo_catalog.articles
+    imageless = articles[~articles["has_image"]]
+    assert len(imageless)
+    for _, row in imageless.iterrows():
+        name = f"{row['prod_name']} {row['colour_group_name']}"
+        results = demo_engine.search.search(text=name, k=5)
+        assert row["article_id"] in set(results["article_id"]), name
+        hit = results[results["article_id"] == row["article_id"]].iloc[0]
+        assert hit["indexed_by"] == "text" and not hit["has_image"] and not hit["looks_alike"]
+
+
+def test_photos_and_more_like_this_stay_visual(demo_engine, demo_catalog):
+    article_id = demo_catalog.articles["article_id"][demo_catalog.articles["has_image"]].iloc[0]
+    photo = demo_catalog.image_path(article_id)
+    for mode in ("hybrid", "lexical"):
+        assert demo_engine.search.search(images=[photo], k=5, mode=mode).equals(
+            demo_engine.search.search(images=[photo], k=5, mode="visual"))
+    like = demo_engine.search.search(like=[article_id], k=5)
+    assert article_id not in set(like["article_id"]) and like["looks_alike"].all()
+    both = demo_engine.search.search(text="dress", images=[photo], image_weight=0.5, k=8)
+    assert len(both) == 8 and both["looks_alike"].any()
+
+
+def test_an_unknown_mode_is_refused(demo_engine):
+    with pytest.raises(InputError, match="mode must be one of hybrid, visual, lexical, not 'fuzzy'"):
+        demo_engine.search.search(text="dress", mode="fuzzy")
+
+
+def test_cli_search_modes_and_explanations_in_json(demo_settings, capsys):
+    base = ["search", "--data", str(demo_settings.data_dir), "--artifacts", str(demo_settings.artifacts_dir)]
+    assert main([*base, "--text", "red dress", "--mode", "lexical", "-k", "3", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 3 and all(line["product_type_name"] == "Dress" for line in lines)
+    assert all("dress" in line["matched"]["product_type_name"] for line in lines)
+    assert main([*base, "--text", "red dress", "-k", "4", "--json"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 4
+    with pytest.raises(SystemExit):
+        main([*base, "--text", "dress", "--mode", "fuzzy"])
+    assert "invalid choice: 'fuzzy'" in capsys.readouterr().err
+
+
+# --- attributes -------------------------------------------------------------------------------------
+
+
+def test_concurrent_first_photos_get_complete_identical_attributes(demo_engine, demo_catalog):
+    """The attribute models are made once under a lock; threads asking at the same time all wait for them."""
+    engine_search = demo_engine.search
+    fresh = ContentSearch(demo_catalog, engine_search.embedder, engine_search.index, engine_search.lexical)
+    photo = demo_catalog.image_path(demo_catalog.articles["article_id"][demo_catalog.articles["has_image"]].iloc[3])
+    answers, errors = [], []
+    start = threading.Barrier(8)
+
+    def ask():
+        try:
+            start.wait()
+            answers.append(fresh.predict_attributes(photo))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(answers) == 8
+    expected = ["product_type_name", "colour_group_name", "graphical_appearance_name", "index_group_name"]
+    assert all(list(answer) == expected for answer in answers)
+    assert all(answer == answers[0] for answer in answers)
