@@ -41,6 +41,14 @@ def settings_from(args) -> Settings:
     )
 
 
+@contextmanager
+def pd_wide():
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
+        yield
+
+
 def print_frame(frame, as_json: bool, **extra) -> None:
     if as_json:
         for record in frame.to_dict(orient="records"):
@@ -131,6 +139,20 @@ def _customer_ids(args) -> list[str]:
     return ids
 
 
+def _stream_customer_ids(args):
+    """--customer ids, then --customers-file lines one at a time (an id per line; a header line is skipped)."""
+    yield from args.customer or []
+    if args.customers_file:
+        try:
+            with open(args.customers_file) as lines:
+                for line in lines:
+                    value = line.strip().split(",")[0]
+                    if value and value != "customer_id":
+                        yield value
+        except OSError as exc:
+            raise LookbookError(f"cannot read --customers-file {args.customers_file}: {exc.strerror}") from exc
+
+
 def cmd_similar_customers(args) -> None:
     collab = _collab(args)
     print_frame(collab.similar_customers(args.customer, k=args.k), args.json, query_customer=args.customer)
@@ -140,6 +162,11 @@ def cmd_recommend(args) -> None:
     collab = _collab(args)
     if args.items:  # a new shopper: fold the picked articles in, no retraining
         print_frame(collab.recommend_for_items(args.items, k=args.k), args.json)
+        return
+    if args.submission:  # streamed: the file may hold every customer of the data
+        from .collab.submission import write_submission
+
+        write_submission(collab, _stream_customer_ids(args), sys.stdout, k=args.k)
         return
     for customer_id in _customer_ids(args):
         frame = collab.recommend(customer_id, k=args.k, exclude_bought=not args.include_bought)
@@ -154,11 +181,17 @@ def cmd_evaluate(args) -> None:
 
     settings = settings_from(args)
     catalog = load_catalog(settings.data_dir, cache_dir=settings.artifacts_dir)
-    table = evaluate(catalog, test_days=args.test_days, test_transactions=args.test_transactions, k=args.k)
+    with tqdm_progress("evaluate") as progress:
+        result = evaluate(catalog, weeks=args.weeks, test_transactions=args.test_transactions, k=args.k,
+                          progress=progress)
     if args.json:
-        print(table.to_json(orient="records"))
+        print(json.dumps({"weekly": result.weekly.to_dict(orient="records"),
+                          "summary": result.summary.to_dict(orient="records"), "notes": result.notes}))
     else:
-        print(table.to_string(index=False))
+        with pd_wide():
+            print(result.weekly.to_string(index=False), result.summary.to_string(index=False), sep="\n\n")
+        for note in result.notes:
+            print(f"note: {note}")
 
 
 # --- parser --------------------------------------------------------------------------------------
@@ -225,14 +258,16 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--customers-file", help="one customer id per line")
     p.add_argument("--items", nargs="+", metavar="ARTICLE_ID", help="a new shopper's picked articles (cold start)")
     p.add_argument("--include-bought", action="store_true", help="keep articles the customer already bought")
+    p.add_argument("--submission", action="store_true",
+                   help="stream the competition's customer_id,prediction CSV (bought articles included)")
     p.add_argument("-k", type=int, default=12)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_recommend)
 
     p = verbs.add_parser("evaluate", help="MAP@12 / recall@12 / coverage on a time split, with baselines")
     _data_args(p, model=False)
-    p.add_argument("--test-transactions", help="CSV of held-out transactions (default: the last --test-days)")
-    p.add_argument("--test-days", type=int, default=7)
+    p.add_argument("--test-transactions", help="CSV of held-out transactions (default: each of the last --weeks)")
+    p.add_argument("--weeks", type=int, default=4, help="test weeks, each trained strictly before it")
     p.add_argument("-k", type=int, default=12)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_evaluate)
