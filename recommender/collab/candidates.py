@@ -14,6 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .factors import nearest, single_threaded_blas
+from .history import CustomerHistory
 
 REPURCHASE_HALF_LIFE_DAYS = 14.0  # a purchase 2 weeks ago proposes its article half as strongly as one today
 NEIGHBOUR_DAYS = 30  # "customers like you" vote with what they bought in the last 30 days
@@ -56,14 +57,24 @@ class Purchases:
 
 
 class Window:
-    """Everything the sources and features need at one cut; ``model`` was trained on purchases before it."""
+    """Everything the sources and features need at one cut ("now").
 
-    def __init__(self, model, customer_ages: np.ndarray | None = None):
+    ``model`` (ALS factors, HNSW) was trained on the purchases before ``until`` or before an earlier day:
+    training windows share one model fitted before the first of them, so the ranker's training costs one
+    ALS fit, not one per week. Histories, sales and trends use every purchase before ``until`` (default:
+    the model's own cut)."""
+
+    def __init__(self, model, until: np.datetime64 | None = None, customer_ages: np.ndarray | None = None):
         self.model = model
-        self.now = model.interactions.now
         catalog = model.catalog
         self.n_articles = len(catalog.articles)
-        tx = catalog.transactions.iloc[: model.interactions.n_transactions]
+        if until is None:
+            self.now, end, self.history = model.interactions.now, model.interactions.n_transactions, model.purchases
+        else:
+            self.now = np.datetime64(until, "ns")
+            end = int(np.searchsorted(catalog.transactions["t_dat"].to_numpy(), self.now, side="left"))
+            self.history = CustomerHistory(catalog.transactions.iloc[:end], len(catalog.customer_ids))
+        tx = catalog.transactions.iloc[:end]
         self.tx_articles = tx["article"].to_numpy()
         self.tx_age = ((self.now - tx["t_dat"].to_numpy()) / np.timedelta64(1, "D")).astype(np.float32)
         self.tx_customers = tx["customer"].to_numpy()
@@ -87,11 +98,18 @@ class Window:
         self.article_online = np.where(counts > 0, online / np.maximum(counts, 1), np.nan).astype(np.float32)
         recent = self.tx_age <= POPULAR_DAYS  # decayed by day: the last days weigh most
         self.trend = np.bincount(self.tx_articles[recent], weights=np.exp2(-self.tx_age[recent] / 7.0), minlength=n)
+        self._shared: dict = {}
+
+    def shared(self, key, compute):
+        """A proposal list that does not depend on the customer (trending, by age, …), computed once."""
+        if key not in self._shared:
+            self._shared[key] = compute()
+        return self._shared[key]
 
     # -- per customer -----------------------------------------------------------------------------
 
     def purchases(self, code: int) -> Purchases:
-        history = self.model.purchases
+        history = self.history
         rows = history.rows(code)
         age = ((self.now - history.days[rows]) / np.timedelta64(1, "D")).astype(np.float32)
         return Purchases(history.articles[rows], age, history.prices[rows], history.channels[rows])
@@ -107,6 +125,13 @@ class Window:
         return nearest(self.model.index, factor, self.model.params.neighbours, exclude=code)
 
     # -- tables shared by all customers --------------------------------------------------------------
+
+    @cached_property
+    def product_articles(self) -> tuple[np.ndarray, np.ndarray]:
+        """Article rows grouped by product (order, offsets): a product's colours without scanning the catalogue."""
+        order = np.argsort(self.product_codes, kind="stable")
+        offsets = np.searchsorted(self.product_codes[order], np.arange(int(self.product_codes.max()) + 2))
+        return order, offsets
 
     @cached_property
     def recent_buyers(self) -> sp.csr_matrix:
@@ -167,12 +192,14 @@ def other_colours(w: Window, code: int, mine: Purchases, n: int):
     """Other colours (same product_code) of what the customer bought, recent purchases and best sellers first."""
     if not len(mine):
         return _top(np.zeros(0), 0, np.zeros(0, np.int64))
-    weight = np.exp2(-mine.age_days / REPURCHASE_HALF_LIFE_DAYS)
-    products = np.bincount(w.product_codes[mine.articles], weights=weight, minlength=int(w.product_codes.max()) + 1)
-    siblings = np.flatnonzero(np.isin(w.product_codes, np.unique(w.product_codes[mine.articles])))
+    bought_products, inverse = np.unique(w.product_codes[mine.articles], return_inverse=True)
+    weight = np.bincount(inverse, weights=np.exp2(-mine.age_days / REPURCHASE_HALF_LIFE_DAYS))
+    order, offsets = w.product_articles
+    siblings = np.concatenate([order[offsets[p] : offsets[p + 1]] for p in bought_products])
     siblings = np.setdiff1d(siblings, mine.articles)
     scores = np.zeros(w.n_articles)
-    scores[siblings] = products[w.product_codes[siblings]] * (1.0 + np.log1p(w.sales_30d[siblings]))
+    product_weight = weight[np.searchsorted(bought_products, w.product_codes[siblings])]
+    scores[siblings] = product_weight * (1.0 + np.log1p(w.sales_30d[siblings]))
     return _top(scores, n, siblings)
 
 
@@ -210,13 +237,15 @@ def bought_together(w: Window, code: int, mine: Purchases, n: int):
 
 def trending(w: Window, code: int, mine: Purchases, n: int):
     """The week's best sellers overall (decayed by day)."""
-    return _top(w.trend, n)
+    return w.shared(("trending", n), lambda: _top(w.trend, n))
 
 
 def age_trending(w: Window, code: int, mine: Purchases, n: int):
     """The week's best sellers among customers of the same age bucket."""
     scores = w.trending_by_age.get(int(w.customer_buckets[code]))
-    return _top(scores, n) if scores is not None else _top(np.zeros(0), 0, np.zeros(0, np.int64))
+    if scores is None:
+        return _top(np.zeros(0), 0, np.zeros(0, np.int64))
+    return w.shared(("age", int(w.customer_buckets[code]), n), lambda: _top(scores, n))
 
 
 def index_group_trending(w: Window, code: int, mine: Purchases, n: int):
@@ -224,12 +253,12 @@ def index_group_trending(w: Window, code: int, mine: Purchases, n: int):
     if not len(mine):
         return _top(np.zeros(0), 0, np.zeros(0, np.int64))
     group = int(np.argmax(np.bincount(w.group_codes[mine.articles])))
-    return _top(w.trend, n, np.flatnonzero(w.group_codes == group))
+    return w.shared(("group", group, n), lambda: _top(w.trend, n, np.flatnonzero(w.group_codes == group)))
 
 
 def popular(w: Window, code: int, mine: Purchases, n: int):
     """The month's best sellers: what a customer without history gets."""
-    return _top(w.sales_30d, n)
+    return w.shared(("popular", n), lambda: _top(w.sales_30d, n))
 
 
 SOURCE_FUNCTIONS = {name: globals()[name] for name in SOURCES}

@@ -1,8 +1,8 @@
 """The learned ranker: LightGBM lambdarank (the LGBMRanker objective, through the native API) over each customer's candidates, trained on weekly windows.
 
-For each of the `ranker_weeks` weeks before the cut, a model is fitted on the purchases before that week,
-candidates and features are computed for the customers who bought in it, and a candidate's label is
-whether the customer bought it that week. Customers without any bought candidate teach a ranker
+For each of the `ranker_weeks` weeks before the cut, candidates and features are computed from the
+purchases before that week (ALS and HNSW from one model fitted before the first of these weeks) for the
+customers who bought in it, and a candidate's label is whether the customer bought it that week. Customers without any bought candidate teach a ranker
 nothing and are left out. Too few positives: no ranker, and the build says the blend is used.
 """
 from __future__ import annotations
@@ -69,11 +69,11 @@ def week_purchases(catalog, start: np.datetime64) -> pd.Series:
     return week.groupby("customer", sort=True)["article"].agg(lambda a: np.unique(a.to_numpy()))
 
 
-def training_rows(window: Window, bought: pd.Series, per_source: int, limit: int | None = None):
+def training_rows(window: Window, bought: pd.Series, per_source: int, limit: int):
     """(features, labels, group sizes) for customers who bought something among their candidates."""
     X, y, groups = [], [], []
     codes = bought.index.to_numpy()
-    if limit is not None and len(codes) > limit:  # a seeded sample keeps H&M-scale training in memory
+    if len(codes) > limit:  # a seeded sample keeps H&M-scale training in memory
         codes = np.sort(np.random.default_rng(SEED).choice(codes, limit, replace=False))
     for code in codes:
         cands = candidates(window, int(code), per_source)
@@ -92,7 +92,6 @@ def train_ranker(
     model_at: Callable[[np.datetime64], object],
     *,
     progress: Progress | None = None,
-    customers_per_week: int | None = None,
 ) -> tuple[Ranker | None, str]:
     """A ranker trained on the weeks before ``now`` (``model_at(cut)``: the CollabModel trained before ``cut``),
     or None and the reason the data is too thin."""
@@ -101,16 +100,19 @@ def train_ranker(
     report = progress or no_progress
     X, y, groups, weeks = [], [], [], 0
     first_day = catalog.transactions["t_dat"].iat[0]
-    for w in range(1, params.ranker_weeks + 1):
-        start = np.datetime64(now, "ns") - w * WEEK
-        if start <= first_day:
-            break
-        report((w - 1) / params.ranker_weeks, f"ranker: candidates for the week from {str(start)[:10]}")
+    starts = [np.datetime64(now, "ns") - w * WEEK for w in range(1, params.ranker_weeks + 1)]
+    starts = [start for start in starts if start > first_day]
+    if starts:
+        report(0.0, "ranker: the model before the first training week")
+        base = model_at(starts[-1])  # one ALS + HNSW for every window: fitted before all their labels
+    for i, start in enumerate(starts):
+        report((i + 1) / (len(starts) + 1), f"ranker: candidates for the week from {str(start)[:10]}")
         bought = week_purchases(catalog, start)
         if bought.empty:
             continue
-        window = model_at(start).window
-        week_X, week_y, week_groups = training_rows(window, bought, params.candidates_per_source, customers_per_week)
+        window = Window(base, until=start)
+        week_X, week_y, week_groups = training_rows(
+            window, bought, params.candidates_per_source, params.ranker_customers_per_week)
         X += week_X
         y += week_y
         groups += week_groups
