@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-from .candidates import AGE_LABELS, NEIGHBOUR_DAYS, SOURCES, TOGETHER_DAYS, Candidates, Window
+from .candidates import AGE_LABELS, NEIGHBOUR_DAYS, SOURCES, TOGETHER_DAYS, TOGETHER_SEEDS, Candidates, Window
 from .features import FEATURES
 
 # Which source (or "type") each feature speaks for; features of no source (prices, channel) give no reason.
@@ -70,7 +71,7 @@ def _say(reason: str, w: Window, code: int, cands: Candidates, i: int) -> str:
     if reason == "als":
         return "matches the taste of your purchases"
     if reason == "bought_together":
-        seeds = np.unique(mine.articles[-8:])
+        seeds = pd.unique(mine.articles[::-1])[:TOGETHER_SEEDS]  # as the source chose them
         together = np.asarray(w.together[seeds][:, row].todense()).ravel()
         seed = int(seeds[np.argmax(together)]) if len(seeds) else None
         with_what = names.iat[seed] if seed is not None and together.max() > 0 else "what you bought"
