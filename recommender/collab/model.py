@@ -290,8 +290,9 @@ class CollabModel:
         if self.ranker is None:
             return self._frame(self.profile(code), k, exclude_bought)
         _check_k(k)
-        rows, scores, cands, positions = self.ranked(code, k, exclude_bought)
-        contributions = self.ranker.contributions(features(self.window, code, cands)[positions])
+        rows, scores, cands, X = self.ranked(code, k, exclude_bought)
+        positions = np.searchsorted(cands.articles, rows)
+        contributions = self.ranker.contributions(X[positions])
         reasons = [explain(self.window, code, cands, int(p), contributions[j]) for j, p in enumerate(positions)]
         return self._listing(rows, scores, reasons)
 
@@ -301,16 +302,16 @@ class CollabModel:
         return Window(self)
 
     def ranked(self, code: int, k: int, exclude_bought: bool):
-        """The ranker's top-k for a customer code: (article rows, scores, candidates, their positions there)."""
+        """The ranker's top-k for a customer code: (article rows, scores, candidates, candidate features)."""
         w = self.window
         exclude = np.unique(self.purchases.articles[self.purchases.rows(code)]) if exclude_bought else None
         cands = candidates(w, code, self.params.candidates_per_source, exclude=exclude)
-        scores = self.ranker.score(features(w, code, cands)) if len(cands.articles) else np.zeros(0)
+        X = features(w, code, cands)
+        scores = self.ranker.score(X) if len(cands.articles) else np.zeros(0)
         total = np.zeros(w.n_articles, np.float32)
         total[cands.articles] = 1.0 + scores - scores.min(initial=0.0)  # positive, in the ranker's order
         rows = self._select(total, k)
-        positions = np.searchsorted(cands.articles, rows)
-        return rows, scores[positions], cands, positions
+        return rows, scores[np.searchsorted(cands.articles, rows)], cands, X
 
     def recommend_for_items(self, article_ids: Sequence[str], k: int = 12) -> pd.DataFrame:
         """Cold start: recommendations for a shopper who picked a few articles (never the picks themselves).
