@@ -39,6 +39,9 @@ def age_buckets(ages: np.ndarray) -> np.ndarray:
 def _top(scores: np.ndarray, n: int, among: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(articles, scores) of the n highest positive scores, best first; ``among`` restricts to those rows."""
     rows = np.flatnonzero(scores > 0) if among is None else among[scores[among] > 0]
+    if len(rows) > n > 0:  # keep the n best and everything tied with the n-th, then sort only those
+        nth = np.partition(scores[rows], len(rows) - n)[len(rows) - n]
+        rows = rows[scores[rows] >= nth]
     order = rows[np.lexsort((rows, -scores[rows]))][:n]  # ties: lower article row first (deterministic)
     return order.astype(np.int64), scores[order].astype(np.float32)
 

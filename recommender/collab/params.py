@@ -45,7 +45,7 @@ class CollabParams:
     # Chosen on hm_sample's 4 weeks before the 4 weeks `evaluate` reports (4 → 8 weeks, fewer and smaller
     # trees: a few hundred positives overfit a larger model).
     ranker_weeks: int = 8  # rolling weekly training windows before the cut
-    ranker_customers_per_week: int = 20_000  # a seeded sample of the week's buyers beyond this (H&M scale)
+    ranker_customers_per_week: int = 5_000  # a seeded sample of the week's buyers beyond this (H&M scale)
     ranker_min_positives: int = 20  # fewer bought candidates than this in all windows: too thin, use the blend
     ranker_rounds: int = 60
     ranker_leaves: int = 7
