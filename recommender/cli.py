@@ -42,6 +42,14 @@ def settings_from(args) -> Settings:
     )
 
 
+@contextmanager
+def pd_wide():
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
+        yield
+
+
 def print_frame(frame, as_json: bool, **extra) -> None:
     if as_json:
         for record in frame.to_dict(orient="records"):
@@ -136,7 +144,9 @@ def _customer_ids(args) -> list[str]:
         text, notice = decode_text(data, f"--customers-file {args.customers_file}")
         if notice:
             print(f"notice: {notice}", file=sys.stderr)
-        ids += [line.strip() for line in text.splitlines() if line.strip()]
+        # One id per line; a submission-style `customer_id,…` header and trailing columns are ignored.
+        lines = (line.split(",")[0].strip() for line in text.splitlines())
+        ids += [value for value in lines if value and value != "customer_id"]
     if not ids:
         raise LookbookError("give --customer ID (repeatable) or --customers-file FILE")
     return ids
@@ -153,6 +163,11 @@ def cmd_recommend(args) -> None:
     if args.items:  # a new shopper: fold the picked articles in, no retraining
         print_frame(collab.recommend_for_items(args.items, k=args.k), args.json)
         return
+    if args.submission:  # streamed: the file may hold every customer of the data
+        from .collab.submission import write_submission
+
+        write_submission(collab, customer_ids, sys.stdout, k=args.k)
+        return
     for customer_id in customer_ids:
         frame = collab.recommend(customer_id, k=args.k, exclude_bought=not args.include_bought)
         if not args.json:
@@ -166,11 +181,17 @@ def cmd_evaluate(args) -> None:
 
     settings = settings_from(args)
     catalog = load_catalog(settings.data_dir, cache_dir=settings.artifacts_dir)
-    table = evaluate(catalog, test_days=args.test_days, test_transactions=args.test_transactions, k=args.k)
+    with tqdm_progress("evaluate") as progress:
+        result = evaluate(catalog, weeks=args.weeks, test_transactions=args.test_transactions, k=args.k,
+                          progress=progress)
     if args.json:
-        print(table.to_json(orient="records"))
+        print(json.dumps({"weekly": result.weekly.to_dict(orient="records"),
+                          "summary": result.summary.to_dict(orient="records"), "notes": result.notes}))
     else:
-        print(table.to_string(index=False))
+        with pd_wide():
+            print(result.weekly.to_string(index=False), result.summary.to_string(index=False), sep="\n\n")
+        for note in result.notes:
+            print(f"note: {note}")
 
 
 # --- parser --------------------------------------------------------------------------------------
@@ -241,14 +262,16 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--customers-file", help="one customer id per line")
     p.add_argument("--items", nargs="+", metavar="ARTICLE_ID", help="a new shopper's picked articles (cold start)")
     p.add_argument("--include-bought", action="store_true", help="keep articles the customer already bought")
+    p.add_argument("--submission", action="store_true",
+                   help="stream the competition's customer_id,prediction CSV (bought articles included)")
     p.add_argument("-k", type=int, default=12)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_recommend)
 
     p = verbs.add_parser("evaluate", help="MAP@12 / recall@12 / coverage on a time split, with baselines")
     _data_args(p, model=False)
-    p.add_argument("--test-transactions", help="CSV of held-out transactions (default: the last --test-days)")
-    p.add_argument("--test-days", type=int, default=7)
+    p.add_argument("--test-transactions", help="CSV of held-out transactions (default: each of the last --weeks)")
+    p.add_argument("--weeks", type=int, default=4, help="test weeks, each trained strictly before it")
     p.add_argument("-k", type=int, default=12)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_evaluate)

@@ -193,6 +193,12 @@ def _build_steps(settings: Settings, store: ArtifactStore, progress: Progress | 
         if not CollabModel.is_current(store, catalog):
             report(0.0, "fitting ALS and the similar-customer index")
             CollabModel.fit(catalog, progress=report).save(store)
+        from .collab.ranker import build_ranker
+
+        thin = build_ranker(store, catalog, progress=report)
+        if thin:
+            notices.append(thin)
+            log(f"notice: {thin}")
     report(1.0, "ready")
     return notices
 

@@ -1,14 +1,16 @@
-"""MAP@12 / recall / coverage by hand, the time split, and the blended recommender against the baselines."""
+"""MAP@12 / recall / coverage by hand, the bootstrap interval, weekly splits, and the ranker against the other rows."""
 from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
+from recommender.collab import CollabParams
 from recommender.errors import DataError
-from recommender.evaluate import average_precision_at_k, coverage, evaluate, map_at_k, recall_at_k
-
-METHODS = ["blended", "als", "customers-like-you", "popular all-time", "popular last week"]
+from recommender.evaluate import (
+    METHODS, average_precision_at_k, coverage, evaluate, map_at_k, paired_bootstrap, recall_at_k,
+)
 
 
 def test_average_precision_by_hand():
@@ -38,24 +40,50 @@ def test_map_recall_coverage_by_hand():
         map_at_k([{"a"}], [])
 
 
-def test_evaluate_on_demo_finds_the_planted_tastes(demo_catalog):
-    table = evaluate(demo_catalog).set_index("method")
-    assert list(table.index) == METHODS
-    assert list(table.columns) == ["MAP@12", "recall@12", "coverage", "customers"]
-    assert (table["customers"] > 0).all()
-    assert table.loc["blended", "MAP@12"] > table.loc["popular all-time", "MAP@12"]
-    assert table.loc["blended", "MAP@12"] > table.loc["popular last week", "MAP@12"]
-    # Popularity recommends the same 12 articles to everybody.
-    assert table.loc["popular all-time", "coverage"] == pytest.approx(12 / len(demo_catalog.articles))
-    assert table.loc["blended", "coverage"] > 5 * table.loc["popular all-time", "coverage"]
+@pytest.fixture(scope="module")
+def demo_evaluation(demo_catalog):
+    return evaluate(demo_catalog, weeks=4)
 
 
-def test_blended_beats_both_baselines_on_hm_sample(hm_catalog):
-    table = evaluate(hm_catalog).set_index("method")
-    blended = table.loc["blended", "MAP@12"]
-    assert blended > table.loc["popular all-time", "MAP@12"]
-    assert blended > table.loc["popular last week", "MAP@12"]
-    assert table.loc["blended", "recall@12"] > table.loc["popular last week", "recall@12"]
+def test_evaluate_on_demo_ranker_beats_blend_and_baselines(demo_evaluation):
+    weekly, summary = demo_evaluation.weekly, demo_evaluation.summary.set_index("method")
+    assert list(summary.index) == METHODS and len(weekly) == 4 * len(METHODS)
+    assert weekly["week"].nunique() == 4 and (weekly["customers"] > 0).all()
+    assert not demo_evaluation.notes  # the demo has enough weeks to train the ranker every time
+    ranker = summary.at["ranker", "MAP@12"]
+    # The issue's target on the demo: the learned ranker at least matches the hand-weighted blend.
+    assert ranker >= summary.at["blend", "MAP@12"]
+    for row in ["als", "customers-like-you", "last purchases + popular", "popular last week"]:
+        assert ranker > summary.at[row, "MAP@12"], row
+        assert summary.at[row, "ranker − row, 95% low"] > 0, row  # and the interval says so
+    assert summary.at["ranker", "ranker ÷ row"] == pytest.approx(1.0)
+    # The summary is the mean of the weekly figures.
+    means = weekly.groupby("method")["MAP@12"].mean()
+    assert summary["MAP@12"].to_dict() == pytest.approx(means.to_dict())
+
+
+def test_paired_bootstrap_on_known_cases():
+    rng = np.random.default_rng(1)
+    b = [rng.random(200), rng.random(300)]
+    # A constant improvement of 0.1 for every customer: the interval is exactly 0.1.
+    low, high = paired_bootstrap([w + 0.1 for w in b], b, samples=500)
+    assert low == pytest.approx(0.1) and high == pytest.approx(0.1)
+    # Differences drawn with mean 0.05 and sd 1 over 4 weeks × 2,000 customers: the interval
+    # is about ±1.96 × 1 / sqrt(8,000) around the observed mean.
+    diffs = [rng.normal(0.05, 1.0, 2000) for _ in range(4)]
+    zeros = [np.zeros(2000) for _ in range(4)]
+    low, high = paired_bootstrap(diffs, zeros)
+    observed = np.mean([d.mean() for d in diffs])
+    half = 1.96 / np.sqrt(8000)
+    assert low == pytest.approx(observed - half, abs=0.004) and high == pytest.approx(observed + half, abs=0.004)
+    assert low < 0.05 < high
+
+
+def test_blend_beats_popularity_on_hm_sample(hm_catalog):
+    # Two training weeks for the ranker keep this fast; the ranker's own figures are in the README.
+    summary = evaluate(hm_catalog, CollabParams(ranker_weeks=2), weeks=1).summary.set_index("method")
+    assert summary.at["blend", "MAP@12"] > summary.at["popular last week", "MAP@12"]
+    assert summary.at["blend", "recall@12"] > summary.at["popular last week", "recall@12"]
 
 
 def test_separate_test_file(demo_catalog, demo_dir, tmp_path):
@@ -67,10 +95,11 @@ def test_separate_test_file(demo_catalog, demo_dir, tmp_path):
     ]
     test_file = tmp_path / "test.csv"
     test_file.write_text("\n".join(lines) + "\n")
-    table = evaluate(demo_catalog, test_transactions=test_file).set_index("method")
-    assert table["customers"].iat[0] == tx["customer"].nunique()
+    weekly = evaluate(demo_catalog, test_transactions=test_file).weekly.set_index("method")
+    assert (weekly["week"] == "file").all() and weekly["customers"].iat[0] == tx["customer"].nunique()
     # These very purchases are in the training data, so repurchase finds many of them.
-    assert table.loc["blended", "recall@12"] > 0.5
+    assert weekly.loc["blend", "recall@12"] > 0.5
+    assert weekly.loc["last purchases + popular", "recall@12"] > 0.5
 
     empty = tmp_path / "empty.csv"
     empty.write_text("t_dat,customer_id,article_id,price,sales_channel_id\n")
@@ -84,7 +113,11 @@ def test_separate_test_file(demo_catalog, demo_dir, tmp_path):
         evaluate(demo_catalog, test_transactions=unknown)
 
 
-def test_no_transactions_is_a_clear_error(demo_catalog):
+def test_no_transactions_or_too_few_weeks_are_clear_errors(demo_catalog):
     without = dataclasses.replace(demo_catalog, transactions=demo_catalog.transactions.iloc[:0])
     with pytest.raises(DataError, match="no transactions"):
         evaluate(without)
+    with pytest.raises(DataError, match="fewer than 1000 weeks"):
+        evaluate(demo_catalog, weeks=1000)
+    with pytest.raises(DataError, match="at least 1"):
+        evaluate(demo_catalog, weeks=0)

@@ -1,9 +1,9 @@
-"""Collaborative recommendations: ALS on purchases (implicit), similar customers (hnswlib), blended lists with reasons.
+"""The collaborative model: ALS + HNSW over purchases, the hand-weighted blend, and (when trained) the ranker.
 
     transactions ─► Interactions (counts, recency-decayed counts) ─► Confidence (bm25 / tf-idf) ─► ALS factors
     customer factors (L2-normalised) ─► HNSW index ─► similar customers ─► "customers like you bought"
 
-A recommendation list blends five signals, each scaled to [0, 1] over the catalogue:
+The blend scores every article with five signals, each scaled to [0, 1] over the catalogue:
 
     neighbours  purchases of the customer's nearest customers, weighted by similarity and recency
     als         customer factors · article factors
@@ -12,119 +12,38 @@ A recommendation list blends five signals, each scaled to [0, 1] over the catalo
                 the products they bought (the article itself only when bought items are not excluded)
     type        how much of the customer's history is the article's product type, times its trend
 
-ALS alone scores below plain popularity on H&M (public notebooks: MAP@12 0.0139 vs 0.021), so the
-popularity and repurchase signals are part of the blend, not fallbacks. Articles that stopped selling
-are multiplied down, and they and articles without an image fill at most a quarter of a list. A shopper
-without history picks a few articles: they are folded in with implicit's `recalculate_user` (no retraining).
+When the build trained a ranker (recommender.collab.ranker), a customer with history is ranked by it over
+~100 candidates from several sources instead; the blend remains for shoppers known only by picked
+articles and for data too thin to train on. Articles that stopped selling are multiplied down, and they
+and articles without an image fill at most a quarter of a list.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
-from typing import Callable, Iterator, Mapping, Sequence
+from functools import cached_property
+from typing import Mapping, Sequence
 
 import hnswlib
 import implicit.cpu.als
-import implicit.gpu
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from implicit.als import AlternatingLeastSquares
-from threadpoolctl import ThreadpoolController
 
-from .catalog import Catalog
-from .errors import ArtifactError, InputError
-from .interactions import Confidence, Interactions, build_interactions
-from .store import ArtifactStore
+from ..catalog import Catalog
+from ..errors import ArtifactError, InputError
+from ..interactions import Confidence, Interactions, build_interactions
+from ..store import ArtifactStore
+from .factors import build_hnsw, fit_als, nearest, single_threaded_blas
+from .candidates import Window, candidates
+from .features import features
+from .history import CustomerHistory
+from .ranker import Ranker
+from .reasons import explain
+from .params import SIGNALS, TREND_WINDOW_DAYS, CollabParams, Progress, no_progress
+from .stats import ArticleStats, robust_end
 
 ARTIFACT = "collab"
-SIGNALS = ("neighbours", "als", "trend", "repurchase", "type")
 LISTED_COLUMNS = ["article_id", "prod_name", "product_type_name", "colour_group_name"]
-TREND_WINDOW_DAYS = 7  # "trending this week"; also the window of the last-week popularity baseline
-
-Progress = Callable[[float, str], None]
-
-
-@dataclass(frozen=True)
-class CollabParams:
-    # ALS (implicit). Defaults measured on ../shared/hm_sample with `evaluate` (see README).
-    factors: int = 64
-    regularization: float = 0.05
-    alpha: float = 1.0
-    iterations: int = 15
-    weighting: str = "tfidf"  # bm25 | tfidf | none, on the item × user matrix as implicit's examples do
-    recency_half_life_days: float | None = 365.0  # a purchase counts half after this many days; None: no decay
-    random_state: int = 0
-    # HNSW over customer factors (hnswlib); recall@10 vs exact search measured in bench/bench_collab.py.
-    hnsw_M: int = 16
-    hnsw_ef_construction: int = 100
-    hnsw_ef: int = 128
-    # Blending.
-    neighbours: int = 20  # nearest customers whose purchases vote
-    trend_half_life_days: float = 7.0
-    stale_after_days: int = 60  # no sale for this long: the article no longer sells
-    stale_factor: float = 0.1  # score multiplier for articles that no longer sell
-    max_limited_share: float = 0.25  # at most this share of a list has no image or no longer sells
-    weight_neighbours: float = 0.25
-    weight_als: float = 0.25
-    weight_trend: float = 0.1
-    weight_repurchase: float = 1.0
-    weight_type: float = 0.25
-    variant_factor: float = 0.25  # another colour of a product the customer bought, relative to the article itself
-
-    def weights(self) -> dict[str, float]:
-        return {name: getattr(self, f"weight_{name}") for name in SIGNALS}
-
-    @classmethod
-    def from_dict(cls, values: Mapping) -> "CollabParams":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
-
-
-@contextmanager
-def single_threaded_blas() -> Iterator[None]:
-    """implicit parallelises ALS itself; a multi-threaded BLAS underneath oversubscribes the cores
-    (implicit warns about exactly this and asks for threadpool_limits(1, "blas")). Queries need it too:
-    a one-customer matrix-vector product on a busy machine takes 24 ms with 2 BLAS threads, 1 ms with one.
-    The controller is built once: `threadpool_limits()` rescans the loaded libraries (~10 ms) on every call."""
-    global _blas
-    if _blas is None:
-        _blas = ThreadpoolController().select(user_api="blas")
-    with _blas.limit(limits=1):
-        yield
-
-
-_blas = None
-
-
-# --- article-level signals ----------------------------------------------------------------------
-
-
-@dataclass
-class ArticleStats:
-    trend: np.ndarray  # float32, decayed recent sales scaled to max 1
-    week_sales: np.ndarray  # int32, sales in the last TREND_WINDOW_DAYS
-    sales: np.ndarray  # int32, all sales in the training window
-    availability: np.ndarray  # float32 score multiplier: stale_factor for articles that no longer sell, else 1
-    limited: np.ndarray  # bool: no image, or no longer sells
-
-    @classmethod
-    def compute(cls, transactions: pd.DataFrame, now: np.datetime64, has_image: np.ndarray, params: CollabParams):
-        n = len(has_image)
-        articles = transactions["article"].to_numpy()
-        age_days = (now - transactions["t_dat"].to_numpy()) / np.timedelta64(1, "D")
-        sales = np.bincount(articles, minlength=n).astype(np.int32)
-        week_sales = np.bincount(articles[age_days <= TREND_WINDOW_DAYS], minlength=n).astype(np.int32)
-        trend = np.bincount(articles, weights=np.exp2(-age_days / params.trend_half_life_days), minlength=n)
-        trend = (trend / max(trend.max(), 1e-12)).astype(np.float32)
-        last_sale_age = np.full(n, np.inf)
-        np.minimum.at(last_sale_age, articles, age_days)
-        stale = last_sale_age > params.stale_after_days
-        availability = np.where(stale, params.stale_factor, 1.0).astype(np.float32)
-        return cls(trend, week_sales, sales, availability, stale | ~has_image)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass
@@ -173,6 +92,7 @@ class CollabModel:
         self.stats = stats
         self.index.set_ef(params.hnsw_ef)
         self.index.set_num_threads(1)  # one query at a time: threads only add overhead
+        self.ranker = None  # a trained recommender.collab.ranker.Ranker, attached by load/fit_ranker
         self.type_codes, self.type_names = pd.factorize(catalog.articles["product_type_name"])
         self.type_codes = self.type_codes.astype(np.int32)
         # Colour variants share a product_code; without the column every article is its own product.
@@ -194,8 +114,11 @@ class CollabModel:
         progress: Progress | None = None,
     ) -> "CollabModel":
         """Train on the catalogue's transactions (only those before ``until`` when given)."""
-        report = progress or (lambda fraction, message: None)
+        report = progress or no_progress
         report(0.0, "building the customer × article matrix")
+        if until is None and catalog.transactions is not None and len(catalog.transactions):
+            end = robust_end(catalog.transactions["t_dat"].to_numpy())
+            until = end if end <= catalog.transactions["t_dat"].iat[-1] else None  # stray late rows: cut
         inter = build_interactions(
             catalog.transactions,
             len(catalog.customer_ids),
@@ -206,28 +129,11 @@ class CollabModel:
         train = catalog.transactions.iloc[: inter.n_transactions]
         stats = ArticleStats.compute(train, inter.now, catalog.articles["has_image"].to_numpy(), params)
         confidence, user_items = Confidence.fit(inter.recency, params.weighting)
-
         report(0.1, f"ALS: {params.factors} factors, {params.iterations} iterations")
-
-        def on_iteration(iteration, elapsed, loss):
-            done = (iteration + 1) / params.iterations
-            report(0.1 + 0.7 * done, f"ALS iteration {iteration + 1}/{params.iterations}")
-
-        with single_threaded_blas():
-            als = AlternatingLeastSquares(
-                factors=params.factors,
-                regularization=params.regularization,
-                alpha=params.alpha,
-                iterations=params.iterations,
-                random_state=params.random_state,
-                use_gpu=implicit.gpu.HAS_CUDA,
-            )
-            als.fit(user_items, show_progress=False, callback=on_iteration)
-        if not isinstance(als, implicit.cpu.als.AlternatingLeastSquares):
-            als = als.to_cpu()  # queries and fold-ins run on the CPU
-
+        als = fit_als(user_items, params, lambda f, m: report(0.1 + 0.7 * f, m))
         report(0.8, "HNSW index of customers")
-        index = _build_hnsw(als.user_factors, np.flatnonzero(np.diff(inter.counts.indptr) > 0), params, report)
+        with_history = np.flatnonzero(np.diff(inter.counts.indptr) > 0)
+        index = build_hnsw(als.user_factors, with_history, params, lambda f, m: report(0.8 + 0.2 * f, m))
         report(1.0, "collaborative model ready")
         return cls(catalog, params, inter, confidence, als, index, stats)
 
@@ -298,7 +204,9 @@ class CollabModel:
         length_norm = arrays["article_length_norm"]
         confidence = Confidence(params.weighting, counts.shape[1], length_norm if length_norm.size else None)
         stats = ArticleStats(**{f.name: arrays[f.name] for f in fields(ArticleStats)})
-        return cls(catalog, params, inter, confidence, als, index, stats)
+        model = cls(catalog, params, inter, confidence, als, index, stats)
+        model.ranker = Ranker.load(store, catalog)
+        return model
 
     # -- profiles --------------------------------------------------------------------------------
 
@@ -336,15 +244,7 @@ class CollabModel:
         return Profile(articles, counts, counts, factor, codes, sims)
 
     def _nearest(self, factor: np.ndarray, k: int, exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        count = self.index.get_current_count()
-        want = min(k + (exclude is not None), count)
-        if want <= 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        query = factor / max(float(np.linalg.norm(factor)), 1e-12)
-        labels, distances = self.index.knn_query(query[None, :].astype(np.float32), k=want)
-        codes, sims = labels[0].astype(np.int64), 1.0 - distances[0]  # "ip" distance is 1 - similarity
-        keep = codes != exclude
-        return codes[keep][:k], sims[keep][:k]
+        return nearest(self.index, factor, k, exclude)
 
     # -- similar customers ------------------------------------------------------------------------
 
@@ -387,7 +287,31 @@ class CollabModel:
         A customer without purchases in the training window gets what is trending (said in the reason).
         """
         code = self.catalog.customer_code(customer_id)
-        return self._frame(self.profile(code), k, exclude_bought)
+        if self.ranker is None:
+            return self._frame(self.profile(code), k, exclude_bought)
+        _check_k(k)
+        rows, scores, cands, X = self.ranked(code, k, exclude_bought)
+        positions = np.searchsorted(cands.articles, rows)
+        contributions = self.ranker.contributions(X[positions])
+        reasons = [explain(self.window, code, cands, int(p), contributions[j]) for j, p in enumerate(positions)]
+        return self._listing(rows, scores, reasons)
+
+    @cached_property
+    def window(self) -> Window:
+        """Candidate sources and features at this model's "now" (built on first use)."""
+        return Window(self)
+
+    def ranked(self, code: int, k: int, exclude_bought: bool):
+        """The ranker's top-k for a customer code: (article rows, scores, candidates, candidate features)."""
+        w = self.window
+        exclude = np.unique(self.purchases.articles[self.purchases.rows(code)]) if exclude_bought else None
+        cands = candidates(w, code, self.params.candidates_per_source, exclude=exclude)
+        X = features(w, code, cands)
+        scores = self.ranker.score(X) if len(cands.articles) else np.zeros(0)
+        total = np.zeros(w.n_articles, np.float32)
+        total[cands.articles] = 1.0 + scores - scores.min(initial=0.0)  # positive, in the ranker's order
+        rows = self._select(total, k)
+        return rows, scores[np.searchsorted(cands.articles, rows)], cands, X
 
     def recommend_for_items(self, article_ids: Sequence[str], k: int = 12) -> pd.DataFrame:
         """Cold start: recommendations for a shopper who picked a few articles (never the picks themselves).
@@ -465,10 +389,12 @@ class CollabModel:
         return chosen
 
     def _frame(self, profile: Profile, k: int, exclude_bought: bool) -> pd.DataFrame:
-        if k < 1:
-            raise InputError(f"k must be at least 1, not {k}")
+        _check_k(k)
         rows, scores, contributions = self.rank(profile, k, exclude_bought)
         reasons = [self._reason(profile, row, contributions[:, i]) for i, row in enumerate(rows)]
+        return self._listing(rows, scores, reasons)
+
+    def _listing(self, rows: np.ndarray, scores: np.ndarray, reasons: list[str]) -> pd.DataFrame:
         picked = self._listed.iloc[rows]  # rows first: a whole string column to numpy costs ms
         return pd.DataFrame(
             {
@@ -519,8 +445,7 @@ class CollabModel:
     def history(self, customer_id: str) -> pd.DataFrame:
         """The customer's purchases in the training window, newest first, with article metadata."""
         code = self.catalog.customer_code(customer_id)
-        tx = self.catalog.transactions.iloc[: self.interactions.n_transactions]
-        mine = tx[tx["customer"].to_numpy() == code].iloc[::-1]
+        mine = self.catalog.transactions.iloc[self.purchases.transaction_rows(code)[::-1]]
         articles = self.catalog.articles.iloc[mine["article"].to_numpy()]
         return pd.DataFrame(
             {
@@ -535,11 +460,22 @@ class CollabModel:
             }
         )
 
+    @cached_property
+    def purchases(self) -> CustomerHistory:
+        """Every customer's purchases in the training window, indexed by customer (built on first use)."""
+        train = self.catalog.transactions.iloc[: self.interactions.n_transactions]
+        return CustomerHistory(train, len(self.catalog.customer_ids))
+
     def example_customers(self, n: int = 5) -> list[str]:
         """Customers with the most distinct articles bought (rich histories for a demo picker)."""
         distinct = np.diff(self.interactions.counts.indptr)
         codes = np.argsort(-distinct, kind="stable")[:n]
         return [str(self.catalog.customer_ids[c]) for c in codes if distinct[c] > 0]
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise InputError(f"k must be at least 1, not {k}")
 
 
 def _top_positive(scores: np.ndarray, k: int) -> np.ndarray:
@@ -549,22 +485,3 @@ def _top_positive(scores: np.ndarray, k: int) -> np.ndarray:
         return np.zeros(0, np.int64)
     top = np.argpartition(-scores, k - 1)[:k]
     return top[np.argsort(-scores[top], kind="stable")]
-
-
-def _build_hnsw(user_factors: np.ndarray, codes: np.ndarray, params: CollabParams, report: Progress) -> hnswlib.Index:
-    """Cosine similarity as inner product on L2-normalised customer factors; labels are customer codes."""
-    index = hnswlib.Index(space="ip", dim=user_factors.shape[1])
-    index.init_index(
-        max_elements=max(len(codes), 1),
-        ef_construction=params.hnsw_ef_construction,
-        M=params.hnsw_M,
-        random_seed=params.random_state,
-    )
-    chunk = 100_000
-    for start in range(0, len(codes), chunk):
-        batch = codes[start : start + chunk]
-        vectors = user_factors[batch]
-        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        index.add_items(vectors.astype(np.float32), batch, num_threads=-1)
-        report(0.8 + 0.2 * (start + len(batch)) / len(codes), f"HNSW: {start + len(batch):,}/{len(codes):,} customers")
-    return index

@@ -1,0 +1,306 @@
+"""Candidate sources: each proposes a few articles for one customer, best first, with a score.
+
+A `Window` holds what every source needs at one cut ("now"): the model trained before it (ALS, HNSW,
+purchases) and article statistics. `candidates()` merges the sources into one table per customer in
+which every candidate remembers each source's rank and score (NaN: that source did not propose it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .factors import nearest, single_threaded_blas
+from .history import CustomerHistory
+
+REPURCHASE_HALF_LIFE_DAYS = 14.0  # a purchase 2 weeks ago proposes its article half as strongly as one today
+NEIGHBOUR_DAYS = 30  # "customers like you" vote with what they bought in the last 30 days
+TOGETHER_DAYS = 56  # co-purchases counted within a customer's week, over the last 8 weeks
+TOGETHER_SEEDS = 8  # the customer's most recent distinct purchases that seed bought-together
+TREND_DAYS = 7
+POPULAR_DAYS = 30
+AGE_EDGES = (25, 35, 45, 55, 65)  # buckets: <25, 25–34, 35–44, 45–54, 55–64, 65+
+AGE_LABELS = ("under 25", "25–34", "35–44", "45–54", "55–64", "65+")
+SOURCES = (
+    "repurchase", "other_colours", "neighbours", "als", "bought_together",
+    "trending", "age_trending", "index_group_trending", "popular",
+)  # fmt: skip
+
+
+def age_buckets(ages: np.ndarray) -> np.ndarray:
+    """Bucket index per age (-1: unknown)."""
+    ages = np.asarray(ages, dtype=np.float64)
+    return np.where(np.isnan(ages), -1, np.searchsorted(AGE_EDGES, np.nan_to_num(ages), side="right")).astype(np.int8)
+
+
+def _top(scores: np.ndarray, n: int, among: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(articles, scores) of the n highest positive scores, best first; ``among`` restricts to those rows."""
+    rows = np.flatnonzero(scores > 0) if among is None else among[scores[among] > 0]
+    if len(rows) > n > 0:  # keep the n best and everything tied with the n-th, then sort only those
+        nth = np.partition(scores[rows], len(rows) - n)[len(rows) - n]
+        rows = rows[scores[rows] >= nth]
+    order = rows[np.lexsort((rows, -scores[rows]))][:n]  # ties: lower article row first (deterministic)
+    return order.astype(np.int64), scores[order].astype(np.float32)
+
+
+@dataclass
+class Purchases:
+    """One customer's purchases before the window's cut, oldest first."""
+
+    articles: np.ndarray
+    age_days: np.ndarray  # days before "now"
+    prices: np.ndarray
+    channels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.articles)
+
+
+class Window:
+    """Everything the sources and features need at one cut ("now").
+
+    ``model`` (ALS factors, HNSW) was trained on the purchases before ``until`` or before an earlier day:
+    training windows share one model fitted before the first of them, so the ranker's training costs one
+    ALS fit, not one per week. Histories, sales and trends use every purchase before ``until`` (default:
+    the model's own cut)."""
+
+    def __init__(self, model, until: np.datetime64 | None = None, customer_ages: np.ndarray | None = None):
+        self.model = model
+        catalog = model.catalog
+        self.n_articles = len(catalog.articles)
+        if until is None:
+            self.now, end, self.history = model.interactions.now, model.interactions.n_transactions, model.purchases
+        else:
+            self.now = np.datetime64(until, "ns")
+            end = int(np.searchsorted(catalog.transactions["t_dat"].to_numpy(), self.now, side="left"))
+            self.history = CustomerHistory(catalog.transactions.iloc[:end], len(catalog.customer_ids))
+        tx = catalog.transactions.iloc[:end]
+        self.tx_articles = tx["article"].to_numpy()
+        self.tx_age = ((self.now - tx["t_dat"].to_numpy()) / np.timedelta64(1, "D")).astype(np.float32)
+        self.tx_customers = tx["customer"].to_numpy()
+        self.product_codes = model.product_codes
+        self.type_codes = model.type_codes
+        self.colour_codes = pd.factorize(catalog.articles["colour_group_name"])[0].astype(np.int32)
+        self.group_codes, self.group_names = pd.factorize(catalog.articles["index_group_name"])
+        self.group_codes = self.group_codes.astype(np.int32)
+        ages = customer_ages if customer_ages is not None else customer_age_array(catalog)
+        self.customer_buckets = age_buckets(ages)
+        n = self.n_articles
+        sales = lambda days: np.bincount(self.tx_articles[self.tx_age <= days], minlength=n).astype(np.float32)
+        self.sales_1d, self.sales_7d, self.sales_30d = sales(1), sales(TREND_DAYS), sales(POPULAR_DAYS)
+        first = np.full(n, np.nan, np.float32)
+        np.fmax.at(first, self.tx_articles, self.tx_age)
+        self.article_age = first  # days since the first sale (NaN: never sold)
+        price_sum = np.bincount(self.tx_articles, weights=tx["price"].to_numpy(), minlength=n)
+        counts = np.bincount(self.tx_articles, minlength=n)
+        self.article_price = np.where(counts > 0, price_sum / np.maximum(counts, 1), np.nan).astype(np.float32)
+        online = np.bincount(self.tx_articles, weights=tx["sales_channel_id"].to_numpy() == 2, minlength=n)
+        self.article_online = np.where(counts > 0, online / np.maximum(counts, 1), np.nan).astype(np.float32)
+        recent = self.tx_age <= POPULAR_DAYS  # decayed by day: the last days weigh most
+        self.trend = np.bincount(self.tx_articles[recent], weights=np.exp2(-self.tx_age[recent] / 7.0), minlength=n)
+        self._shared: dict = {}
+
+    def shared(self, key, compute):
+        """A proposal list that does not depend on the customer (trending, by age, …), computed once."""
+        if key not in self._shared:
+            self._shared[key] = compute()
+        return self._shared[key]
+
+    # -- per customer -----------------------------------------------------------------------------
+
+    def purchases(self, code: int) -> Purchases:
+        history = self.history
+        rows = history.rows(code)
+        age = ((self.now - history.days[rows]) / np.timedelta64(1, "D")).astype(np.float32)
+        return Purchases(history.articles[rows], age, history.prices[rows], history.channels[rows])
+
+    def factor(self, code: int) -> np.ndarray | None:
+        counts = self.model.interactions.counts
+        return self.model.als.user_factors[code] if counts.indptr[code + 1] > counts.indptr[code] else None
+
+    def neighbours(self, code: int) -> tuple[np.ndarray, np.ndarray]:
+        factor = self.factor(code)
+        if factor is None:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        return nearest(self.model.index, factor, self.model.params.neighbours, exclude=code)
+
+    # -- tables shared by all customers --------------------------------------------------------------
+
+    @cached_property
+    def product_articles(self) -> tuple[np.ndarray, np.ndarray]:
+        """Article rows grouped by product (order, offsets): a product's colours without scanning the catalogue."""
+        order = np.argsort(self.product_codes, kind="stable")
+        offsets = np.searchsorted(self.product_codes[order], np.arange(int(self.product_codes.max()) + 2))
+        return order, offsets
+
+    @cached_property
+    def recent_buyers(self) -> sp.csr_matrix:
+        """customer × article, 1 where the customer bought the article in the last NEIGHBOUR_DAYS."""
+        recent = self.tx_age <= NEIGHBOUR_DAYS
+        shape = (len(self.customer_buckets), self.n_articles)
+        matrix = sp.csr_matrix((np.ones(int(recent.sum()), np.float32),
+                                (self.tx_customers[recent], self.tx_articles[recent])), shape=shape)
+        matrix.data[:] = 1.0
+        return matrix
+
+    @cached_property
+    def together(self) -> sp.csr_matrix:
+        """article × article: how many customer-weeks (last TOGETHER_DAYS) bought both."""
+        recent = self.tx_age <= TOGETHER_DAYS
+        week = (self.tx_age[recent] // 7).astype(np.int64)
+        baskets = pd.factorize(self.tx_customers[recent].astype(np.int64) * 1000 + week)[0]
+        basket_items = sp.csr_matrix((np.ones(len(baskets), np.float32), (baskets, self.tx_articles[recent])),
+                                     shape=(int(baskets.max()) + 1 if len(baskets) else 0, self.n_articles))
+        basket_items.data[:] = 1.0
+        pairs = (basket_items.T @ basket_items).tocsr()
+        pairs.setdiag(0)
+        pairs.eliminate_zeros()
+        return pairs
+
+    @cached_property
+    def trending_by_age(self) -> dict[int, np.ndarray]:
+        """Decayed last-week sales per age bucket, over the catalogue."""
+        week = self.tx_age <= TREND_DAYS
+        buckets = self.customer_buckets[self.tx_customers[week]]
+        weights = np.exp2(-self.tx_age[week] / 7.0)
+        return {int(b): np.bincount(self.tx_articles[week][buckets == b], weights=weights[buckets == b],
+                                    minlength=self.n_articles) for b in np.unique(buckets) if b >= 0}
+
+
+def customer_age_array(catalog) -> np.ndarray:
+    """Each customer code's age from customers.csv (NaN when unknown or without the file)."""
+    ages = np.full(len(catalog.customer_ids), np.nan)
+    customers = catalog.customers
+    if customers is not None and "age" in customers:
+        codes = pd.Index(catalog.customer_ids).get_indexer(customers["customer_id"])
+        known = codes >= 0
+        ages[codes[known]] = pd.to_numeric(customers["age"], errors="coerce").to_numpy()[known]
+    return ages
+
+
+# --- the sources -------------------------------------------------------------------------------------
+# Each takes the window, the customer's code and purchases, and n; returns (article rows, scores) best first.
+
+
+def repurchase(w: Window, code: int, mine: Purchases, n: int):
+    """What the customer bought, each purchase worth less the older it is."""
+    scores = np.bincount(mine.articles, weights=np.exp2(-mine.age_days / REPURCHASE_HALF_LIFE_DAYS), minlength=w.n_articles)
+    return _top(scores, n, np.unique(mine.articles))
+
+
+def other_colours(w: Window, code: int, mine: Purchases, n: int):
+    """Other colours (same product_code) of what the customer bought, recent purchases and best sellers first."""
+    if not len(mine):
+        return _top(np.zeros(0), 0, np.zeros(0, np.int64))
+    bought_products, inverse = np.unique(w.product_codes[mine.articles], return_inverse=True)
+    weight = np.bincount(inverse, weights=np.exp2(-mine.age_days / REPURCHASE_HALF_LIFE_DAYS))
+    order, offsets = w.product_articles
+    siblings = np.concatenate([order[offsets[p] : offsets[p + 1]] for p in bought_products])
+    siblings = np.setdiff1d(siblings, mine.articles)
+    scores = np.zeros(w.n_articles)
+    product_weight = weight[np.searchsorted(bought_products, w.product_codes[siblings])]
+    scores[siblings] = product_weight * (1.0 + np.log1p(w.sales_30d[siblings]))
+    return _top(scores, n, siblings)
+
+
+def neighbours(w: Window, code: int, mine: Purchases, n: int, near=None):
+    """What the customer's nearest customers (HNSW on ALS factors) bought lately, weighted by similarity."""
+    codes, sims = near if near is not None else w.neighbours(code)
+    if not len(codes):
+        return _top(np.zeros(0), 0, np.zeros(0, np.int64))
+    rows = w.recent_buyers[codes]
+    scores = np.asarray(rows.T @ np.clip(sims, 0.0, None).astype(np.float32)).ravel()
+    return _top(scores, n, np.unique(rows.indices))
+
+
+def als(w: Window, code: int, mine: Purchases, n: int):
+    """The ALS top-n: customer factor · article factors, among articles sold in the last 30 days."""
+    factor = w.factor(code)
+    if factor is None:
+        return _top(np.zeros(0), 0, np.zeros(0, np.int64))
+    with single_threaded_blas():
+        scores = w.model.als.item_factors @ factor
+    selling = np.flatnonzero(w.sales_30d > 0)
+    return _top(scores - min(float(scores[selling].min(initial=0.0)), 0.0) + 1e-6, n, selling)
+
+
+def bought_together(w: Window, code: int, mine: Purchases, n: int):
+    """Articles bought in the same week as the customer's latest purchases, by other customers."""
+    seeds = pd.unique(mine.articles[::-1])[:TOGETHER_SEEDS]
+    if not len(seeds):
+        return _top(np.zeros(0), 0, np.zeros(0, np.int64))
+    rows = w.together[seeds]
+    scores = np.asarray(rows.sum(axis=0)).ravel()
+    among = np.setdiff1d(np.unique(rows.indices), mine.articles)
+    return _top(scores, n, among)
+
+
+def trending(w: Window, code: int, mine: Purchases, n: int):
+    """The week's best sellers overall (decayed by day)."""
+    return w.shared(("trending", n), lambda: _top(w.trend, n))
+
+
+def age_trending(w: Window, code: int, mine: Purchases, n: int):
+    """The week's best sellers among customers of the same age bucket."""
+    scores = w.trending_by_age.get(int(w.customer_buckets[code]))
+    if scores is None:
+        return _top(np.zeros(0), 0, np.zeros(0, np.int64))
+    return w.shared(("age", int(w.customer_buckets[code]), n), lambda: _top(scores, n))
+
+
+def index_group_trending(w: Window, code: int, mine: Purchases, n: int):
+    """The week's best sellers in the index group (Ladieswear, Menswear, …) the customer buys most."""
+    if not len(mine):
+        return _top(np.zeros(0), 0, np.zeros(0, np.int64))
+    group = int(np.argmax(np.bincount(w.group_codes[mine.articles])))
+    return w.shared(("group", group, n), lambda: _top(w.trend, n, np.flatnonzero(w.group_codes == group)))
+
+
+def popular(w: Window, code: int, mine: Purchases, n: int):
+    """The month's best sellers: what a customer without history gets."""
+    return w.shared(("popular", n), lambda: _top(w.sales_30d, n))
+
+
+SOURCE_FUNCTIONS = {name: globals()[name] for name in SOURCES}
+
+
+@dataclass
+class Candidates:
+    """One customer's candidates: article rows, and per source their rank (1 = best) and score (NaN: not proposed)."""
+
+    articles: np.ndarray
+    ranks: np.ndarray  # float32 [candidates × sources]
+    scores: np.ndarray  # float32 [candidates × sources]
+    near: tuple[np.ndarray, np.ndarray]  # the customer's neighbours (codes, similarities)
+    mine: Purchases
+
+    def frame(self) -> pd.DataFrame:
+        """For reading and tests: article row, then rank_<source> for each source."""
+        return pd.DataFrame({"article": self.articles,
+                             **{f"rank_{s}": self.ranks[:, i] for i, s in enumerate(SOURCES)}})
+
+
+def candidates(w: Window, code: int, per_source: int, exclude: np.ndarray | None = None) -> Candidates:
+    """Every source's proposals for one customer, merged (``exclude``: article rows never proposed)."""
+    mine = w.purchases(code)
+    near = w.neighbours(code)
+    proposals = []
+    for name in SOURCES:
+        if name == "neighbours":
+            proposals.append(neighbours(w, code, mine, per_source, near=near))
+        else:
+            proposals.append(SOURCE_FUNCTIONS[name](w, code, mine, per_source))
+    articles = np.unique(np.concatenate([p[0] for p in proposals]))
+    if exclude is not None and len(exclude):
+        articles = np.setdiff1d(articles, exclude)
+    ranks = np.full((len(articles), len(SOURCES)), np.nan, np.float32)
+    scores = np.full_like(ranks, np.nan)
+    for i, (proposed, proposed_scores) in enumerate(proposals):
+        at = np.searchsorted(articles, proposed)
+        found = (at < len(articles)) & (articles[np.minimum(at, len(articles) - 1)] == proposed)
+        ranks[at[found], i] = np.arange(1, len(proposed) + 1)[found]
+        scores[at[found], i] = proposed_scores[found]
+    return Candidates(articles, ranks, scores, near, mine)

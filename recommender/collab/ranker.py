@@ -1,0 +1,177 @@
+"""The learned ranker: LightGBM lambdarank (the LGBMRanker objective, through the native API) over each customer's candidates, trained on weekly windows.
+
+For each of the `ranker_weeks` weeks before the cut, candidates and features are computed from the
+purchases before that week (ALS and HNSW from one model fitted before the first of these weeks) for the
+customers who bought in it, and a candidate's label is whether the customer bought it that week. Customers without any bought candidate teach a ranker
+nothing and are left out. Too few positives: no ranker, and the build says the blend is used.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..store import ArtifactStore
+from .candidates import Window, candidates
+from .features import FEATURES, features
+from .params import CollabParams, Progress, no_progress
+
+ARTIFACT = "ranker"
+WEEK = np.timedelta64(7, "D")
+SEED = 0
+
+
+class Ranker:
+    def __init__(self, booster, feature_names: list[str], meta: dict):
+        self.booster = booster
+        self.features = feature_names
+        self.meta = meta
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        return self.booster.predict(X, num_threads=1)
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """Per-feature contributions (SHAP values) to each row's score: [rows × features] (the bias dropped)."""
+        return self.booster.predict(X, num_threads=1, pred_contrib=True)[:, :-1]
+
+    def save(self, store: ArtifactStore) -> None:
+        with store.write(ARTIFACT, self.meta) as tmp:
+            self.booster.save_model(str(tmp / "ranker.txt"))
+            (tmp / "features.json").write_text(json.dumps(self.features))
+
+    @staticmethod
+    def is_current(store: ArtifactStore, catalog, params: CollabParams) -> bool:
+        return store.is_current(ARTIFACT, {"data": catalog.fingerprint(), "params": asdict(params)})
+
+    @classmethod
+    def load(cls, store: ArtifactStore, catalog) -> "Ranker | None":
+        """The stored ranker for this catalogue, or None (never built, built from other data, or thin data)."""
+        import lightgbm
+
+        if not store.is_current(ARTIFACT, {"data": catalog.fingerprint(), "trained": True}):
+            return None
+        art = store.load(ARTIFACT)
+        names = json.loads((art.path / "features.json").read_text())
+        if names != FEATURES:  # an older feature list: the blend until the next build
+            return None
+        return cls(lightgbm.Booster(model_file=str(art.path / "ranker.txt")), names, art.meta)
+
+
+def week_purchases(catalog, start: np.datetime64) -> pd.Series:
+    """customer code → article rows bought in the week starting at ``start``."""
+    tx = catalog.transactions
+    days = tx["t_dat"].to_numpy()
+    lo, hi = np.searchsorted(days, start, side="left"), np.searchsorted(days, start + WEEK, side="left")
+    week = tx.iloc[lo:hi]
+    return week.groupby("customer", sort=True)["article"].agg(lambda a: np.unique(a.to_numpy()))
+
+
+def training_rows(window: Window, bought: pd.Series, per_source: int, limit: int):
+    """(features, labels, group sizes) for customers who bought something among their candidates."""
+    X, y, groups = [], [], []
+    codes = bought.index.to_numpy()
+    if len(codes) > limit:  # a seeded sample keeps H&M-scale training in memory
+        codes = np.sort(np.random.default_rng(SEED).choice(codes, limit, replace=False))
+    for code in codes:
+        cands = candidates(window, int(code), per_source)
+        labels = np.isin(cands.articles, bought.at[code])
+        if labels.any():
+            X.append(features(window, int(code), cands))
+            y.append(labels.astype(np.int8))
+            groups.append(len(labels))
+    return X, y, groups
+
+
+def train_ranker(
+    catalog,
+    params: CollabParams,
+    now: np.datetime64,
+    model_at: Callable[[np.datetime64], object],
+    *,
+    progress: Progress | None = None,
+) -> tuple[Ranker | None, str]:
+    """A ranker trained on the weeks before ``now`` (``model_at(cut)``: the CollabModel trained before ``cut``),
+    or None and the reason the data is too thin."""
+    import lightgbm
+
+    report = progress or no_progress
+    X, y, groups, weeks = [], [], [], 0
+    first_day = catalog.transactions["t_dat"].iat[0]
+    starts = [np.datetime64(now, "ns") - w * WEEK for w in range(1, params.ranker_weeks + 1)]
+    starts = [start for start in starts if start > first_day]
+    if starts:
+        report(0.0, "ranker: the model before the first training week")
+        base = model_at(starts[-1])  # one ALS + HNSW for every window: fitted before all their labels
+    for i, start in enumerate(starts):
+        report((i + 1) / (len(starts) + 1), f"ranker: candidates for the week from {str(start)[:10]}")
+        bought = week_purchases(catalog, start)
+        if bought.empty:
+            continue
+        window = Window(base, until=start)
+        week_X, week_y, week_groups = training_rows(
+            window, bought, params.candidates_per_source, params.ranker_customers_per_week)
+        X += week_X
+        y += week_y
+        groups += week_groups
+        weeks += bool(week_groups)
+    positives = int(sum(int(labels.sum()) for labels in y))
+    if weeks < 2 or positives < params.ranker_min_positives:
+        return None, (
+            f"too little data to train the ranker ({positives} bought candidates in {weeks} weekly windows; "
+            f"needs {params.ranker_min_positives} in 2): recommendations use the hand-weighted blend"
+        )
+    report(0.9, f"ranker: LightGBM on {sum(groups):,} candidates of {len(groups):,} customers")
+    settings = {
+        "objective": "lambdarank",
+        "num_leaves": params.ranker_leaves,
+        "learning_rate": params.ranker_learning_rate,
+        "min_data_in_leaf": 10,
+        "feature_fraction": 0.8,
+        "seed": SEED,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": 1,  # fixed: LightGBM's results depend on the thread count
+        "verbose": -1,
+    }
+    data = lightgbm.Dataset(np.vstack(X), np.concatenate(y), group=groups, feature_name=FEATURES,
+                            params={"verbose": -1})
+    booster = lightgbm.train(settings, data, num_boost_round=params.ranker_rounds)
+    meta = {
+        "trained": True,
+        "data": catalog.fingerprint(),
+        "params": asdict(params),
+        "now": str(now)[:10],
+        "weeks": weeks,
+        "customers": len(groups),
+        "candidates": int(sum(groups)),
+        "positives": positives,
+    }
+    report(1.0, "ranker ready")
+    message = (f"ranker trained on {weeks} weeks: {len(groups):,} customers, {sum(groups):,} candidates, "
+               f"{positives:,} bought")
+    return Ranker(booster, FEATURES, meta), message
+
+
+def build_ranker(store: ArtifactStore, catalog, *, progress: Progress | None = None) -> str | None:
+    """Train and store the ranker for the stored collaborative model unless it is current; returns a notice
+    when the data is too thin (then a marker artifact records it, so the next build does not retry)."""
+    from .model import CollabModel
+
+    model = CollabModel.load(store, catalog)
+    if Ranker.is_current(store, catalog, model.params):
+        meta = store.load(ARTIFACT).meta
+        return None if meta.get("trained") else meta.get("message")
+    ranker, message = train_ranker(
+        catalog, model.params, model.interactions.now,
+        lambda cut: CollabModel.fit(catalog, model.params, until=cut), progress=progress,
+    )
+    if ranker is not None:
+        ranker.save(store)
+        return None
+    with store.write(ARTIFACT, {"trained": False, "data": catalog.fingerprint(), "params": asdict(model.params),
+                                "message": message}):
+        pass
+    return message

@@ -1,0 +1,182 @@
+"""Each candidate source and the features on a tiny hand-made transaction table with known answers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recommender.catalog import Catalog
+from recommender.collab import CollabModel, CollabParams
+from recommender.collab import candidates as src
+from recommender.collab.candidates import SOURCES, Window, age_buckets, candidates
+from recommender.collab.features import FEATURES, features
+from recommender.collab.history import CustomerHistory
+from recommender.collab.stats import robust_end
+
+LAST = np.datetime64("2020-09-20", "ns")  # the last day of sales: "now" is the day after
+#            product  type        colour   index group
+ARTICLES = [("P1", "Dress", "Red", "Ladieswear"),     # 0
+            ("P1", "Dress", "Blue", "Ladieswear"),    # 1  another colour of 0
+            ("P2", "Top", "Black", "Ladieswear"),     # 2
+            ("P3", "Trousers", "Grey", "Menswear"),   # 3
+            ("P4", "Shirt", "White", "Menswear"),     # 4
+            ("P5", "Skirt", "Black", "Ladieswear"),   # 5
+            ("P6", "Hoodie", "Grey", "Divided"),      # 6
+            ("P7", "Sweater", "Red", "Menswear")]     # 7  fmt: skip
+CUSTOMERS = {"A": 22, "B": 23, "C": 40, "D": 41, "E": 24}  # E buys nothing
+# (customer, article, days before LAST, price, channel)
+PURCHASES = [("A", 0, 20, 0.05, 2), ("A", 2, 1, 0.02, 2), ("A", 2, 0, 0.02, 1),
+             ("B", 2, 3, 0.02, 2), ("B", 5, 3, 0.03, 2),
+             ("C", 3, 1, 0.04, 1), ("C", 4, 1, 0.03, 1), ("C", 7, 40, 0.03, 1),
+             ("D", 3, 5, 0.04, 2), ("D", 6, 2, 0.01, 2), ("D", 7, 10, 0.03, 2)]  # fmt: skip
+
+
+def customer_id(name: str) -> str:
+    return name.lower() * 64
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    articles = pd.DataFrame(
+        {
+            "article_id": [f"{100 + i:010d}" for i in range(len(ARTICLES))],
+            "product_code": [a[0] for a in ARTICLES],
+            "prod_name": [f"{a[1]} {a[2]}" for a in ARTICLES],
+            "product_type_name": [a[1] for a in ARTICLES],
+            "colour_group_name": [a[2] for a in ARTICLES],
+            "index_group_name": [a[3] for a in ARTICLES],
+            "has_image": True,
+        }
+    )
+    names = list(CUSTOMERS)
+    rows = sorted(PURCHASES, key=lambda p: -p[2])
+    transactions = pd.DataFrame(
+        {
+            "t_dat": [LAST - np.timedelta64(p[2], "D") for p in rows],
+            "customer": np.array([names.index(p[0]) for p in rows], np.int32),
+            "article": np.array([p[1] for p in rows], np.int32),
+            "price": np.array([p[3] for p in rows], np.float32),
+            "sales_channel_id": np.array([p[4] for p in rows], np.int8),
+        }
+    )
+    ids = np.array([customer_id(n) for n in names], dtype=object)
+    customers = pd.DataFrame({"customer_id": ids, "age": [float(CUSTOMERS[n]) for n in names]})
+    return Catalog(Path("/nowhere/tiny"), articles, customers, transactions, ids, "tiny")
+
+
+@pytest.fixture(scope="module")
+def window(catalog) -> Window:
+    return Window(CollabModel.fit(catalog, CollabParams(factors=4, iterations=3)))
+
+
+def code(name: str) -> int:
+    return list(CUSTOMERS).index(name)
+
+
+def proposed(source, window, name, n=10, **kwargs):
+    articles, scores = source(window, code(name), window.purchases(code(name)), n, **kwargs)
+    return articles.tolist(), scores
+
+
+def test_repurchase_is_time_decayed(window):
+    articles, scores = proposed(src.repurchase, window, "A")
+    assert articles == [2, 0]  # bought 1 and 2 days ago, twice, before the one of 21 days ago
+    assert scores[0] == pytest.approx(2 ** (-1 / 14) + 2 ** (-2 / 14))
+    assert scores[1] == pytest.approx(2 ** (-21 / 14))
+    assert proposed(src.repurchase, window, "E")[0] == []
+
+
+def test_other_colours_of_bought_products(window):
+    assert proposed(src.other_colours, window, "A")[0] == [1]
+    assert proposed(src.other_colours, window, "C")[0] == []  # C's products have one colour each
+
+
+def test_customers_like_you_vote_with_recent_purchases(window):
+    # B as A's only neighbour: B's purchases of the last 30 days, ties by article row.
+    near = (np.array([code("B")]), np.array([0.9], np.float32))
+    articles, scores = proposed(src.neighbours, window, "A", near=near)
+    assert articles == [2, 5] and scores.tolist() == pytest.approx([0.9, 0.9])
+    # Two neighbours: an article both bought gets both votes; C's 40-day-old purchase is too old.
+    near = (np.array([code("C"), code("D")]), np.array([0.5, 0.25], np.float32))
+    articles, scores = proposed(src.neighbours, window, "A", near=near)
+    assert articles == [3, 4, 6, 7] and scores.tolist() == pytest.approx([0.75, 0.5, 0.25, 0.25])
+
+
+def test_als_top_n_is_the_factor_ranking_of_selling_articles(window):
+    articles, _ = proposed(src.als, window, "C", n=3)
+    factors = window.model.als
+    expected = np.argsort(-(factors.item_factors @ factors.user_factors[code("C")]), kind="stable")
+    assert articles == [a for a in expected if window.sales_30d[a] > 0][:3]
+    assert proposed(src.als, window, "E")[0] == []
+
+
+def test_bought_together_within_a_customers_week(window):
+    assert proposed(src.bought_together, window, "A")[0] == [5]  # B bought 2 with 5
+    # C bought 3 with 4; D bought 3 (5 days ago) and 6 (2 days ago) within the same 7-day bucket.
+    assert proposed(src.bought_together, window, "D")[0] == [4]
+
+
+def test_trending_overall_by_age_and_by_index_group(window):
+    # Sales of the last 30 days decayed by day: 2 sold 4× in the last days, 3 twice; 0 (21 days ago) last.
+    articles, _ = proposed(src.trending, window, "E")
+    assert articles[:2] == [2, 3] and articles[-1] == 0 and set(articles) == {0, 2, 3, 4, 5, 6, 7}
+    # Under-25s (A, B): 2 (3 sold) before 5 (1 sold); 40–44s (C, D) bought 3 twice.
+    assert proposed(src.age_trending, window, "E")[0] == [2, 5]
+    assert proposed(src.age_trending, window, "C")[0][0] == 3
+    # C buys Menswear: the Menswear articles only.
+    assert set(proposed(src.index_group_trending, window, "C")[0]) == {3, 4, 7}
+    assert proposed(src.index_group_trending, window, "E")[0] == []
+    assert proposed(src.popular, window, "E")[0][:2] == [2, 3]
+
+
+def test_candidates_remember_sources_and_ranks(window):
+    cands = candidates(window, code("A"), per_source=10)
+    frame = cands.frame().set_index("article")
+    assert frame.at[2, "rank_repurchase"] == 1 and frame.at[0, "rank_repurchase"] == 2
+    assert frame.at[1, "rank_other_colours"] == 1
+    assert frame.at[5, "rank_bought_together"] == 1
+    assert np.isnan(frame.at[1, "rank_repurchase"])
+    # Excluded articles are never proposed.
+    assert 2 not in candidates(window, code("A"), 10, exclude=np.array([2])).articles
+    # A customer without history still gets trending and popular candidates.
+    empty = candidates(window, code("E"), per_source=10).frame()
+    assert len(empty) and empty["rank_repurchase"].isna().all() and empty["rank_trending"].notna().any()
+    assert list(empty.columns) == ["article"] + [f"rank_{s}" for s in SOURCES]
+
+
+def test_feature_values_on_known_rows(window):
+    cands = candidates(window, code("A"), per_source=10)
+    X = pd.DataFrame(features(window, code("A"), cands), columns=FEATURES, index=cands.articles)
+    assert X.at[2, "days_since_bought_article"] == 1 and X.at[2, "times_bought"] == 2
+    assert np.isnan(X.at[1, "days_since_bought_article"]) and X.at[1, "days_since_bought_product"] == 21
+    assert X.at[1, "type_share"] == pytest.approx(1 / 3)  # one Dress among three purchases
+    assert X.at[5, "colour_share"] == pytest.approx(2 / 3)  # two Black purchases
+    assert X.at[5, "index_group_share"] == pytest.approx(1.0)
+    assert X.at[2, "purchases"] == 3 and X.at[2, "days_since_last_purchase"] == 1
+    assert X.at[2, "online_share"] == pytest.approx(2 / 3) and X.at[2, "age_bucket"] == 0
+    assert X.at[5, "price_ratio"] == pytest.approx(0.03 / np.mean([0.05, 0.02, 0.02]), rel=1e-5)
+    assert X.at[2, "sales_1d"] == 1 and X.at[2, "sales_7d"] == 3 and X.at[0, "sales_30d"] == 1
+    assert X.at[2, "article_age"] == 4  # first sold by B 3 days before the last day: 4 before "now"
+    assert X.at[2, "sources"] == np.isfinite(cands.ranks[list(cands.articles).index(2)]).sum()
+
+
+def test_age_buckets():
+    assert age_buckets(np.array([16, 24.9, 25, 34, 35, 64, 65, 99, np.nan])).tolist() == [0, 0, 1, 1, 2, 4, 5, 5, -1]
+
+
+def test_history_index_finds_each_customers_rows(catalog):
+    history = CustomerHistory(catalog.transactions, len(CUSTOMERS))
+    tx = catalog.transactions
+    for name in CUSTOMERS:
+        rows = history.transaction_rows(code(name))
+        assert rows.tolist() == np.flatnonzero(tx["customer"].to_numpy() == code(name)).tolist()
+    assert history.count(code("E")) == 0
+
+
+def test_one_far_future_row_does_not_move_now():
+    days = np.repeat(np.arange("2020-08-01", "2020-09-01", dtype="datetime64[D]"), 20).astype("datetime64[ns]")
+    assert robust_end(days) == np.datetime64("2020-09-01", "ns")
+    stray = np.append(days, np.datetime64("2031-01-01", "ns"))
+    assert robust_end(stray) == np.datetime64("2020-09-01", "ns")

@@ -1,0 +1,104 @@
+"""The LightGBM ranker on the demo: deterministic, stored with its features, used by recommend() with reasons;
+the fallback to the blend when data is thin; the submission file."""
+from __future__ import annotations
+
+import dataclasses
+import io
+import re
+
+import numpy as np
+import pytest
+
+from recommender.collab import CollabModel, CollabParams
+from recommender.collab.features import FEATURES
+from recommender.collab.ranker import ARTIFACT, Ranker, build_ranker, train_ranker
+from recommender.collab.submission import HEADER, write_submission
+from recommender.store import ArtifactStore
+
+PARAMS = CollabParams()
+KNOWN_REASONS = re.compile(
+    r"you bought it|another colour of|customers like you bought it \(\d+ of your \d+ nearest|matches the taste"
+    r"|often bought with .+ that you bought|trending|popular|you buy .+ often"
+)
+
+
+def models_of(catalog):
+    cache = {}
+
+    def model_at(cut):
+        key = None if cut is None else str(cut)[:10]
+        if key not in cache:
+            cache[key] = CollabModel.fit(catalog, PARAMS, until=cut)
+        return cache[key]
+
+    return model_at
+
+
+@pytest.fixture(scope="module")
+def ranked_model(demo_catalog):
+    model_at = models_of(demo_catalog)
+    model = model_at(None)
+    ranker, message = train_ranker(demo_catalog, PARAMS, model.interactions.now, model_at)
+    assert ranker is not None, message
+    model.ranker = ranker
+    return model, model_at
+
+
+def test_ranker_is_deterministic_and_stored_with_its_features(ranked_model, demo_catalog, tmp_path):
+    model, model_at = ranked_model
+    assert model.ranker.meta["weeks"] == PARAMS.ranker_weeks and model.ranker.meta["positives"] >= 20
+    # The build's step trains it again from scratch (new ALS fits): the very same trees.
+    store = ArtifactStore(tmp_path / "artifacts")
+    model.save(store)
+    assert build_ranker(store, demo_catalog) is None
+    assert Ranker.is_current(store, demo_catalog, PARAMS)
+    assert (store.load(ARTIFACT).path / "features.json").read_text().count('"') == 2 * len(FEATURES)
+    loaded = CollabModel.load(store, demo_catalog)
+    assert loaded.ranker is not None and loaded.ranker.features == FEATURES
+    assert loaded.ranker.booster.model_to_string() == model.ranker.booster.model_to_string()
+    customer_id = model.example_customers(1)[0]
+    assert loaded.recommend(customer_id).equals(model.recommend(customer_id))
+
+
+def test_recommend_uses_the_ranker_with_reasons(ranked_model):
+    model, _ = ranked_model
+    for customer_id in model.example_customers(10):
+        recs = model.recommend(customer_id, k=12)
+        assert len(recs) == 12 and recs["article_id"].is_unique
+        assert list(recs.columns[:3]) == ["article_id", "score", "reason"]  # the page's columns are kept
+        assert recs["score"].is_monotonic_decreasing
+        assert recs["reason"].str.contains(KNOWN_REASONS).all(), recs["reason"].tolist()
+        bought = set(model.history(customer_id)["article_id"])
+        assert not bought & set(recs["article_id"])
+        assert len(bought & set(model.recommend(customer_id, k=12, exclude_bought=False)["article_id"])) > 0
+
+
+def test_thin_data_falls_back_to_the_blend_and_the_build_says_so(demo_catalog, tmp_path):
+    tx = demo_catalog.transactions
+    first_weeks = tx[tx["t_dat"] < tx["t_dat"].iat[0] + np.timedelta64(10, "D")].reset_index(drop=True)
+    thin = dataclasses.replace(demo_catalog, transactions=first_weeks, data_fingerprint="thin")
+    store = ArtifactStore(tmp_path / "artifacts")
+    model = CollabModel.fit(thin, PARAMS)
+    model.save(store)
+    notice = build_ranker(store, thin)
+    assert notice and notice.startswith("too little data to train the ranker")
+    assert "recommendations use the hand-weighted blend" in notice
+    assert build_ranker(store, thin) == notice  # recorded: the next build does not retrain, and says it again
+    loaded = CollabModel.load(store, thin)
+    assert loaded.ranker is None
+    customer_id = thin.customer_ids[int(first_weeks["customer"].iat[-1])]
+    assert loaded.recommend(customer_id).equals(model.recommend(customer_id))
+
+
+def test_submission_file_format_and_row_count(ranked_model, demo_catalog):
+    model, _ = ranked_model
+    ids = list(demo_catalog.customer_ids[:25]) + ["0" * 64]  # the last one is not in the data
+    out = io.StringIO()
+    assert write_submission(model, ids, out) == len(ids)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == HEADER and len(lines) == len(ids) + 1
+    for customer_id, line in zip(ids, lines[1:]):
+        cid, prediction = line.split(",")
+        articles = prediction.split(" ")
+        assert cid == customer_id and len(articles) == 12 and len(set(articles)) == 12
+        assert all(re.fullmatch(r"\d{10}", a) for a in articles)
