@@ -56,6 +56,13 @@ def assert_same_rows(results: list[dict], frame, columns=("article_id", "score")
             assert got == want
 
 
+def assert_close_rows(results: list[dict], frame) -> None:
+    """For another process's answer: the same scores (to float noise), ids up to swaps of near-ties
+    (thread counts change the order of floating-point sums)."""
+    assert [r["score"] for r in results] == pytest.approx(frame["score"].tolist(), abs=1e-3)
+    assert len({r["article_id"] for r in results} ^ set(frame["article_id"])) <= 2
+
+
 def assert_error(response, status: int, code: str, *words: str) -> dict:
     assert response.status_code == status, response.text
     body = response.json()
@@ -278,10 +285,10 @@ def test_real_server_answers_like_the_engine(server, demo_engine, picks):
     with httpx.Client(base_url=server, timeout=30) as http:
         assert http.get("/health").json() == {"status": "ok"}
         text = http.get("/v1/search", params={"q": "blue trousers", "k": 10}).json()["results"]
-        assert_same_rows(text, demo_engine.search.search(text="blue trousers", k=10))
+        assert_close_rows(text, demo_engine.search.search(text="blue trousers", k=10))
         data = photo_bytes(demo_engine, picks["articles"][2])
         photo = http.post("/v1/search", files=[("photos", ("a.jpg", data, "image/jpeg"))], data={"k": "10"}).json()
-        assert_same_rows(photo["results"], demo_engine.search.search(images=[load_image(data)], k=10))
+        assert_close_rows(photo["results"], demo_engine.search.search(images=[load_image(data)], k=10))
         cid = picks["customers"][1]
         recs = http.get(f"/v1/customers/{cid}/recommendations").json()["results"]
         assert_same_rows(recs, demo_engine.collab.recommend(cid), ("article_id", "score", "reason"))
