@@ -190,6 +190,9 @@ def test_limits_are_413_and_not_an_image_is_415(client, demo_engine, picks):
     over = b"x" * (MAX_REQUEST_BYTES + 1)
     assert_error(client.post("/v1/search", content=over, headers={"content-type": "multipart/form-data; boundary=b"}),
                  413, "too_large")
+    streamed = iter([b"x" * 1_000_000] * (MAX_REQUEST_BYTES // 1_000_000 + 1))  # chunked: no Content-Length
+    assert_error(client.post("/v1/search", content=streamed, headers={"content-type": "multipart/form-data; boundary=b"}),
+                 413, "too_large")
     assert_error(client.post("/v1/search", files=[("photos", ("notes.txt", b"just some text", "image/jpeg"))]),
                  415, "not_an_image", "notes.txt is not an image")
 
@@ -212,8 +215,8 @@ def test_api_key_guards_v1_only(demo_settings, demo_engine):
         assert "APIKeyHeader" in keyed.get("/openapi.json").json()["components"]["securitySchemes"]
 
 
-def test_not_built_is_503_without_paths(demo_settings, tmp_path):
-    empty = Settings(data_dir=demo_settings.data_dir, artifacts_dir=tmp_path / "nothing-built-here")
+def test_not_built_is_503_without_paths(demo_dir, tmp_path):
+    empty = Settings(data_dir=demo_dir, artifacts_dir=tmp_path / "nothing-built-here")
     with TestClient(create_app(empty)) as unbuilt:
         deadline = time.monotonic() + 60
         while (ready := unbuilt.get("/ready")).json()["error"]["code"] == "loading" and time.monotonic() < deadline:

@@ -17,11 +17,15 @@ from fastapi import FastAPI
 from ..config import Settings
 from ..errors import LookbookError
 from . import schemas
-from .errors import ApiError, RequestTooLarge, error_response, install_error_handlers, lookbook_status
+from .errors import ApiError, error_response, install_error_handlers, lookbook_status
 from .routes import API_KEY_HEADER, ERRORS, v1_router
 from .uploads import MAX_REQUEST_BYTES
 
 log = logging.getLogger("recommender.api")
+
+
+class RequestTooLarge(Exception):
+    """Raised into the app while a request body streams in, once it passes the limit."""
 
 
 def available_cores() -> int:
@@ -109,7 +113,8 @@ def create_app(settings: Settings | None = None, *, engine=None, api_key: str | 
 
 
 class BodyLimit:
-    """413 for request bodies over the limit: at once from Content-Length, else while they stream in."""
+    """413 for request bodies over the limit: at once from Content-Length, else as soon as the
+    streamed bytes pass it (the app's own answer to the cut-off body is replaced by the 413)."""
 
     def __init__(self, app, limit: int):
         self.app, self.limit = app, limit
@@ -117,18 +122,30 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        too_large = f"the request is larger than the limit of {self.limit / 1e6:.0f} MB"
+        too_large = error_response(413, "too_large", f"the request is larger than the limit of {self.limit / 1e6:.0f} MB")
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            return await error_response(413, "too_large", too_large)(scope, receive, send)
-        received = 0
+            return await too_large(scope, receive, send)
+        received, exceeded, answered = 0, False, False
 
         async def counting_receive():
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.limit:
-                raise RequestTooLarge(too_large)
+                exceeded = True
+                raise RequestTooLarge()
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def guarded_send(message):
+            nonlocal answered
+            if not exceeded:
+                answered = True
+                await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except RequestTooLarge:
+            pass
+        if exceeded and not answered:
+            await too_large(scope, receive, send)

@@ -31,10 +31,6 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
-class RequestTooLarge(Exception):
-    """Raised while a request body streams in, once it passes the limit."""
-
-
 def public(message: str) -> str:
     """The message without server paths: an absolute path becomes its last component."""
     return _PATH.sub(lambda m: m.group(1) or "…", message)
@@ -86,10 +82,6 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
-
-    @app.exception_handler(RequestTooLarge)
-    async def on_too_large(request: Request, exc: RequestTooLarge):
-        return error_response(413, "too_large", str(exc))
 
     @app.exception_handler(Exception)
     async def on_bug(request: Request, exc: Exception):  # Starlette re-raises it after, so uvicorn logs it
