@@ -71,18 +71,28 @@ def call_kinds(http_photos: list[bytes], customers: list[str]):
     }
 
 
-def measure(url: str, kinds: dict, repeats: dict[str, int], seconds: float) -> None:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(url: str, server_pid: int, kinds: dict, repeats: dict[str, int], seconds: float) -> None:
+    """Latency from 1 client (with the server's CPU time per call: what an idle core would take, a
+    figure other jobs on the machine hardly change), then throughput and latency from 8 clients."""
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     with httpx.Client(base_url=url, timeout=60) as http:
         for name, call in kinds.items():
             for i in range(3):  # warm-up
                 call(http, i).raise_for_status()
-            times = []
+            times, cpu = [], cpu_seconds(server_pid)
             for i in range(repeats[name]):
                 start_t = time.perf_counter()
                 call(http, i).raise_for_status()
                 times.append(time.perf_counter() - start_t)
-            print(f"1 client  {name:16s} p50 {ms(times, 50):7.1f} ms  p95 {ms(times, 95):7.1f} ms  ({len(times)} calls)")
+            cpu_ms = (cpu_seconds(server_pid) - cpu) / len(times) * 1000
+            print(f"1 client  {name:16s} p50 {ms(times, 50):7.1f} ms  p95 {ms(times, 95):7.1f} ms  "
+                  f"server CPU {cpu_ms:6.1f} ms/call  ({len(times)} calls)")
     for name, call in kinds.items():
         times, errors = [], []
         stop = time.monotonic() + seconds
@@ -127,7 +137,7 @@ def demo(args) -> None:
     server = start([sys.executable, "-m", "recommender", "serve", "--port", str(port)], env, url)
     try:
         print(f"\n== demo: {len(articles):,} articles, python -m recommender serve ==")
-        measure(url, call_kinds(photos, customers), {"text search": 200, "recommendations": 200, "photo search": 100},
+        measure(url, server.pid, call_kinds(photos, customers), {"text search": 100, "recommendations": 100, "photo search": 50},
                 args.seconds)
     finally:
         server.terminate()
@@ -149,8 +159,8 @@ def scale(args) -> None:
             status = http.get("/v1/status").json()  # the server is the one just started
             assert status["articles"] == 105_542, status
         customers = (Path(tempfile.gettempdir()) / "lookbook_api_bench" / "customers.txt").read_text().split()
-        measure(url, call_kinds(query_images(20), customers),
-                {"text search": 200, "recommendations": 200, "photo search": 60}, args.seconds)
+        measure(url, server.pid, call_kinds(query_images(20), customers),
+                {"text search": 100, "recommendations": 100, "photo search": 40}, args.seconds)
     finally:
         server.terminate()
         server.wait(timeout=30)

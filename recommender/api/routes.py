@@ -31,7 +31,6 @@ ERRORS = {status: {"model": schemas.ErrorBody} for status in (400, 401, 404, 413
 K = Annotated[int, Query(ge=1, le=schemas.MAX_K, description="number of results")]
 ArticleId = Annotated[str, Path(max_length=64, description="article id, e.g. 0108775015")]
 CustomerId = Annotated[str, Path(max_length=128, description="customer id (64 hexadecimal characters)")]
-Text = Annotated[str | None, Query(max_length=MAX_TEXT_CHARS)]
 
 
 def v1_router(holder, api_key: str | None) -> APIRouter:
@@ -52,7 +51,7 @@ def v1_router(holder, api_key: str | None) -> APIRouter:
         """The dataset, model and counts served, and notices (e.g. that a fallback model is in use)."""
         engine = holder.require()
         info = await holder.run(engine.status)
-        info.pop("data_dir", None)  # a server path
+        info = {key: value for key, value in info.items() if not key.endswith(("_dir", "_path"))}  # server paths
         return {**info, "notices": list(engine.notices), "search_modes": _modes(engine),
                 "filters": engine.search.filter_values()}
 

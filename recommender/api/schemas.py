@@ -33,13 +33,17 @@ class Health(BaseModel):
 
 
 class Status(BaseModel):
+    """What `Engine.status()` reports, less server paths (further fields of newer engines pass through)."""
+
+    model_config = ConfigDict(extra="allow")
+
     dataset: str
     model: str
-    pretrained: str
+    pretrained: str | None = None
     articles: int
-    indexed_by_image: int
-    indexed_by_text: int
-    customers: int
+    indexed_by_image: int | None = None
+    indexed_by_text: int | None = None
+    customers: int | None = None
     notices: list[str]
     search_modes: list[Mode] = Field(description="modes this engine answers (`mode` of the search calls)")
     filters: dict[str, list[str]] = Field(description="filterable columns and their values (`filter=column:value`)")
