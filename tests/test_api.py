@@ -215,6 +215,22 @@ def test_api_key_guards_v1_only(demo_settings, demo_engine):
         assert "APIKeyHeader" in keyed.get("/openapi.json").json()["components"]["securitySchemes"]
 
 
+def test_cors_is_off_unless_origins_are_configured(client, demo_settings, demo_engine):
+    shop = {"Origin": "https://shop.example"}
+    assert "access-control-allow-origin" not in client.get("/v1/status", headers=shop).headers
+    with TestClient(create_app(demo_settings, engine=demo_engine, cors_origins=["https://shop.example"])) as allowed:
+        assert allowed.get("/v1/status", headers=shop).headers["access-control-allow-origin"] == "https://shop.example"
+        other = allowed.get("/v1/status", headers={"Origin": "https://elsewhere.example"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+def test_serve_binds_to_loopback_by_default():
+    from recommender.cli import make_parser
+
+    args = make_parser().parse_args(["serve"])
+    assert (args.host, args.port, args.workers) == ("127.0.0.1", 8000, 1)
+
+
 def test_not_built_is_503_without_paths(demo_dir, tmp_path):
     empty = Settings(data_dir=demo_dir, artifacts_dir=tmp_path / "nothing-built-here")
     with TestClient(create_app(empty)) as unbuilt:

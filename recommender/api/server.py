@@ -35,12 +35,14 @@ def configure_threads() -> None:
     """BLAS / OpenMP / torch thread counts, once per process before the engine loads (never per request)."""
     try:
         from ..runtime import configure_threads as configure
-    except ImportError:  # bridge until recommender.runtime lands: torch and FAISS sized to this worker's cores
+    except ImportError:  # bridge until recommender.runtime lands
         import faiss
         import torch
 
-        torch.set_num_threads(threads_per_worker())
-        faiss.omp_set_num_threads(threads_per_worker())
+        # One thread per call: the pool runs one call per core. Two-thread calls on busy cores spin-wait
+        # (a demo text query took 68 ms of CPU instead of 4 with other jobs on the machine).
+        torch.set_num_threads(1)
+        faiss.omp_set_num_threads(1)
         return
     configure("serve")
 
