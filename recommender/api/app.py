@@ -18,7 +18,7 @@ from ..config import Settings
 from ..errors import LookbookError
 from . import schemas
 from .errors import ApiError, error_response, install_error_handlers, lookbook_status
-from .routes import API_KEY_HEADER, ERRORS, v1_router
+from .routes import API_KEY_HEADER, ARTICLE_FIELDS, ERRORS, v1_router
 from .uploads import MAX_REQUEST_BYTES
 
 log = logging.getLogger("recommender.api")
@@ -44,6 +44,7 @@ class EngineHolder:
         self.problem: ApiError | None = None
         self.threads = threads or available_cores()
         self._limiter: anyio.CapacityLimiter | None = None
+        self._article_columns = None
 
     async def load(self) -> None:
         from ..pipeline import open_engine
@@ -62,6 +63,19 @@ class EngineHolder:
         if self.engine is not None:
             return self.engine
         raise self.problem or ApiError(503, "loading", "the engine is still loading; retry in a few seconds")
+
+    def article_columns(self):
+        """(article id → row index, {column: numpy array}) of the summary columns recommendations show,
+        made once: taking a dozen values from Arrow-backed pandas columns one by one costs milliseconds."""
+        if self._article_columns is None:
+            import pandas as pd
+
+            articles = self.require().catalog.articles
+            self._article_columns = (
+                pd.Index(articles["article_id"].to_numpy(dtype=str)),
+                {c: articles[c].to_numpy(dtype=bool if c == "has_image" else object) for c in ARTICLE_FIELDS},
+            )
+        return self._article_columns
 
     async def run(self, fn, /, *args, **kwargs):
         """fn(*args, **kwargs) in the bounded pool (at most one call per core at a time)."""

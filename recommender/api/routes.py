@@ -149,7 +149,7 @@ def v1_router(holder, api_key: str | None) -> APIRouter:
         engine = holder.require()
         collab, cid = _customer(engine, customer_id)
         frame = await holder.run(collab.recommend, cid, k=k)
-        return {"customer_id": cid, "results": _with_articles(engine, frame)}
+        return {"customer_id": cid, "results": _with_articles(holder, frame)}
 
     @router.post("/recommendations", response_model=schemas.Recommendations, tags=["recommendations"])
     async def recommendations_for_picks(body: schemas.PickedArticles):
@@ -159,7 +159,7 @@ def v1_router(holder, api_key: str | None) -> APIRouter:
         for article_id in body.article_ids:
             _article_row(engine, article_id)
         frame = await holder.run(collab.recommend_for_items, body.article_ids, k=body.k)
-        return {"customer_id": None, "results": _with_articles(engine, frame)}
+        return {"customer_id": None, "results": _with_articles(holder, frame)}
 
     return router
 
@@ -230,14 +230,13 @@ def _customer(engine, customer_id: str):
     return collab, cid
 
 
-def _with_articles(engine, frame) -> list[dict]:
+def _with_articles(holder, frame) -> list[dict]:
     """Recommendation rows with the article's name, type, colour and image URL (for a shop page)."""
-    articles = engine.catalog.articles
-    rows = engine.catalog.article_rows(frame["article_id"]) if len(frame) else []
+    index, columns = holder.article_columns()
     out = []
-    for record, row in zip(_records(frame), rows):
-        extra = {c: _json_value(articles[c].iat[row]) for c in ARTICLE_FIELDS if c not in record}
-        out.append({**extra, **record, "image_url": _image_url(record["article_id"], extra.get("has_image", record.get("has_image")))})
+    for record, row in zip(_records(frame), index.get_indexer(frame["article_id"].to_numpy())):
+        extra = {column: _json_value(values[row]) for column, values in columns.items() if column not in record}
+        out.append({**extra, **record, "image_url": _image_url(record["article_id"], record.get("has_image", extra["has_image"]))})
     return out
 
 
