@@ -150,7 +150,7 @@ def scale(args) -> None:
     print(f"\n== scale: 105,542 articles, {args.customers:,} customers, {args.transactions:,} transactions ==")
     started = time.perf_counter()
     server = start([sys.executable, __file__, "scale-server", "--port", str(port), "--customers", str(args.customers),
-                    "--transactions", str(args.transactions)], {}, url)
+                    "--transactions", str(args.transactions)], {}, url, timeout_s=3600)
     print(f"engine built and served in {time.perf_counter() - started:.0f} s")
     try:
         from bench_content import query_images
