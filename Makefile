@@ -2,10 +2,14 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip install --disable-pip-version-check -q
 
-.PHONY: run test install install-dev browser
+.PHONY: run test install install-dev browser serve
 
 run: install  ## install, then start the app on the embedded demo data (built on first start, offline)
 	$(PYTHON) -m streamlit run app.py
+
+serve: install  ## install, build what is missing (the demo by default), then serve the HTTP API on 127.0.0.1:8000
+	$(PYTHON) -m recommender build
+	$(PYTHON) -m recommender serve
 
 test: install-dev browser  ## install, then run the whole test suite
 	$(PYTHON) -m pytest

@@ -175,6 +175,12 @@ def cmd_recommend(args) -> None:
         print_frame(frame, args.json, customer_id=customer_id)
 
 
+def cmd_serve(args) -> None:
+    from .api import serve
+
+    serve(settings_from(args), host=args.host, port=args.port, workers=args.workers)
+
+
 def cmd_evaluate(args) -> None:
     from .catalog import load_catalog
     from .evaluate import evaluate
@@ -267,6 +273,13 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=12)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_recommend)
+
+    p = verbs.add_parser("serve", help="the HTTP API (FastAPI + uvicorn); docs at /docs")
+    _data_args(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="processes, each with its own copy of the engine")
+    p.set_defaults(run=cmd_serve)
 
     p = verbs.add_parser("evaluate", help="MAP@12 / recall@12 / coverage on a time split, with baselines")
     _data_args(p, model=False)

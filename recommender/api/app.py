@@ -1,0 +1,165 @@
+"""`create_app(settings)`: the engine's search and recommendations over HTTP (FastAPI).
+
+The engine is opened once per process, in a background thread at start (so /health answers at once and
+/ready says when it is loaded), and shared read-only by every request. CPU-bound calls run in a thread
+pool bounded by the cores, so the event loop stays free for /health and for reading requests while
+searches run. Endpoints only translate HTTP to engine calls and frames to JSON.
+"""
+import asyncio
+import logging
+import os
+from contextlib import asynccontextmanager
+from functools import partial
+
+import anyio
+from fastapi import FastAPI
+
+from ..config import Settings
+from ..errors import LookbookError
+from . import schemas
+from .errors import ApiError, error_response, install_error_handlers, lookbook_status
+from .routes import API_KEY_HEADER, ARTICLE_FIELDS, ERRORS, v1_router
+from .uploads import MAX_REQUEST_BYTES
+
+log = logging.getLogger("recommender.api")
+
+
+class RequestTooLarge(Exception):
+    """Raised into the app while a request body streams in, once it passes the limit."""
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class EngineHolder:
+    """The process's engine (or why there is none yet) and the bounded pool its calls run in."""
+
+    def __init__(self, settings: Settings, engine=None, threads: int | None = None):
+        self.settings = settings
+        self.engine = engine
+        self.problem: ApiError | None = None
+        self.threads = threads or available_cores()
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._article_columns = None
+
+    async def load(self) -> None:
+        from ..pipeline import open_engine
+
+        try:
+            self.engine = await anyio.to_thread.run_sync(open_engine, self.settings)
+            log.info("engine ready: %s", self.engine.catalog.name)
+        except LookbookError as exc:  # not built, stale, other model: the message says what to run
+            log.error("cannot open the engine: %s", exc)
+            self.problem = ApiError(503, lookbook_status(exc)[1], str(exc))
+        except Exception:
+            log.exception("cannot open the engine")
+            self.problem = ApiError(503, "unavailable", "the engine failed to load; the server log has the details")
+
+    def require(self):
+        if self.engine is not None:
+            return self.engine
+        raise self.problem or ApiError(503, "loading", "the engine is still loading; retry in a few seconds")
+
+    def article_columns(self):
+        """(article id → row index, {column: numpy array}) of the summary columns recommendations show,
+        made once: taking a dozen values from Arrow-backed pandas columns one by one costs milliseconds."""
+        if self._article_columns is None:
+            import pandas as pd
+
+            articles = self.require().catalog.articles
+            self._article_columns = (
+                pd.Index(articles["article_id"].to_numpy(dtype=str)),
+                {c: articles[c].to_numpy(dtype=bool if c == "has_image" else object) for c in ARTICLE_FIELDS},
+            )
+        return self._article_columns
+
+    async def run(self, fn, /, *args, **kwargs):
+        """fn(*args, **kwargs) in the bounded pool (at most one call per core at a time)."""
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.threads)
+        return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=self._limiter)
+
+
+def create_app(settings: Settings | None = None, *, engine=None, api_key: str | None = None,
+               cors_origins: list[str] | None = None, threads: int | None = None) -> FastAPI:
+    """The API over `settings`' engine (opened at start), or over an already opened `engine`.
+
+    `api_key`: when set, every /v1 call must send it in the X-API-Key header. `cors_origins`: browser
+    origins allowed to call the API (none by default). `threads`: the pool size (default: the cores).
+    """
+    holder = EngineHolder(settings or (engine.settings if engine is not None else Settings()), engine, threads)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        loading = None if holder.engine is not None else asyncio.create_task(holder.load())
+        yield
+        if loading is not None and not loading.done():
+            loading.cancel()
+
+    app = FastAPI(title="Lookbook API", version="1", lifespan=lifespan,
+                  description="Fashion search and recommendations over one H&M-format catalogue.")
+    app.state.engine = holder
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, limit=MAX_REQUEST_BYTES)
+    if cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=[API_KEY_HEADER])
+
+    @app.get("/health", response_model=schemas.Health, tags=["service"])
+    async def health():
+        """The process answers (the engine may still be loading)."""
+        return {"status": "ok"}
+
+    @app.get("/ready", response_model=schemas.Health, responses={503: ERRORS[503]}, tags=["service"])
+    async def ready():
+        """200 once the engine is loaded; 503 with the reason (loading, not built) before."""
+        holder.require()
+        return {"status": "ready"}
+
+    app.include_router(v1_router(holder, api_key))
+    return app
+
+
+class BodyLimit:
+    """413 for request bodies over the limit: at once from Content-Length, else as soon as the
+    streamed bytes pass it (the app's own answer to the cut-off body is replaced by the 413)."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        too_large = error_response(413, "too_large", f"the request is larger than the limit of {self.limit / 1e6:.0f} MB")
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await too_large(scope, receive, send)
+        received, exceeded, answered = 0, False, False
+
+        async def counting_receive():
+            nonlocal received, exceeded
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                exceeded = True
+                raise RequestTooLarge()
+            return message
+
+        async def guarded_send(message):
+            nonlocal answered
+            if not exceeded:
+                answered = True
+                await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except RequestTooLarge:
+            pass
+        if exceeded and not answered:
+            await too_large(scope, receive, send)

@@ -1,0 +1,116 @@
+"""Request and response bodies of the HTTP API (they are also its OpenAPI schema).
+
+Result rows allow extra fields: columns the engine adds later pass through unchanged.
+"""
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_K = 100
+MAX_IDS = 100
+
+
+class Mode(str, Enum):
+    hybrid = "hybrid"
+    visual = "visual"
+    lexical = "lexical"
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable, machine-readable kind of error, e.g. not_found")
+    message: str = Field(description="what is wrong, for people")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Status(BaseModel):
+    """What `Engine.status()` reports, less server paths (further fields of newer engines pass through)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    dataset: str
+    model: str
+    pretrained: str | None = None
+    articles: int
+    indexed_by_image: int | None = None
+    indexed_by_text: int | None = None
+    customers: int | None = None
+    notices: list[str]
+    search_modes: list[Mode] = Field(description="modes this engine answers (`mode` of the search calls)")
+    filters: dict[str, list[str]] = Field(description="filterable columns and their values (`filter=column:value`)")
+
+
+class ArticleSummary(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    article_id: str
+    prod_name: str | None = None
+    product_type_name: str | None = None
+    colour_group_name: str | None = None
+    has_image: bool | None = None
+    image_url: str | None = Field(None, description="GET this for the photo; null when the article has none")
+
+
+class SearchHit(ArticleSummary):
+    score: float
+    indexed_by: str | None = Field(None, description="image, or text for articles placed by their caption")
+    matched: Any = Field(None, description="what made it match (hybrid / lexical engines)")
+
+
+class SearchResults(BaseModel):
+    mode: Mode | None = Field(None, description="the mode used; null for an engine without modes")
+    results: list[SearchHit]
+
+
+class Article(ArticleSummary):
+    """Every column of articles.csv for this article, plus has_image and image_url."""
+
+
+class Purchase(ArticleSummary):
+    t_dat: str
+    price: float | None = None
+    sales_channel_id: int | None = None
+
+
+class Customer(BaseModel):
+    customer_id: str
+    purchases: int = Field(description="purchases in the training window")
+    history: list[Purchase] = Field(description="the newest purchases first, up to `limit`")
+
+
+class SimilarCustomer(BaseModel):
+    customer_id: str
+    similarity: float
+    shared_articles: int
+    shared_types: list[str]
+
+
+class SimilarCustomers(BaseModel):
+    customer_id: str
+    results: list[SimilarCustomer]
+
+
+class Recommendation(ArticleSummary):
+    score: float
+    reason: str
+
+
+class Recommendations(BaseModel):
+    customer_id: str | None = Field(None, description="null for a new shopper (picked articles)")
+    results: list[Recommendation]
+
+
+class PickedArticles(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    article_ids: list[str] = Field(min_length=1, max_length=MAX_IDS, description="articles a new shopper picked")
+    k: int = Field(12, ge=1, le=MAX_K)
