@@ -88,6 +88,7 @@ def photo_inputs() -> list[query_photos.QueryPhoto]:
     round_ = st.session_state.upload_round
     uploads = st.file_uploader(
         "Photos", accept_multiple_files=True, key=f"uploads_{round_}", type=query_photos.UPLOAD_TYPES,
+        max_upload_size=query_photos.MAX_UPLOAD_MB,
         help=f"Up to {query_photos.MAX_PHOTOS} photos, searched together",
     )
     uploads = list(uploads or [])

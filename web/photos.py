@@ -13,10 +13,11 @@ import streamlit as st
 from PIL import Image
 
 from recommender.errors import InputError
-from recommender.images import ACCEPTED_FORMATS, load_image
+from recommender.images import ACCEPTED_FORMATS, MAX_IMAGE_BYTES, load_image
 
 # The uploader's allow-list: the formats images.load_image accepts, under the extensions phones use.
 UPLOAD_TYPES = sorted({*(f.strip() for f in ACCEPTED_FORMATS.split(",")), "jpeg", "tif"})
+MAX_UPLOAD_MB = MAX_IMAGE_BYTES // 2**20  # the uploader refuses larger files before sending them
 MAX_PHOTOS = 4  # searched together as one mean vector; more adds little and costs an encoding each
 MODEL_INPUT_SIDE = 512  # px, longest side kept: CLIP models look at 224 px or less
 PREVIEW_SIDE = 160  # px, the preview next to the predicted attributes
