@@ -57,7 +57,10 @@ def quality(engine) -> None:
                                         progress=lambda done, message: bar.progress(done, text=public_message(message)))
             box.update(label="Evaluated", state="complete", expanded=False)
         holder[:] = [table]
-    metric = next(c for c in table.columns if c.startswith("MAP@"))
+    # MAP@12 as evaluate names it (any case), else its first measure: the chart survives a renamed column.
+    measures = [c for c in table.columns
+                if c not in ("method", "week", "customers") and pd.api.types.is_numeric_dtype(table[c])]
+    metric = next((c for c in measures if c.lower().startswith("map@")), measures[0])
     if "week" in table.columns:
         chart = alt.Chart(table).mark_line(point=True).encode(
             x=alt.X("week:T", title="test week"), y=alt.Y(f"{metric}:Q", title=metric),

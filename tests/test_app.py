@@ -412,8 +412,8 @@ def test_photos_beyond_the_cap_are_left_out_with_a_message(app, demo_engine):
 
     rows = demo_engine.catalog.articles[demo_engine.catalog.articles["has_image"]].iloc[: MAX_PHOTOS + 1]
     for row in rows.itertuples():
-        app.file_uploader[0].upload(f"{row.article_id}.jpg", demo_engine.catalog.image_path(row.article_id).read_bytes(),
-                                    "image/jpeg")
+        photo = demo_engine.catalog.image_path(row.article_id).read_bytes()
+        app.file_uploader[0].upload(f"{row.article_id}.jpg", photo, "image/jpeg")
     app.run()
     assert not app.exception and not app.error
     assert app.warning[0].value.startswith(f"{MAX_PHOTOS + 1} photos: a query uses up to {MAX_PHOTOS}")
@@ -486,5 +486,6 @@ def test_insights_page_evaluates_on_demand_and_shows_the_facts(app, demo_engine)
     open_tab(at, "insights_tab", "Dataset")
     facts = {m.label: m.value for m in at.metric}
     articles = demo_engine.catalog.articles
-    assert facts["Articles"] == f"{len(articles):,}" and facts["With a photo"] == f"{int(articles['has_image'].sum()):,}"
+    assert facts["Articles"] == f"{len(articles):,}"
+    assert facts["With a photo"] == f"{int(articles['has_image'].sum()):,}"
     assert facts["Purchases"] == f"{len(demo_engine.catalog.transactions):,}"

@@ -105,13 +105,12 @@ def _tile(row, catalog: Catalog, key: str, detail, actions: tuple[Action, ...], 
         st.image(placeholder_tile(), width="stretch", alt=f"{row.prod_name}: no photo")
     st.markdown(f"**{md(row.prod_name)}**")
     if not compact:
-        caption = f"{md(row.product_type_name)} · {md(row.colour_group_name)}"
+        st.caption(f"{md(row.product_type_name)} · {md(row.colour_group_name)}")
         matched = getattr(row, "matched", None)
-        if isinstance(matched, dict) and matched:  # the lexical leg's words, per field (hybrid search)
-            caption += "  \nmatched: " + "; ".join(
+        if isinstance(matched, dict) and matched:  # the words the lexical search matched, per field
+            st.caption("matched " + "; ".join(
                 f"{md(field)}: {md(', '.join(map(str, words)))}" for field, words in matched.items()
-            )
-        st.caption(caption)
+            ))
         if getattr(row, "indexed_by", "image") == "text":
             st.caption("no photo · found by its description")
     if detail is not None:
