@@ -13,7 +13,7 @@ import streamlit as st
 from web import engine as lifecycle
 from web.errors import errors_shown
 from web.grid import Action, articles, product_grid
-from web.layout import add_to_list, known_articles, linked_list, remove_from_list, sidebar
+from web.layout import add_to_list, check_link, known_articles, linked_list, remove_from_list, sidebar
 from web.text import md
 
 HISTORY_PAGE = 24
@@ -245,6 +245,7 @@ def customers_page() -> None:
         return
     with controls:
         k = st.slider("Recommendations", min_value=4, max_value=48, value=12, step=4, key="k_recs")
+    check_link({"tab": TABS, "shopper_mode": [CUSTOMER, NEW_SHOPPER]})
     mode = st.radio("Who is shopping", [CUSTOMER, NEW_SHOPPER], horizontal=True, key="shopper_mode",
                     label_visibility="collapsed", bind="query-params")
     if mode == NEW_SHOPPER:

@@ -11,7 +11,7 @@ from recommender.config import Settings
 from recommender.pipeline import store_for
 from web import engine as lifecycle
 from web.errors import errors_shown, public_message
-from web.layout import sidebar
+from web.layout import check_link, sidebar
 from web.text import md
 
 TABS = ["Recommendations", "Search index and model", "Dataset"]
@@ -127,6 +127,7 @@ def insights_page() -> None:
     engine = lifecycle.engine()
     sidebar(engine)
     st.title("Insights")
+    check_link({"insights_tab": TABS})
     recommendations, index, data = st.tabs(TABS, key="insights_tab", on_change="rerun", bind="query-params")
     if recommendations.open:
         with recommendations:

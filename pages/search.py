@@ -11,7 +11,7 @@ from web import engine as lifecycle
 from web import photos as query_photos
 from web.errors import errors_shown, public_message
 from web.grid import Action, articles, product_grid
-from web.layout import add_to_list, known_articles, linked_list, remove_from_list, sidebar
+from web.layout import add_to_list, check_link, known_articles, linked_list, remove_from_list, sidebar
 from web.text import md
 
 LABELS = {  # catalogue columns as the page names them (filters, predicted attributes)
@@ -56,8 +56,16 @@ def clear_query() -> None:
 # --- page ----------------------------------------------------------------------------------------
 
 
-def check_link(values: dict[str, list[str]]) -> None:
+def is_weight(value: str) -> bool:
+    try:
+        return 0.0 <= float(value) <= 1.0
+    except ValueError:
+        return False
+
+
+def check_filters_link(values: dict[str, list[str]]) -> None:
     """A shared address naming filter values this catalogue lacks gets a message (they are ignored)."""
+    check_link({"k": [str(k) for k in range(4, 49, 4)], "mode": MODES, "image_weight": is_weight})
     for column, options in values.items():
         unknown = [v for v in st.query_params.get_all(f"filter_{column}") if v not in set(options)]
         if unknown:
@@ -137,7 +145,7 @@ def search_page() -> None:
     st.session_state.setdefault("upload_round", 0)  # bumped to empty the uploader and camera
     engine = lifecycle.engine()
     linked_list("like", partial(known_articles, engine.catalog))  # article ids added to the query
-    check_link(lifecycle.filter_values(engine.settings))
+    check_filters_link(lifecycle.filter_values(engine.settings))
     filters, k, mode = filter_controls(engine, sidebar(engine))
 
     st.title("Lookbook")

@@ -442,11 +442,15 @@ def test_a_bad_address_gets_a_message(demo_settings, monkeypatch):
     for name, value in app_env(demo_settings).items():
         monkeypatch.setenv(name, value)
     at = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
-    at.query_params.update({"query_text": "jacket", "filter_colour_group_name": "Ultraviolet", "like": "12x"})
+    at.query_params.update({"query_text": "jacket", "filter_colour_group_name": "Ultraviolet", "like": "12x",
+                            "k": "abc"})
     at.run()
     assert not at.exception
-    assert "'Ultraviolet', which this catalogue does not have" in at.warning[0].value
+    warnings = [w.value for w in at.warning]
+    assert warnings[0] == "This link's k='abc' is not a value this page can show, so the default is used."
+    assert "'Ultraviolet', which this catalogue does not have" in warnings[1]
     assert "'12x' is not an article id" in at.error[0].value
+    assert len(tiles(at, "results")) == 12  # the rest of the address still works
 
 
 def test_a_shared_customer_address_opens_that_customer(demo_settings, demo_engine, monkeypatch):

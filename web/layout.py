@@ -2,7 +2,7 @@
 a view that live in the URL (widgets bind their own values with ``bind="query-params"``)."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Collection
 
 import streamlit as st
 
@@ -88,3 +88,14 @@ def known_articles(catalog, article_ids: list[str]) -> list[str]:
         else:
             known.append(article_id)
     return known
+
+
+def check_link(accepted: dict[str, Collection[str] | Callable[[str], bool]]) -> None:
+    """A message for each URL parameter (of a shared address) whose value the page cannot take; Streamlit
+    then leaves that widget at its default. ``accepted``: parameter → accepted values, or a test."""
+    for key, allowed in accepted.items():
+        for value in st.query_params.get_all(key):
+            ok = allowed(value) if callable(allowed) else value in allowed
+            if value and not ok:
+                st.warning(f"This link's {key}={value!r} is not a value this page can show, so the default "
+                           "is used.", icon=":material/link_off:")
