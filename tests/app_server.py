@@ -49,10 +49,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_app(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """`streamlit run app.py` headless on 127.0.0.1; yields its URL once healthy, always stops it.
-
-    AppDidNotStart carries the end of the server's log.
+def running_app(env: dict[str, str], log_path: Path, app_dir: Path = REPO) -> Iterator[str]:
+    """`streamlit run app.py` in ``app_dir``, headless on 127.0.0.1; yields its URL once healthy, always
+    stops it. AppDidNotStart carries the end of the server's log.
     """
     port = _free_port()
     command = [
@@ -60,7 +59,7 @@ def running_app(env: dict[str, str], log_path: Path) -> Iterator[str]:
         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
     with open(log_path, "w") as log:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=app_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S

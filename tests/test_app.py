@@ -1,7 +1,8 @@
-"""Both pages through streamlit.testing.v1.AppTest, against a small demo built with a tiny model."""
+"""The pages through streamlit.testing.v1.AppTest, against a small demo built with a tiny model."""
 from __future__ import annotations
 
 import io
+import re
 import shutil
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ def app(demo_settings, monkeypatch):
 
 @pytest.fixture
 def customers(app):
-    return app.switch_page("pages/1_Customers.py").run()
+    return app.switch_page("pages/customers.py").run()
 
 
 @dataclass
@@ -34,6 +35,11 @@ class Tile:
     name: str
     captions: list[str]
     buttons: list
+
+
+def plain(markdown: str) -> str:
+    """Markdown as it renders: the page escapes every punctuation character of catalogue text."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def tiles(at: AppTest, grid: str) -> list[Tile]:
@@ -44,8 +50,8 @@ def tiles(at: AppTest, grid: str) -> list[Tile]:
             tile = at.get_by_key(f"tile_{grid}_{len(found)}")
         except KeyError:
             return found
-        captions = [c.value for c in tile.caption]
-        found.append(Tile(tile.markdown[0].value.strip("*"), captions, list(tile.button)))
+        captions = [plain(c.value) for c in tile.caption]
+        found.append(Tile(plain(tile.markdown[0].value.strip("*")), captions, list(tile.button)))
 
 
 def no_errors(at: AppTest) -> None:
@@ -69,7 +75,7 @@ def jpeg(image: Image.Image) -> bytes:
 
 def test_sidebar_says_what_is_loaded(app, demo_engine):
     no_errors(app)
-    sidebar = " ".join(m.value for m in app.sidebar.markdown)
+    sidebar = " ".join(plain(m.value) for m in app.sidebar.markdown)
     status = demo_engine.status()
     assert status["dataset"] in sidebar
     assert status["model"] in sidebar
@@ -147,14 +153,14 @@ def test_camera_photo_is_searched(app, demo_engine):
 def test_bad_files_get_a_message_and_good_ones_still_count(app, demo_engine):
     row = demo_engine.catalog.articles[demo_engine.catalog.articles["has_image"]].iloc[0]
     uploader = app.file_uploader[0]
-    uploader.upload("notes.txt", b"not a photo", "text/plain")
+    uploader.upload("notes.jpg", b"not a photo", "image/jpeg")  # allowed by name, judged by content
     uploader.upload("broken.jpg", b"\xff\xd8\xff\xe0 truncated", "image/jpeg")
     uploader.upload("good.jpg", demo_engine.catalog.image_path(row.article_id).read_bytes(), "image/jpeg")
     app.run()
     assert not app.exception
     messages = [e.value for e in app.error]
     assert len(messages) == 2
-    assert messages[0].startswith("notes.txt is not an image (jpg, png, webp, gif, bmp, tiff)")
+    assert messages[0].startswith("notes.jpg is not an image (jpg, png, webp, gif, bmp, tiff)")
     assert messages[1].startswith("broken.jpg is a corrupt or truncated image")
     assert tiles(app, "results")[0].name == row.prod_name  # good.jpg was searched
 
@@ -211,7 +217,7 @@ def test_article_without_photo_gets_a_placeholder_tile(app, demo_engine):
     no_errors(app)
     position = next(i for i, t in enumerate(tiles(app, "results")) if "no photo" in " ".join(t.captions))
     tile = app.get_by_key(f"tile_results_{position}")
-    assert tile.markdown[0].value == f"**{no_photo.prod_name}**"
+    assert plain(tile.markdown[0].value) == f"**{no_photo.prod_name}**"
     assert tile.caption[1].value == "no photo · found by its description"
     assert tile.image[0].proto.imgs[0].alt == f"{no_photo.prod_name}: no photo"
 
@@ -226,6 +232,12 @@ def test_article_without_photo_gets_a_placeholder_tile(app, demo_engine):
 # --- customers page ------------------------------------------------------------------------------
 
 
+def open_tab(at: AppTest, key: str, name: str) -> AppTest:
+    """Tabs compute only when open; AppTest opens one through its state, as a click does."""
+    at.session_state[key] = name
+    return at.run()
+
+
 def test_customer_page_shows_history_similar_customers_and_recommendations(customers, demo_engine):
     example = demo_engine.collab.example_customers(1)[0]
     customers.selectbox(key="customer_example").select(example).run()
@@ -234,15 +246,19 @@ def test_customer_page_shows_history_similar_customers_and_recommendations(custo
 
     history = demo_engine.collab.history(example)
     assert customers.metric[0].value == f"{len(history):,}"
-    shown = tiles(customers, "history")
-    assert [t.name for t in shown] == list(history["prod_name"][: len(shown)])
-    assert shown[0].captions[-1] == f"bought {history['t_dat'].iloc[0]:%d %b %Y}"  # newest first
-
     recs = demo_engine.collab.recommend(example, k=12)
     rec_tiles = tiles(customers, "recs")
     assert [t.name for t in rec_tiles] == list(recs["prod_name"])
     assert rec_tiles[0].captions[-1] == recs["reason"].iloc[0]
+    assert tiles(customers, "history") == [] and not customers.dataframe  # closed tabs cost nothing
 
+    open_tab(customers, "tab", "Purchase history")
+    shown = tiles(customers, "history")
+    assert [t.name for t in shown] == list(history["prod_name"][: len(shown)])
+    assert shown[0].captions[-1] == f"bought {history['t_dat'].iloc[0]:%d %b %Y}"  # newest first
+    assert tiles(customers, "recs") == []
+
+    open_tab(customers, "tab", "Similar customers")
     table = customers.dataframe[0].value
     similar = demo_engine.collab.similar_customers(example, k=10)
     assert list(table["customer_id"]) == list(similar["customer_id"])
@@ -252,6 +268,7 @@ def test_customer_page_shows_history_similar_customers_and_recommendations(custo
 def test_history_paging_starts_over_for_a_typed_customer(customers, demo_engine):
     first, second = demo_engine.collab.example_customers(2)
     customers.selectbox(key="customer_example").select(first).run()
+    open_tab(customers, "tab", "Purchase history")
     page = len(tiles(customers, "history"))
     customers.button[[b.label for b in customers.button].index("Show more")].click().run()
     assert len(tiles(customers, "history")) > page
@@ -273,7 +290,7 @@ def test_random_customer_opens_someone_with_purchases(customers):
     next(b for b in customers.button if b.label == "Random").click().run()
     no_errors(customers)
     assert len(customers.text_input(key="customer_id").value) == 64
-    assert tiles(customers, "history")
+    assert len(tiles(customers, "recs")) == 12
 
 
 def test_new_shopper_gets_recommendations_from_picked_items(customers, demo_engine):
@@ -295,30 +312,184 @@ def test_new_shopper_gets_recommendations_from_picked_items(customers, demo_engi
 # --- first run and stale artifacts ---------------------------------------------------------------
 
 
-def test_artifacts_of_another_model_are_explained_not_raised(demo_settings, monkeypatch):
+def test_unbuilt_data_shows_the_command_not_a_button(demo_settings, monkeypatch):
+    """Artifacts of another model, on an operator's dataset: what to run, no build for visitors, no paths."""
     env = app_env(demo_settings) | {"LOOKBOOK_PRETRAINED": "some/other-weights.pt"}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.delenv("LOOKBOOK_ALLOW_BUILD", raising=False)
     at = AppTest.from_file("../app.py", default_timeout=TIMEOUT).run()
     assert not at.exception
-    assert "python -m recommender build" in at.error[0].value
-    assert [b.label for b in at.button] == ["Build it now"]
+    assert "other-weights.pt" in at.error[0].value
+    assert not at.button
+    assert at.code[0].value == (
+        'python -m recommender build --data "$LOOKBOOK_DATA" --artifacts "$LOOKBOOK_ARTIFACTS" '
+        '--model "$LOOKBOOK_MODEL" --pretrained "$LOOKBOOK_PRETRAINED"'
+    )
+    shown = " ".join(e.value for e in [*at.error, *at.markdown, *at.code])
+    assert str(demo_settings.data_dir) not in shown and str(demo_settings.artifacts_dir) not in shown
 
 
 def test_missing_collaborative_artifacts_are_built_from_the_page(demo_settings, tmp_path, monkeypatch):
-    """The build runs inside the page with a progress bar, then the page works."""
+    """Where the operator allows it, the build runs inside the page with a progress bar, then the page works."""
     artifacts = tmp_path / "artifacts"
     shutil.copytree(demo_settings.artifacts_dir, artifacts)
     (artifacts / f"{collab.ARTIFACT}.json").unlink()  # its manifest is what makes an artifact exist
     settings = demo_settings.with_(artifacts_dir=artifacts)
     for name, value in app_env(settings).items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LOOKBOOK_ALLOW_BUILD", "1")
     at = AppTest.from_file("../app.py", default_timeout=TIMEOUT).run()
     assert not at.exception
     assert "python -m recommender build" in at.error[0].value
+    assert [b.label for b in at.button] == ["Build it now"]
     at.button[0].click().run()
     no_errors(at)
     assert not at.status  # the build's progress is gone once it is done
     assert (artifacts / f"{collab.ARTIFACT}.json").is_file()
     search(at, "white sneakers")
     assert len(tiles(at, "results")) == 12
+
+
+# --- hardening -----------------------------------------------------------------------------------
+
+
+def grid_of_every_article(data_dir: str) -> None:
+    """An AppTest script: the product grid over a catalogue folder's articles."""
+    from recommender.catalog import load_catalog
+    from web.grid import articles, product_grid
+
+    catalog = load_catalog(data_dir)
+    product_grid(articles(catalog.articles["article_id"], catalog), catalog, "all")
+
+
+def test_photo_that_cannot_be_shown_gets_the_placeholder_tile(demo_dir, tmp_path):
+    """A corrupt file and a 16-bit PNG among the catalogue's photos: the grid still shows every tile."""
+    lines = (demo_dir / "articles.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "articles.csv").write_text("".join(lines[:4]))
+    ids = [line.split(",")[0] for line in lines[1:4]]
+    for article_id in ids:
+        (tmp_path / "images" / article_id[:3]).mkdir(parents=True, exist_ok=True)
+    good, corrupt, sixteen_bit = (tmp_path / "images" / a[:3] / f"{a}.jpg" for a in ids)
+    shutil.copy(demo_dir / "images" / ids[0][:3] / f"{ids[0]}.jpg", good)
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    Image.new("I;16", (40, 60), 30_000).save(sixteen_bit, format="PNG")  # a .jpg that holds a 16-bit PNG
+    at = AppTest.from_function(grid_of_every_article, args=(str(tmp_path),), default_timeout=TIMEOUT).run()
+    no_errors(at)
+    names = [plain(at.get_by_key(f"tile_all_{i}").markdown[0].value.strip("*")) for i in range(3)]
+    alts = [at.get_by_key(f"tile_all_{i}").image[0].proto.imgs[0].alt for i in range(3)]
+    assert alts == [names[0], f"{names[1]}: no photo", names[2]]  # the 16-bit photo is shown, as RGB
+
+
+def test_an_engine_bug_shows_an_id_and_no_traceback_or_path(app, monkeypatch, caplog):
+    from recommender.content import ContentSearch
+
+    def broken(self, **query):
+        raise RuntimeError("index at /srv/lookbook/secret/index.faiss fell over")
+
+    monkeypatch.setattr(ContentSearch, "search", broken)
+    search(app, "red jacket")
+    assert not app.exception
+    message = app.error[0].value
+    error_id = re.search(r"error id ([0-9a-f]{8})", message).group(1)
+    shown = " ".join(e.value for e in [*app.error, *app.markdown, *app.caption, *app.code])
+    assert "Traceback" not in shown and "/srv/lookbook" not in shown and "RuntimeError" not in shown
+    logged = [r for r in caplog.records if error_id in r.getMessage()]
+    assert logged and logged[0].exc_info and "/srv/lookbook/secret" in logged[0].getMessage()
+
+
+def test_markup_in_typed_text_is_shown_literally(app):
+    typed = ":red[big] :material/home: **bold** <b>x</b> $x$"
+    search(app, typed)
+    query_line = next(c.value for c in app.caption if "big" in c.value)
+    assert plain(query_line) == f"“{typed}”"
+    # Every markdown and directive character is escaped, so Streamlit renders none of them.
+    assert ":red[" not in query_line and ":material/" not in query_line and "**" not in query_line
+
+
+def test_photos_beyond_the_cap_are_left_out_with_a_message(app, demo_engine):
+    from web.photos import MAX_PHOTOS
+
+    rows = demo_engine.catalog.articles[demo_engine.catalog.articles["has_image"]].iloc[: MAX_PHOTOS + 1]
+    for row in rows.itertuples():
+        photo = demo_engine.catalog.image_path(row.article_id).read_bytes()
+        app.file_uploader[0].upload(f"{row.article_id}.jpg", photo, "image/jpeg")
+    app.run()
+    assert not app.exception and not app.error
+    assert app.warning[0].value.startswith(f"{MAX_PHOTOS + 1} photos: a query uses up to {MAX_PHOTOS}")
+    assert f"{MAX_PHOTOS} photos" in " ".join(c.value for c in app.caption)
+    assert len(app.session_state["_decoded_photos"]) == MAX_PHOTOS + 1  # decoded once, small copies only
+    assert all(max(p.image.size) <= 512 for p in app.session_state["_decoded_photos"].values())
+
+
+# --- shareable views -----------------------------------------------------------------------------
+
+
+def test_a_shared_address_reopens_the_same_results(demo_settings, demo_engine, monkeypatch):
+    for name, value in app_env(demo_settings).items():
+        monkeypatch.setenv(name, value)
+    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    liked = demo_engine.catalog.articles["article_id"].iloc[3]
+    at.query_params.update({"query_text": "jacket", "filter_colour_group_name": "Red", "k": "8", "like": liked})
+    at.run()
+    no_errors(at)
+    expected = demo_engine.search.search(text="jacket", like=[liked], filters={"colour_group_name": ["Red"]}, k=8)
+    assert [t.name for t in tiles(at, "results")] == list(expected["prod_name"])
+    assert [t.name for t in tiles(at, "like")] == [demo_engine.catalog.articles["prod_name"].iloc[3]]
+
+
+def test_a_bad_address_gets_a_message(demo_settings, monkeypatch):
+    for name, value in app_env(demo_settings).items():
+        monkeypatch.setenv(name, value)
+    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    at.query_params.update({"query_text": "jacket", "filter_colour_group_name": "Ultraviolet", "like": "12x",
+                            "k": "abc"})
+    at.run()
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    assert warnings[0] == "This link's k='abc' is not a value this page can show, so the default is used."
+    assert "'Ultraviolet', which this catalogue does not have" in warnings[1]
+    assert "'12x' is not an article id" in at.error[0].value
+    assert len(tiles(at, "results")) == 12  # the rest of the address still works
+
+
+def test_a_shared_customer_address_opens_that_customer(demo_settings, demo_engine, monkeypatch):
+    for name, value in app_env(demo_settings).items():
+        monkeypatch.setenv(name, value)
+    example = demo_engine.collab.example_customers(1)[0]
+    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    at.query_params.update({"customer_id": example, "tab": "Purchase history"})
+    at.switch_page("pages/customers.py").run()
+    no_errors(at)
+    history = demo_engine.collab.history(example)
+    assert tiles(at, "history")[0].name == history["prod_name"].iloc[0]
+
+
+# --- insights page -------------------------------------------------------------------------------
+
+
+def test_insights_page_evaluates_on_demand_and_shows_the_facts(app, demo_engine):
+    at = app.switch_page("pages/insights.py").run()
+    no_errors(at)
+    assert "No evaluation was stored" in at.info[0].value
+    coverage = {m.label: m.value for m in at.metric}
+    assert coverage["Different articles recommended"] != "0"
+    next(b for b in at.button if b.label.startswith("Evaluate")).click().run()
+    no_errors(at)
+    table = at.dataframe[0].value
+    assert {"blended", "als", "popular last week"} <= set(table["method"])
+    assert "week" in table.columns and table["week"].nunique() >= 2
+
+    open_tab(at, "insights_tab", "Search index and model")
+    facts = {m.label: m.value for m in at.metric}
+    assert facts["Kind"] == "exact" and facts["Articles"] == f"{len(demo_engine.catalog.articles):,}"
+    assert "**lookbook-tiny** from model.pt" in [plain(m.value) for m in at.markdown]
+    pairs = int(demo_engine.catalog.articles["has_image"].sum())
+    assert any(c.value.startswith(f"Trained here on {pairs:,} image–caption pairs") for c in at.caption)
+
+    open_tab(at, "insights_tab", "Dataset")
+    facts = {m.label: m.value for m in at.metric}
+    articles = demo_engine.catalog.articles
+    assert facts["Articles"] == f"{len(articles):,}"
+    assert facts["With a photo"] == f"{int(articles['has_image'].sum()):,}"
+    assert facts["Purchases"] == f"{len(demo_engine.catalog.transactions):,}"

@@ -156,7 +156,7 @@ def test_customer_page(new_page, demo_engine):
     example = demo_engine.collab.example_customers(1)[0]
     history = demo_engine.collab.history(example)
     recs = demo_engine.collab.recommend(example, k=12)
-    page = new_page("Customers")
+    page = new_page("customers")
     box = page.get_by_label("Customer id")
     box.fill(example)
     box.press("Enter")
@@ -173,12 +173,30 @@ def test_customer_page(new_page, demo_engine):
 
 
 def test_unknown_customer_is_a_message(new_page):
-    page = new_page("Customers")
+    page = new_page("customers")
     box = page.get_by_label("Customer id")
     box.fill("f" * 64)
     box.press("Enter")
     page.get_by_text("is not in this dataset").wait_for()
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_a_shared_address_reopens_the_view(new_page, demo_engine):
+    """The address of a view, opened in another browser session, shows the same results; so does a
+    customer's address with its tab."""
+    page = new_page()
+    start_search(page, "red jacket")
+    shown_results(page, "“red jacket”")
+    page.wait_for_function("() => location.search.includes('query_text=red')")
+    shared = page.url + "&filter_colour_group_name=Red"
+    other = new_page(shared.split("/", 3)[3])
+    expected = expected_results(demo_engine, text="red jacket", filters={"colour_group_name": ["Red"]})
+    assert shown_results(other, "Colour: Red", len(expected)) == expected
+
+    example = demo_engine.collab.example_customers(1)[0]
+    history = demo_engine.collab.history(example)
+    page = new_page(f"customers?customer_id={example}&tab=Purchase+history")
+    assert history["prod_name"].iloc[0] in page.locator(".st-key-tile_history_0").inner_text()
 
 
 def test_concurrent_sessions_each_get_their_own_results(new_page, demo_engine):

@@ -1,5 +1,6 @@
 """Customers: what a customer bought, who shops like them, and what to show them next;
-or, for a new shopper without an id, recommendations from a few picked articles."""
+or, for a new shopper without an id, recommendations from a few picked articles. The customer id, the
+open tab and the mode are in the URL, so an address reopens the same view."""
 from __future__ import annotations
 
 from functools import partial
@@ -9,7 +10,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import ui
+from web import engine as lifecycle
+from web.errors import errors_shown
+from web.grid import Action, articles, product_grid
+from web.layout import add_to_list, check_link, known_articles, linked_list, remove_from_list, sidebar
+from web.text import md
 
 HISTORY_PAGE = 24
 CANDIDATES = 8
@@ -25,8 +30,8 @@ SWATCHES = {
 }  # fmt: skip
 
 
-ui.page_setup("Customers")
-st.session_state.setdefault("shopper_picks", [])
+TABS = ["Recommended", "Purchase history", "What they buy", "Similar customers"]
+
 st.session_state.setdefault("history_shown", HISTORY_PAGE)
 st.session_state.setdefault("candidate_round", 0)
 
@@ -62,11 +67,11 @@ def open_selected(table_key: str, customer_ids: list[str]) -> None:
 
 
 def pick(article_id: str) -> None:
-    ui.add_to_list("shopper_picks", article_id)
+    add_to_list("shopper_picks", article_id)
 
 
 def unpick(article_id: str) -> None:
-    ui.remove_from_list("shopper_picks", article_id)
+    remove_from_list("shopper_picks", article_id)
 
 
 def show_more_history() -> None:
@@ -89,7 +94,7 @@ def example_customers(_collab, settings) -> list[str]:
 def choose_customer(engine) -> str:
     typed, examples, random = st.columns([4, 3, 1], vertical_alignment="bottom")
     typed.text_input("Customer id", key="customer_id", placeholder="paste a 64-character customer_id",
-                     on_change=reset_history)
+                     on_change=reset_history, bind="query-params")
     examples.selectbox(
         "Examples", example_customers(engine.collab, engine.settings), index=None, key="customer_example",
         format_func=lambda cid: f"{cid[:16]}…", placeholder="customers with long histories",
@@ -108,26 +113,40 @@ def customer_view(engine, customer_id: str, k: int) -> None:
     first.metric("First purchase", f"{history['t_dat'].min():%d %b %Y}" if len(history) else "–")
     last.metric("Last purchase", f"{history['t_dat'].max():%d %b %Y}" if len(history) else "–")
 
-    recommended, purchases, taste, similar = st.tabs(
-        ["Recommended", "Purchase history", "What they buy", "Similar customers"]
-    )
-    with recommended, ui.errors_shown():
-        recs = engine.collab.recommend(customer_id, k=k)
-        ui.product_grid(recs, engine, "recs", detail=lambda row: ui.md(row.reason))
-    with purchases, ui.errors_shown():
-        if history.empty:
-            st.info("No purchases in the period the model was trained on.")
-        shown = history.head(st.session_state.history_shown)
-        ui.product_grid(shown, engine, "history", detail=lambda row: f"bought {row.t_dat:%d %b %Y}")
-        if len(history) > len(shown):
-            st.caption(f"{len(shown)} of {len(history)} purchases, newest first")
-            st.button("Show more", on_click=show_more_history)
-    with taste, ui.errors_shown():
-        if not history.empty:
-            by = st.radio("By", ["Type", "Colour"], horizontal=True, key="taste_by")
-            taste_chart(history, "product_type_name" if by == "Type" else "colour_group_name", by)
-    with similar, ui.errors_shown():
-        similar_customers(engine, customer_id)
+    # Only the open tab is computed: the others cost nothing until opened.
+    recommended, purchases, taste, similar = st.tabs(TABS, key="tab", on_change="rerun", bind="query-params")
+    if recommended.open:
+        with recommended, errors_shown():
+            recommendations(engine, customer_id, k)
+    if purchases.open:
+        with purchases, errors_shown():
+            purchase_history(engine, history)
+    if taste.open:
+        with taste, errors_shown():
+            if not history.empty:
+                by = st.radio("By", ["Type", "Colour"], horizontal=True, key="taste_by")
+                taste_chart(history, "product_type_name" if by == "Type" else "colour_group_name", by)
+    if similar.open:
+        with similar, errors_shown():
+            similar_customers(engine, customer_id)
+
+
+def recommendations(engine, customer_id: str, k: int) -> None:
+    recs = engine.collab.recommend(customer_id, k=k)
+    product_grid(recs, engine.catalog, "recs", detail=lambda row: md(row.reason))
+
+
+@st.fragment
+def purchase_history(engine, history) -> None:
+    """A fragment: "Show more" reruns only this tab."""
+    if history.empty:
+        st.info("No purchases in the period the model was trained on.")
+    shown = history.head(st.session_state.history_shown)
+    with errors_shown():
+        product_grid(shown, engine.catalog, "history", detail=lambda row: f"bought {row.t_dat:%d %b %Y}")
+    if len(history) > len(shown):
+        st.caption(f"{len(shown)} of {len(history)} purchases, newest first")
+        st.button("Show more", on_click=show_more_history)
 
 
 def taste_chart(history: pd.DataFrame, column: str, label: str) -> None:
@@ -190,43 +209,45 @@ def similar_customers(engine, customer_id: str) -> None:
 
 
 def new_shopper(engine, k: int) -> None:
+    linked_list("shopper_picks", partial(known_articles, engine.catalog))
     st.markdown("Pick a few articles you like; recommendations follow from them at once, no retraining.")
     query = st.text_input("Find articles", key="shopper_query", placeholder="e.g. white sneakers")
-    with ui.errors_shown():
+    with errors_shown():
         if query.strip():
             candidates = engine.search.search(text=query, k=CANDIDATES)
         else:
             with_photo = engine.catalog.articles[engine.catalog.articles["has_image"]]
             candidates = with_photo.sample(min(CANDIDATES, len(with_photo)),
                                            random_state=st.session_state.candidate_round)
-        ui.product_grid(candidates, engine, "candidates", columns=CANDIDATES, compact=True,
-                        actions=(ui.Action("I like this", pick, ":material/favorite:"),))
+        product_grid(candidates, engine.catalog, "candidates", columns=CANDIDATES, compact=True,
+                     actions=(Action("I like this", pick, ":material/favorite:"),))
         if not query.strip():
             st.button("Show others", on_click=other_candidates, icon=":material/refresh:")
     picks = st.session_state.shopper_picks
     if not picks:
         return
     st.subheader("You like")
-    ui.product_grid(ui.articles(picks, engine), engine, "picks", columns=CANDIDATES, compact=True,
-                    actions=(ui.Action("Remove", unpick, ":material/close:"),))
+    product_grid(articles(picks, engine.catalog), engine.catalog, "picks", columns=CANDIDATES, compact=True,
+                 actions=(Action("Remove", unpick, ":material/close:"),))
     st.subheader("Recommended for you")
-    with ui.errors_shown():
+    with errors_shown():
         recs = engine.collab.recommend_for_items(picks, k=k)
-        ui.product_grid(recs, engine, "shopper_recs", detail=lambda row: ui.md(row.reason))
+        product_grid(recs, engine.catalog, "shopper_recs", detail=lambda row: md(row.reason))
 
 
 def customers_page() -> None:
-    engine = ui.engine()
-    controls = ui.sidebar(engine)
+    engine = lifecycle.engine()
+    controls = sidebar(engine)
     st.title("Customers")
     if engine.collab is None:
-        st.info(f"{engine.catalog.name} has no transactions, so there are no customers to show. "
+        st.info(f"{md(engine.catalog.name)} has no transactions, so there are no customers to show. "
                 "Content search works on the Search page.", icon=":material/info:")
         return
     with controls:
         k = st.slider("Recommendations", min_value=4, max_value=48, value=12, step=4, key="k_recs")
+    check_link({"tab": TABS, "shopper_mode": [CUSTOMER, NEW_SHOPPER]})
     mode = st.radio("Who is shopping", [CUSTOMER, NEW_SHOPPER], horizontal=True, key="shopper_mode",
-                    label_visibility="collapsed")
+                    label_visibility="collapsed", bind="query-params")
     if mode == NEW_SHOPPER:
         new_shopper(engine, k)
         return
@@ -235,9 +256,9 @@ def customers_page() -> None:
         st.info("Paste a customer id, pick an example or open a random customer.",
                 icon=":material/person_search:")
         return
-    with ui.errors_shown():
+    with errors_shown():
         customer_view(engine, customer_id, k)
 
 
-with ui.errors_shown():
+with errors_shown():
     customers_page()

@@ -1,0 +1,199 @@
+"""Search: find articles by words, photos (uploaded or from the camera), or both. The query's text,
+filters, mode and liked articles are in the URL, so an address reopens the same results."""
+from __future__ import annotations
+
+import inspect
+from functools import partial
+
+import streamlit as st
+
+from web import engine as lifecycle
+from web import photos as query_photos
+from web.errors import errors_shown, public_message
+from web.grid import Action, articles, product_grid
+from web.layout import add_to_list, check_link, known_articles, linked_list, remove_from_list, sidebar
+from web.text import md
+
+LABELS = {  # catalogue columns as the page names them (filters, predicted attributes)
+    "index_group_name": "Index group",
+    "product_group_name": "Product group",
+    "product_type_name": "Type",
+    "colour_group_name": "Colour",
+    "graphical_appearance_name": "Pattern",
+}
+MODES = {"hybrid": "Words + looks", "visual": "Looks", "lexical": "Words"}
+URL_KEYS = ("query_text", "negative_text", "k", "mode", "image_weight")  # besides the filters and "like"
+
+
+def label(column: str) -> str:
+    return LABELS.get(column, column.removesuffix("_name").replace("_", " ").capitalize())
+
+
+# --- query state changes (run before the rerun, so they may set widget values) ---------------------
+
+
+def more_like_this(article_id: str) -> None:
+    """A new query: only this article (filters stay)."""
+    clear_query()
+    st.session_state.like = [article_id]
+
+
+def add_to_query(article_id: str) -> None:
+    add_to_list("like", article_id)
+
+
+def remove_from_query(article_id: str) -> None:
+    remove_from_list("like", article_id)
+
+
+def clear_query() -> None:
+    st.session_state.query_text = ""
+    st.session_state.negative_text = ""
+    st.session_state.like = []
+    st.session_state.upload_round += 1
+
+
+# --- page ----------------------------------------------------------------------------------------
+
+
+def is_weight(value: str) -> bool:
+    try:
+        return 0.0 <= float(value) <= 1.0
+    except ValueError:
+        return False
+
+
+def check_filters_link(values: dict[str, list[str]]) -> None:
+    """A shared address naming filter values this catalogue lacks gets a message (they are ignored)."""
+    check_link({"k": [str(k) for k in range(4, 49, 4)], "mode": MODES, "image_weight": is_weight})
+    for column, options in values.items():
+        unknown = [v for v in st.query_params.get_all(f"filter_{column}") if v not in set(options)]
+        if unknown:
+            st.warning(f"This link filters {label(column).lower()} by {', '.join(map(repr, unknown))}, which "
+                       "this catalogue does not have; that filter is left out.", icon=":material/link_off:")
+
+
+def filter_controls(engine, sidebar_space) -> tuple[dict[str, list[str]], int, str | None]:
+    values = lifecycle.filter_values(engine.settings)
+    with sidebar_space:
+        st.subheader("Filters")
+        filters = {
+            column: chosen
+            for column, options in values.items()
+            if (chosen := st.multiselect(label(column), options, key=f"filter_{column}", bind="query-params"))
+        }
+        k = st.slider("Results", min_value=4, max_value=48, value=12, step=4, key="k", bind="query-params")
+        mode = None
+        if "mode" in inspect.signature(engine.search.search).parameters:  # hybrid search is available
+            mode = st.segmented_control("Search by", list(MODES), format_func=MODES.get, default="hybrid",
+                                        key="mode", bind="query-params") or "hybrid"
+    return filters, k, mode
+
+
+def photo_inputs() -> list[query_photos.QueryPhoto]:
+    """Uploaded and camera photos that decode (each decoded once per upload); each unusable file gets
+    its own message."""
+    round_ = st.session_state.upload_round
+    uploads = st.file_uploader(
+        "Photos", accept_multiple_files=True, key=f"uploads_{round_}", type=query_photos.UPLOAD_TYPES,
+        max_upload_size=query_photos.MAX_UPLOAD_MB,
+        help=f"Up to {query_photos.MAX_PHOTOS} photos, searched together",
+    )
+    uploads = list(uploads or [])
+    if st.toggle("Take a photo with the camera", key="camera_on"):
+        shot = st.camera_input("Camera", key=f"camera_{round_}", label_visibility="collapsed")
+        if shot is not None:
+            shot.name = "camera photo"
+            uploads.append(shot)
+    usable = []
+    for photo in query_photos.decoded(uploads):
+        if isinstance(photo, query_photos.QueryPhoto):
+            usable.append(photo)
+        else:
+            st.error(public_message(str(photo)), icon=":material/error:")
+    return query_photos.capped(usable)
+
+
+def show_attributes(engine, photos: list[query_photos.QueryPhoto]) -> None:
+    with st.expander("What Lookbook sees in your photos", expanded=True):
+        for photo in photos:
+            if photo.attributes is None:  # once per upload
+                photo.attributes = engine.search.predict_attributes(photo.image)
+            picture, text = st.columns([1, 5])
+            picture.image(photo.preview, width="stretch")
+            lines = [f"**{md(photo.name)}**"]
+            for column, guesses in photo.attributes.items():
+                lines.append(f"**{label(column)}** " + " · ".join(f"{md(v)} {p:.0%}" for v, p in guesses))
+            text.markdown("  \n".join(lines))
+
+
+def describe(text: str, photos: list, negative: str, filters: dict) -> str:
+    parts = [f"“{md(text.strip())}”"] if text.strip() else []
+    if photos:
+        parts.append(f"{len(photos)} photo{'s' * (len(photos) > 1)}")
+    if st.session_state.like:
+        parts.append(f"{len(st.session_state.like)} liked article{'s' * (len(st.session_state.like) > 1)}")
+    line = " + ".join(parts)
+    if negative.strip():
+        line += f", not “{md(negative.strip())}”"
+    for column, chosen in filters.items():
+        line += f" · {label(column)}: {md(', '.join(chosen))}"
+    return line
+
+
+def search_page() -> None:
+    st.session_state.setdefault("upload_round", 0)  # bumped to empty the uploader and camera
+    engine = lifecycle.engine()
+    linked_list("like", partial(known_articles, engine.catalog))  # article ids added to the query
+    check_filters_link(lifecycle.filter_values(engine.settings))
+    filters, k, mode = filter_controls(engine, sidebar(engine))
+
+    st.title("Lookbook")
+    st.caption("Find articles by describing them, by photos, or both.")
+    words, pictures = st.columns([3, 2], gap="large")
+    with words:
+        text = st.text_input("Describe what you are looking for", key="query_text", bind="query-params",
+                             placeholder="e.g. black ankle boots, striped summer dress")
+        negative = st.text_input("Not like", key="negative_text", bind="query-params",
+                                 placeholder="e.g. denim, floral")
+    with pictures:
+        photos = photo_inputs()
+    image_weight = 0.5
+    if text.strip() and (photos or st.session_state.like):
+        image_weight = st.slider("Words ↔ pictures", 0.0, 1.0, 0.5, 0.05, key="image_weight",
+                                 bind="query-params", help="0 searches by the words only, 1 by the pictures only")
+    if photos:
+        with errors_shown():
+            show_attributes(engine, photos)
+    if st.session_state.like:
+        with errors_shown():
+            st.markdown("**Also like these**")
+            product_grid(articles(st.session_state.like, engine.catalog), engine.catalog, "like", columns=8,
+                         compact=True, actions=(Action("Remove", remove_from_query, ":material/close:"),))
+
+    if not (text or negative or photos or st.session_state.like):
+        st.info("Describe an article, upload a photo or take one, and matching articles appear here.",
+                icon=":material/search:")
+        return
+    with errors_shown():
+        query = dict(text=text or None, images=[photo.image for photo in photos], image_weight=image_weight,
+                     negative=negative or None, like=tuple(st.session_state.like), filters=filters or None, k=k)
+        results = engine.search.search(**query, **({"mode": mode} if mode else {}))
+        heading, clear = st.columns([5, 1], vertical_alignment="bottom")
+        heading.subheader(f"{len(results)} results")
+        heading.caption(describe(text, photos, negative, filters))
+        clear.button("Clear query", on_click=clear_query, icon=":material/restart_alt:", width="stretch")
+        if results.empty:
+            st.info("Nothing matches these filters; remove one to see more.", icon=":material/filter_alt_off:")
+        product_grid(
+            results, engine.catalog, "results",
+            detail=lambda row: f"score {row.score:.3f}",
+            actions=(
+                Action("More like this", more_like_this, ":material/search:"),
+                Action("Add to query", add_to_query, ":material/add:"),
+            ),
+        )
+
+
+with errors_shown():
+    search_page()

@@ -1,0 +1,150 @@
+"""Facts about a built engine for the app's insights page (and notebooks): the dataset, the content
+index, the model, how well recommendations do per week and method, and how much of the catalogue they reach.
+
+Plain frames and dicts; the page only draws them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .catalog import Catalog
+from .errors import DataError
+
+Progress = Callable[[float, str], None]
+EVALUATION_ARTIFACT = "evaluation"  # optional, written at build time: evaluation.parquet (see evaluation())
+EVALUATION_FILE = "evaluation.parquet"
+
+
+def dataset_facts(catalog: Catalog) -> dict:
+    articles, tx = catalog.articles, catalog.transactions
+    with_image = int(articles["has_image"].sum())
+    facts = {
+        "articles": len(articles),
+        "with_image": with_image,
+        "without_image": len(articles) - with_image,
+        "customers": 0 if catalog.customers is None else len(catalog.customers),
+        "customers_with_purchases": 0,
+        "transactions": 0,
+        "first_day": None,
+        "last_day": None,
+    }
+    if tx is not None and len(tx):
+        facts.update(
+            customers_with_purchases=int(np.count_nonzero(np.bincount(tx["customer"].to_numpy()))),
+            transactions=len(tx),
+            first_day=tx["t_dat"].iat[0],  # transactions are sorted by day
+            last_day=tx["t_dat"].iat[-1],
+        )
+    return facts
+
+
+def weekly_sales(catalog: Catalog) -> pd.DataFrame:
+    """week (the Monday it starts), purchases, revenue (sum of the normalised prices)."""
+    tx = catalog.transactions
+    if tx is None or tx.empty:
+        return pd.DataFrame({"week": pd.Series(dtype="datetime64[ns]"), "purchases": [], "revenue": []})
+    days = tx["t_dat"].to_numpy().astype("datetime64[D]")
+    # 1970-01-01 was a Thursday: shift by 3 days so weeks start on Mondays.
+    weeks = ((days.astype(np.int64) + 3) // 7) * 7 - 3
+    codes, first = np.unique(weeks, return_inverse=True)
+    return pd.DataFrame({
+        "week": codes.astype("datetime64[D]").astype("datetime64[ns]"),
+        "purchases": np.bincount(first),
+        "revenue": np.bincount(first, weights=tx["price"].to_numpy(dtype=np.float64)),
+    })  # fmt: skip
+
+
+def model_facts(embedder) -> dict:
+    """Name, source and, for a model trained on this catalogue, its loss per epoch."""
+    facts = {"model": embedder.model_name, "source": embedder.pretrained, "fingerprint": embedder.fingerprint,
+             "epoch_losses": [], "trained_on_articles": None}  # fmt: skip
+    checkpoint = Path(str(embedder.pretrained))
+    if checkpoint.is_file():
+        import torch
+
+        try:
+            saved = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
+        except Exception:  # not a train-clip checkpoint: no training record to show
+            saved = {}
+        trained = saved.get("trained", {}) if isinstance(saved, dict) else {}
+        facts["epoch_losses"] = [float(x) for x in trained.get("epoch_losses", [])]
+        facts["trained_on_articles"] = trained.get("n_articles")
+        facts["source"] = checkpoint.name
+    return facts
+
+
+def recommendation_coverage(collab, customers: int = 300, k: int = 12, seed: int = 0) -> dict:
+    """How much of the catalogue the recommendations reach, over a random sample of customers with purchases."""
+    catalog = collab.catalog
+    tx = catalog.transactions
+    codes = np.flatnonzero(np.bincount(tx["customer"].to_numpy(), minlength=len(catalog.customer_ids)))
+    sample = np.random.default_rng(seed).choice(codes, size=min(customers, len(codes)), replace=False)
+    counts: dict[str, int] = {}
+    for code in sample:
+        for article_id in collab.recommend(str(catalog.customer_ids[code]), k=k)["article_id"]:
+            counts[article_id] = counts.get(article_id, 0) + 1
+    shown = sum(counts.values())
+    top = sorted(counts.values(), reverse=True)[: max(1, len(catalog.articles) // 100)]
+    return {
+        "customers": len(sample),
+        "k": k,
+        "distinct_articles": len(counts),
+        "catalogue_share": len(counts) / len(catalog.articles),
+        "top_percent_share": sum(top) / shown if shown else 0.0,  # of all places, taken by the top 1% articles
+    }
+
+
+def evaluation(catalog: Catalog, weeks: int = 4, progress: Progress | None = None) -> pd.DataFrame:
+    """Recommendation quality per test week and method: week, method, MAP@12, recall@12, coverage, customers.
+
+    Uses `recommender.evaluate.evaluate` with its own ``weeks`` when it has one; otherwise evaluates each of
+    the last ``weeks`` weeks in turn, training on what came before it.
+    """
+    from . import evaluate as evaluation_module
+
+    report = progress or (lambda fraction, message: None)
+    run = evaluation_module.evaluate
+    if "weeks" in inspect.signature(run).parameters:
+        return run(catalog, weeks=weeks, progress=report)
+    tx = catalog.transactions
+    if tx is None or tx.empty:
+        raise DataError(f"{catalog.name} has no transactions to evaluate on")
+    frames = []
+    last = tx["t_dat"].iat[-1]
+    for back in range(weeks - 1, -1, -1):
+        cut = last - pd.Timedelta(days=7 * back)
+        part = dataclasses.replace(catalog, transactions=tx[tx["t_dat"] <= cut].reset_index(drop=True))
+        done = weeks - 1 - back
+
+        def step(fraction: float, message: str, done: int = done) -> None:
+            report((done + fraction) / weeks, f"week {done + 1} of {weeks}: {message}")
+
+        try:
+            table = run(part, progress=step)
+        except DataError:  # too little history before this week
+            continue
+        frames.append(table.assign(week=(cut - pd.Timedelta(days=6)).normalize()))
+    if not frames:
+        raise DataError(f"{catalog.name} has too little history to evaluate {weeks} weeks")
+    report(1.0, f"evaluated {len(frames)} weeks")
+    return pd.concat(frames, ignore_index=True)
+
+
+def stored_evaluation(store) -> pd.DataFrame | None:
+    """The evaluation a build stored (artifact 'evaluation'), or None when there is none or it is unreadable."""
+    try:
+        return pd.read_parquet(store.load(EVALUATION_ARTIFACT).path / EVALUATION_FILE)
+    except Exception:  # absent or from an older build: computed on demand instead
+        return None
+
+
+def save_evaluation(store, frame: pd.DataFrame, meta: dict) -> None:
+    """For `build`: keep an evaluation so the insights page shows it without computing."""
+    with store.write(EVALUATION_ARTIFACT, meta) as folder:
+        frame.to_parquet(folder / EVALUATION_FILE)

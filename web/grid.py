@@ -1,0 +1,138 @@
+"""Product tiles in rows: thumbnail (or a placeholder), name, type · colour, a detail line, buttons.
+
+Thumbnails are made once per photo file and kept as small JPEG bytes, so a rerun neither decodes nor
+re-sends full-size photos; a photo that cannot be decoded gets the placeholder tile, never a broken grid.
+"""
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import streamlit as st
+from PIL import Image, ImageDraw
+
+from recommender.catalog import Catalog
+from recommender.errors import InputError
+from recommender.images import load_image
+
+from .text import md
+
+log = logging.getLogger("lookbook.app")
+
+GRID_COLUMNS = 4
+TILE_SIZE = (300, 450)  # 2:3 like the photos; about twice a tile's width on screen, for sharp HiDPI
+THUMBNAILS_KEPT = 20_000  # ~15 KB each: ~300 MB at most, shared by every session
+ARTICLE_COLUMNS = ["prod_name", "product_type_name", "colour_group_name"]
+
+
+@dataclass(frozen=True)
+class Action:
+    """A button under each tile; ``callback(article_id)`` runs before the rerun."""
+
+    label: str
+    callback: Callable[[str], None]
+    icon: str | None = None
+
+
+@st.cache_resource(show_spinner=False)
+def placeholder_tile() -> bytes:
+    """The tile for an article without a (usable) photo (PNG, 2:3 like the photos)."""
+    tile = Image.new("RGB", TILE_SIZE, "#eceae6")
+    draw = ImageDraw.Draw(tile)
+    draw.rounded_rectangle((110, 175, 190, 255), radius=12, outline="#b9b5ad", width=4)
+    draw.line((110, 235, 135, 210, 160, 230, 175, 215, 190, 230), fill="#b9b5ad", width=4)
+    draw.ellipse((165, 187, 179, 201), outline="#b9b5ad", width=3)
+    draw.text((150, 287), "no photo", fill="#8d887f", anchor="mm", font_size=22)
+    out = io.BytesIO()
+    tile.save(out, format="PNG")
+    return out.getvalue()
+
+
+@st.cache_resource(max_entries=THUMBNAILS_KEPT, show_spinner=False)
+def thumbnail(path: str, modified_ns: int) -> bytes | None:
+    """The photo at ``path`` as a small JPEG, or None when it cannot be decoded (``modified_ns`` keys
+    the cache, so a replaced file is read again)."""
+    try:
+        image = load_image(path)
+        image.thumbnail(TILE_SIZE, Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        image.save(out, format="JPEG", quality=85)
+    except (InputError, OSError, ValueError) as exc:
+        log.warning("photo %s cannot be shown: %s", Path(path).name, exc)
+        return None
+    return out.getvalue()
+
+
+def article_photo(catalog: Catalog, article_id: str) -> bytes | None:
+    path = catalog.image_path(article_id)
+    try:
+        modified_ns = path.stat().st_mtime_ns if path is not None else None
+    except OSError:  # listed at load, gone since
+        return None
+    return None if modified_ns is None else thumbnail(str(path), modified_ns)
+
+
+def product_grid(
+    items: pd.DataFrame,
+    catalog: Catalog,
+    key: str,
+    *,
+    detail: Callable[[object], str] | None = None,
+    actions: tuple[Action, ...] = (),
+    columns: int = GRID_COLUMNS,
+    compact: bool = False,
+) -> None:
+    """Rows of tiles keyed ``tile_<key>_<position>``; ``items`` needs article_id (names and types come
+    from the catalogue when the frame lacks them); ``detail(row)`` returns markdown."""
+    items = with_article_columns(items, catalog)
+    rows = list(items.itertuples(index=False))
+    for start in range(0, len(rows), columns):
+        for offset, (cell, row) in enumerate(zip(st.columns(columns), rows[start : start + columns])):
+            position = start + offset
+            with cell.container(key=f"tile_{key}_{position}"):
+                _tile(row, catalog, f"{key}_{position}", detail, actions, compact)
+
+
+def _tile(row, catalog: Catalog, key: str, detail, actions: tuple[Action, ...], compact: bool) -> None:
+    photo = article_photo(catalog, row.article_id)
+    if photo is not None:
+        st.image(photo, width="stretch", alt=str(row.prod_name))
+    else:
+        st.image(placeholder_tile(), width="stretch", alt=f"{row.prod_name}: no photo")
+    st.markdown(f"**{md(row.prod_name)}**")
+    if not compact:
+        st.caption(f"{md(row.product_type_name)} · {md(row.colour_group_name)}")
+        matched = getattr(row, "matched", None)
+        if isinstance(matched, dict) and matched:  # the words the lexical search matched, per field
+            st.caption("matched " + "; ".join(
+                f"{md(field)}: {md(', '.join(map(str, words)))}" for field, words in matched.items()
+            ))
+        if getattr(row, "indexed_by", "image") == "text":
+            st.caption("no photo · found by its description")
+    if detail is not None:
+        st.caption(detail(row))
+    if actions:
+        with st.container(horizontal=True, gap="small"):
+            for action in actions:
+                st.button(
+                    action.label, key=f"{key}_{action.label}", icon=action.icon, on_click=action.callback,
+                    args=(row.article_id,), type="tertiary", width="content",
+                )
+
+
+def with_article_columns(items: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
+    missing = [c for c in ARTICLE_COLUMNS if c not in items.columns]
+    if not missing:
+        return items
+    rows = catalog.article_rows(items["article_id"])
+    extra = catalog.articles[missing].iloc[rows].reset_index(drop=True)
+    return pd.concat([items.reset_index(drop=True), extra], axis=1)
+
+
+def articles(article_ids, catalog: Catalog) -> pd.DataFrame:
+    """Catalogue rows for these ids, in this order (for grids of picked items)."""
+    return with_article_columns(pd.DataFrame({"article_id": list(article_ids)}), catalog)
