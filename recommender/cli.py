@@ -74,8 +74,11 @@ def cmd_build(args) -> None:
     from .pipeline import build
 
     settings = settings_from(args)
+    if args.spark_master and args.engine != "spark":
+        raise LookbookError("--spark-master needs --engine spark")
     with tqdm_progress("build") as progress:
-        notices = build(settings, progress=progress, log=lambda m: print(m, file=sys.stderr))
+        notices = build(settings, progress=progress, log=lambda m: print(m, file=sys.stderr),
+                        engine=args.engine, spark_master=args.spark_master)
     print(f"built {settings.data_dir} → {settings.artifacts_dir}")
     for notice in notices:
         print(f"notice: {notice}")
@@ -190,6 +193,9 @@ def make_parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.add_argument("--no-fallback", action="store_true", help="fail instead of training a model when the source is unreachable")
     p.add_argument("--epochs", type=int, help="epochs for the catalogue-trained fallback model")
+    p.add_argument("--engine", choices=["local", "spark"], default="local",
+                   help="where embeddings and ALS run: this process, or Spark (pip install -r requirements-spark.txt)")
+    p.add_argument("--spark-master", metavar="URL", help="with --engine spark: local[*] (default), spark://host:7077, …")
     p.set_defaults(run=cmd_build)
 
     p = verbs.add_parser("train-clip", help="train an open_clip model on the catalogue's image–caption pairs")

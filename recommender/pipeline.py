@@ -79,9 +79,17 @@ def requested_model(settings: Settings) -> str:
     return f"{settings.model} {settings.pretrained}"
 
 
-def build(settings: Settings, *, progress: Progress | None = None, log: Callable[[str], None] = print) -> list[str]:
-    """Build what is missing or stale; returns the notices (e.g. the model fallback) for the caller to show."""
+def build(settings: Settings, *, progress: Progress | None = None, log: Callable[[str], None] = print,
+          engine: str = "local", spark_master: str | None = None) -> list[str]:
+    """Build what is missing or stale; returns the notices (e.g. the model fallback) for the caller to show.
+
+    engine="spark": embeddings and ALS run as Spark jobs on ``spark_master`` (recommender/spark/)."""
     store = store_for(settings)
+    spark = None
+    if engine == "spark":
+        from .spark.steps import SparkSteps
+
+        spark = SparkSteps(spark_master, store)
     notices: list[str] = []
     position = 0.0
 
@@ -107,7 +115,7 @@ def build(settings: Settings, *, progress: Progress | None = None, log: Callable
     from .content import build_content_index
     from .embed_job import embed_catalog
 
-    embed_catalog(catalog, embedder, store, progress=next_stage("embeddings"))
+    (spark.embed_catalog if spark else embed_catalog)(catalog, embedder, store, progress=next_stage("embeddings"))
     build_content_index(store, progress=next_stage("content_index"))
 
     report = next_stage("collab")
@@ -116,7 +124,12 @@ def build(settings: Settings, *, progress: Progress | None = None, log: Callable
 
         if not CollabModel.is_current(store, catalog):
             report(0.0, "fitting ALS and the similar-customer index")
-            CollabModel.fit(catalog, progress=report).save(store)
+            if spark:
+                spark.fit_collab(catalog, store, progress=report)
+            else:
+                CollabModel.fit(catalog, progress=report).save(store)
+    if spark:
+        spark.close()
     report(1.0, "ready")
     return notices
 
