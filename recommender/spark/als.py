@@ -96,7 +96,8 @@ def fit_factors(
 
     report = progress or (lambda fraction, message: None)
     report(0.0, "Spark: weighting purchases")
-    ratings = confidence_frame(spark, parquet, n_articles, params, until).persist()
+    blocks = spark.sparkContext.defaultParallelism  # one ALS block per core (MLlib's default 10 fits neither end)
+    ratings = confidence_frame(spark, parquet, n_articles, params, until).repartition(blocks).persist()
     counts = ratings.agg(F.count("*"), F.countDistinct("customer")).first()
     if not counts[0]:
         raise DataError("no transactions to train ALS on")
@@ -106,9 +107,7 @@ def fit_factors(
         rank=params.factors, maxIter=params.iterations, alpha=params.alpha, implicitPrefs=True,
         regParam=spark_regularization(params, counts[0] / counts[1]),
         userCol="customer", itemCol="article", ratingCol="confidence",
-        seed=params.random_state, checkpointInterval=CHECKPOINT_INTERVAL,
-        # One block per core: MLlib's default of 10 makes tiny tasks on a small machine, too few on a cluster.
-        numUserBlocks=spark.sparkContext.defaultParallelism, numItemBlocks=spark.sparkContext.defaultParallelism,
+        seed=params.random_state, checkpointInterval=CHECKPOINT_INTERVAL, numUserBlocks=blocks, numItemBlocks=blocks,
     )  # fmt: skip
     model = als.fit(ratings)
     out = Path(work_dir) / "spark-factors"

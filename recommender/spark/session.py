@@ -64,6 +64,8 @@ def spark_session(master: str | None, work_dir: Path, *, app_name: str = "lookbo
     except Exception as exc:  # py4j / JVM start-up failures: one line for the user
         raise SparkUnavailable(f"cannot start Spark on {master or DEFAULT_MASTER}: {_first_line(exc)}") from None
     spark.sparkContext.setLogLevel("ERROR")
+    if "spark.sql.shuffle.partitions" not in _conf_from_env():  # Spark's 200 is thousands of tiny tasks on 2 cores
+        spark.conf.set("spark.sql.shuffle.partitions", str(max(4, 2 * spark.sparkContext.defaultParallelism)))
     checkpoints = Path(work_dir) / "spark-checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
     spark.sparkContext.setCheckpointDir(str(checkpoints))
