@@ -83,9 +83,12 @@ def cmd_build(args) -> None:
     from .pipeline import build
 
     settings = settings_from(args)
+    if args.spark_master and args.engine != "spark":
+        raise LookbookError("--spark-master needs --engine spark")
     with tqdm_progress("build") as progress:
         notices = build(settings, progress=progress, log=lambda m: print(m, file=sys.stderr),
-                        wait=0 if args.no_wait else args.wait)
+                        wait=0 if args.no_wait else args.wait,
+                        engine=args.engine, spark_master=args.spark_master)
     print(f"built {settings.data_dir} → {settings.artifacts_dir}")
     for notice in notices:
         print(f"notice: {notice}")
@@ -231,6 +234,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="epochs for the catalogue-trained fallback model")
     p.add_argument("--no-wait", action="store_true", help="stop at once when another build holds the artifacts folder")
     p.add_argument("--wait", type=float, metavar="SECONDS", help="wait at most this long for another build (default: until it ends)")
+    p.add_argument("--engine", choices=["local", "spark"], default="local",
+                   help="where embeddings and ALS run: this process, or Spark (pip install -r requirements-spark.txt)")
+    p.add_argument("--spark-master", metavar="URL", help="with --engine spark: local[*] (default), spark://host:7077, …")
     p.set_defaults(run=cmd_build)
 
     p = verbs.add_parser("train-clip", help="train an open_clip model on the catalogue's image–caption pairs")

@@ -142,19 +142,31 @@ def build(
     progress: Progress | None = None,
     log: Callable[[str], None] = print,
     wait: float | None = None,
+    engine: str = "local",
+    spark_master: str | None = None,
 ) -> list[str]:
     """Build what is missing, stale or damaged; returns the notices (e.g. the model fallback) for the caller.
 
     Holds the artifacts folder's build lock throughout: ``wait`` as in `ArtifactStore.lock` (None: wait
-    for another build to finish, 0: BuildRunningError at once).
+    for another build to finish, 0: BuildRunningError at once). engine="spark": embeddings and ALS run as
+    Spark jobs on ``spark_master`` (recommender/spark/).
     """
     store = store_for(settings)
     with store.lock(wait=wait, notify=log):
         store.repair(log=log)
-        return _build_steps(settings, store, progress, log)
+        spark = None
+        if engine == "spark":
+            from .spark.steps import SparkSteps
+
+            spark = SparkSteps(spark_master, store)
+        try:
+            return _build_steps(settings, store, progress, log, spark)
+        finally:
+            if spark:
+                spark.close()
 
 
-def _build_steps(settings: Settings, store: ArtifactStore, progress: Progress | None, log) -> list[str]:
+def _build_steps(settings: Settings, store: ArtifactStore, progress: Progress | None, log, spark) -> list[str]:
     notices: list[str] = []
     position = 0.0
 
@@ -180,7 +192,10 @@ def _build_steps(settings: Settings, store: ArtifactStore, progress: Progress | 
     from .content import build_content_index
     from .embed_job import embed_catalog
 
-    embed_catalog(catalog, embedder, store, progress=next_stage("embeddings"), log=log)
+    if spark:
+        spark.embed_catalog(catalog, embedder, store, progress=next_stage("embeddings"))
+    else:
+        embed_catalog(catalog, embedder, store, progress=next_stage("embeddings"), log=log)
     build_content_index(store, progress=next_stage("content_index"))
     from .lexical import build_lexical_index
 
@@ -192,7 +207,10 @@ def _build_steps(settings: Settings, store: ArtifactStore, progress: Progress | 
 
         if not CollabModel.is_current(store, catalog):
             report(0.0, "fitting ALS and the similar-customer index")
-            CollabModel.fit(catalog, progress=report).save(store)
+            if spark:
+                spark.fit_collab(catalog, store, progress=report)
+            else:
+                CollabModel.fit(catalog, progress=report).save(store)
         from .collab.ranker import build_ranker
 
         thin = build_ranker(store, catalog, progress=report)

@@ -1,0 +1,170 @@
+"""The build on Spark (recommender/spark/), against the local path on the demo: real Spark in local[2], and a
+real standalone cluster (a master and two workers started with Spark's own scripts on loopback)."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pyspark = pytest.importorskip("pyspark", reason="pip install -r requirements-spark.txt")
+
+from recommender.collab import CollabModel, CollabParams
+from recommender.config import Settings
+from recommender.evaluate import score, split
+from recommender.pipeline import build, open_engine
+from recommender.spark.embeddings import embed_catalog_on_spark
+from recommender.spark.als import fit_factors, save_factors_as_collab, spark_regularization, transactions_parquet
+from recommender.spark.session import spark_session
+from recommender.store import ArtifactStore
+
+REPO = Path(__file__).resolve().parents[1]
+SPARK_HOME = Path(pyspark.__file__).resolve().parent
+SPARK_STEPS = ("embeddings", "content_index", "collab")  # what a Spark build redoes from a local one
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory):
+    with spark_session("local[2]", tmp_path_factory.mktemp("spark")) as session:
+        yield session
+
+
+def without_spark_steps(settings: Settings, folder: Path) -> Settings:
+    """A copy of the demo's artifacts with the catalogue cache and the CLIP model, not the rest."""
+    shutil.copytree(settings.artifacts_dir, folder, ignore=shutil.ignore_patterns("scratch"))
+    for name in SPARK_STEPS:
+        (folder / f"{name}.json").unlink()
+    return settings.with_(artifacts_dir=folder)
+
+
+def test_spark_embeddings_equal_the_local_job(spark, demo_engine, demo_settings, tmp_path):
+    store = ArtifactStore(tmp_path / "artifacts")
+    embed_catalog_on_spark(spark, demo_engine.catalog, demo_engine.embedder, store)
+    local = ArtifactStore(demo_settings.artifacts_dir).load("embeddings")
+    on_spark = store.load("embeddings")
+    assert on_spark.meta == local.meta  # same model, data, dimension and image/text counts
+    for name in ("article_ids.npy", "indexed_by.npy"):
+        assert np.array_equal(np.load(on_spark.path / name), np.load(local.path / name))
+    a, b = np.load(on_spark.path / "vectors.npy"), np.load(local.path / "vectors.npy")
+    cosine = (a * b).sum(axis=1)
+    assert cosine.min() >= 0.9999, cosine.min()
+    assert (on_spark.path / "unreadable_images.txt").read_text() == (local.path / "unreadable_images.txt").read_text()
+    assert not (tmp_path / "artifacts" / "scratch" / "embeddings").exists()  # chunks cleared once assembled
+
+
+def test_spark_als_reaches_implicit_map_on_the_planted_tastes(spark, demo_engine, demo_settings, tmp_path):
+    """Both trained on all but the last 4 weeks of the demo; ranked by ALS scores alone; MAP@12 on those weeks."""
+    store = ArtifactStore(demo_settings.artifacts_dir)
+    catalog = demo_engine.catalog
+    until, test = split(catalog, test_days=28)
+    params = CollabParams()
+    local = CollabModel.fit(catalog, params, until=until)
+    users, items = fit_factors(spark, transactions_parquet(store, catalog), len(catalog.customer_ids),
+                               len(catalog.articles), tmp_path, params, until=until)
+    trained = np.diff(local.interactions.counts.indptr) > 0
+    assert np.abs(users[trained]).sum(axis=1).min() > 0 and not users[~trained].any()
+    on_spark = save_factors_as_collab(catalog, ArtifactStore(tmp_path / "artifacts"), users, items, params, until=until)
+    rows = {"als": {"als": 1.0}}
+    local_map = score(local, test, rows).set_index("method").at["als", "MAP@12"]
+    spark_table = score(on_spark, test, rows).set_index("method")
+    spark_map = spark_table.at["als", "MAP@12"]
+    print(f"ALS MAP@12 on {len(test):,} held-out purchases: implicit {local_map:.4f}, Spark {spark_map:.4f}")
+    assert spark_map >= 0.9 * local_map, (spark_map, local_map)
+    assert spark_map > 1.5 * spark_table.at["popular all-time", "MAP@12"]
+    # The saved artifact loads as the local one does.
+    loaded = CollabModel.load(ArtifactStore(tmp_path / "artifacts"), catalog)
+    assert np.array_equal(loaded.als.item_factors, items)
+
+
+def test_regularisation_is_converted_to_mllibs_per_purchase_scaling():
+    assert spark_regularization(CollabParams(regularization=0.05), mean_purchases=25.0) == pytest.approx(0.002)
+    assert spark_regularization(CollabParams(regularization=0.05), mean_purchases=0.0) == pytest.approx(0.05)
+
+
+def test_spark_master_without_the_spark_engine_is_refused(demo_settings):
+    done = subprocess.run([sys.executable, "-m", "recommender", "build", "--data", str(demo_settings.data_dir),
+                           "--spark-master", "local[2]"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: --spark-master needs --engine spark"
+
+
+# --- a standalone cluster on loopback ---------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def standalone_cluster(tmp_path):
+    """A master and two workers (1 core, 1 GB each) on 127.0.0.1, started and stopped with Spark's own
+    sbin/spark-daemon.sh (what start-master.sh / start-worker.sh call; pyspark's wheel ships only this one)."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_MASTER_HOST": "127.0.0.1",
+        "SPARK_PID_DIR": str(tmp_path / "pids"), "SPARK_LOG_DIR": str(tmp_path / "logs"),
+        "SPARK_WORKER_DIR": str(tmp_path / "work"), "SPARK_IDENT_STRING": f"lookbook-test-{os.getpid()}",
+        "PYSPARK_PYTHON": sys.executable,
+    }  # fmt: skip
+    master = f"spark://127.0.0.1:{port}"
+    daemons = [("org.apache.spark.deploy.master.Master", "1",
+                ["--host", "127.0.0.1", "--port", str(port), "--webui-port", str(_free_port())])]
+    daemons += [("org.apache.spark.deploy.worker.Worker", str(n),
+                 ["--host", "127.0.0.1", "--cores", "1", "--memory", "1g", "--webui-port", str(_free_port()), master])
+                for n in (1, 2)]  # fmt: skip
+
+    def daemon(action: str, cls: str, instance: str, *args: str) -> None:
+        subprocess.run(["bash", str(SPARK_HOME / "sbin" / "spark-daemon.sh"), action, cls, instance, *args],
+                       env=env, timeout=120, capture_output=True, text=True, check=True)
+
+    started = []
+    try:
+        for cls, instance, args in daemons:
+            daemon("start", cls, instance, *args)
+            started.append((cls, instance))
+        yield master, env
+    finally:
+        for cls, instance in reversed(started):
+            daemon("stop", cls, instance)
+
+
+def test_build_submitted_to_a_standalone_cluster(standalone_cluster, demo_settings, demo_engine, tmp_path):
+    """`build --engine spark` on the cluster: embeddings and ALS by its executors, the engine opens the result."""
+    master, env = standalone_cluster
+    settings = without_spark_steps(demo_settings, tmp_path / "artifacts")
+    log = tmp_path / "build.log"
+    with open(log, "w") as out:
+        done = subprocess.run(
+            [sys.executable, "-m", "recommender", "build", "--engine", "spark", "--spark-master", master,
+             "--data", str(settings.data_dir), "--artifacts", str(settings.artifacts_dir)],
+            cwd=REPO, env={**env, "LOOKBOOK_SPARK_CONF": "spark.executor.memory=768m,spark.cores.max=2"},
+            stdout=out, stderr=subprocess.STDOUT, timeout=900,
+        )  # fmt: skip
+    assert done.returncode == 0, log.read_text()[-3000:]
+    # Both workers ran executors of the build (the master's scheduler spread the 2 cores over them).
+    executors = list(Path(env["SPARK_WORKER_DIR"]).glob("app-*/*"))  # app-<id>/<executor id>, one per worker
+    assert len(executors) >= 2, executors
+    store = ArtifactStore(settings.artifacts_dir)
+    assert store.manifest("collab")["meta"]["engine"] == "spark"
+    engine = open_engine(settings)
+    for query in ("red dress", "black trousers"):  # embeddings equal the local ones, so the same results
+        assert engine.search.search(text=query, k=12)["article_id"].tolist() == \
+            demo_engine.search.search(text=query, k=12)["article_id"].tolist()
+    customer = engine.collab.example_customers(1)[0]
+    recs = engine.collab.recommend(customer, k=12)
+    assert len(recs) == 12 and recs["reason"].str.len().gt(0).all()
+    similar = engine.collab.similar_customers(customer, k=10)
+    assert len(similar) == 10 and customer not in set(similar["customer_id"])
+    # A local build over the Spark one finds every artifact current: the formats are the same.
+    manifests = {name: store.manifest(name)["folder"] for name in store.names()}
+    build(settings, log=lambda message: None)
+    assert {name: store.manifest(name)["folder"] for name in store.names()} == manifests
