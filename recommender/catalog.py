@@ -20,9 +20,12 @@ import hashlib
 import math
 import os
 import re
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -323,22 +326,28 @@ def _read_table(path: Path, types: dict, include: list[str] | None = None, encod
         return "skip"
 
     try:
-        table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(encoding=encoding),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=newlines_in_values),
-            convert_options=pacsv.ConvertOptions(
-                column_types=types,
-                include_columns=include,
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-                null_values=[""],  # not pyarrow's default list: "NaN" or "NULL" is a bad value, not an empty one
-            ),
-        )
+        with _undecodable_rows() as undecodable:
+            table = pacsv.read_csv(
+                path,
+                read_options=pacsv.ReadOptions(encoding=encoding),
+                parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid,
+                                                 newlines_in_values=newlines_in_values),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=types,
+                    include_columns=include,
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                    null_values=[""],  # not pyarrow's default list: "NaN" or "NULL" is a bad value, not empty
+                ),
+            )
     except pa.ArrowInvalid as exc:
         if "Empty CSV file" in str(exc):
             raise DataError(f"{path} is empty (no header line)") from exc
+        if undecodable:
+            _fail_on_bad_utf8(path, _header(path, encoding))
         raise
+    if undecodable:
+        _fail_on_bad_utf8(path, _header(path, encoding))
     if bad_rows:
         row = bad_rows[0]
         line = row.number if row.number is not None else _line_of_text(path, row.text, encoding)
@@ -347,6 +356,26 @@ def _read_table(path: Path, types: dict, include: list[str] | None = None, encod
             f"({_clip(row.text)!r}){_more(len(bad_rows), 'malformed row')}"
         )
     return table
+
+
+@contextmanager
+def _undecodable_rows() -> Iterator[list]:
+    """pyarrow decodes a malformed row's text before calling our handler; when that text is not UTF-8
+    the error is "unraisable" and would be printed as a traceback. Collect those errors instead."""
+    caught: list = []
+    previous = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        if isinstance(unraisable.exc_value, UnicodeDecodeError):
+            caught.append(unraisable.exc_value)
+        else:
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield caught
+    finally:
+        sys.unraisablehook = previous
 
 
 def _header(path: Path, encoding: str = "utf-8") -> list[str]:

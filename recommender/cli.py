@@ -305,14 +305,14 @@ COUNT_FLAGS = {"k": ("-k", MAX_RESULTS), "test_days": ("--test-days", 3650), "ep
 
 def check_args(args) -> None:
     """Refuse unusable flag values before any data or model is opened; queries are cleaned in place."""
+    from .images import MAX_PHOTOS_PER_QUERY
+
     for name, (flag, limit) in COUNT_FLAGS.items():
         if getattr(args, name, None) is not None:
             check_count(getattr(args, name), flag, limit)
     for name, flag in (("text", "--text"), ("negative", "--negative")):
         if getattr(args, name, None) is not None:
             setattr(args, name, clean_text(getattr(args, name), flag))
-    from .images import MAX_PHOTOS_PER_QUERY
-
     if len(getattr(args, "image", None) or []) > MAX_PHOTOS_PER_QUERY:
         raise InputError(f"--image: {len(args.image)} photos; a query takes at most {MAX_PHOTOS_PER_QUERY}")
     weight = getattr(args, "image_weight", None)

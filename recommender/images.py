@@ -52,6 +52,9 @@ if features.check("avif"):
 
     _FORMAT_NAMES["AVIF"] = "AVIF"
 ALLOWED_FORMATS = tuple(_FORMAT_NAMES)
+# File name endings for upload widgets (a first filter for the browser's picker; content still decides).
+UPLOAD_EXTENSIONS = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"] + (
+    ["heic", "heif"] if "HEIF" in _FORMAT_NAMES else []) + (["avif"] if "AVIF" in _FORMAT_NAMES else [])
 ACCEPTED_FORMATS = ", ".join(dict.fromkeys(_FORMAT_NAMES.values()))
 if "HEIF" not in _FORMAT_NAMES:
     ACCEPTED_FORMATS += " (not HEIC: set the phone's camera to 'Most Compatible' or export as JPEG)"

@@ -148,6 +148,13 @@ def test_malformed_csv_gets_one_message_naming_file_and_line(tmp_path, files, me
         load_catalog(folder(tmp_path, **files))
 
 
+def test_malformed_row_that_is_not_utf8_gets_one_message_and_no_traceback(tmp_path, capfd):
+    transactions = lines(TRANSACTIONS_HEADER, sale("2020-01-01")) + b"2020-01-02,\xe9\xe9,x\n"
+    with pytest.raises(DataError, match=r"line 3, column customer_id: byte 0xE9 in '\ufffd\ufffd' is not UTF-8"):
+        load_catalog(folder(tmp_path, lines(ARTICLES_HEADER, article(1)), transactions))
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_now_is_the_latest_real_date(tmp_path):
     catalog = load_catalog(folder(tmp_path, lines(ARTICLES_HEADER, article(1)),
                                   lines(TRANSACTIONS_HEADER, sale("2020-03-02"), sale("2020-01-01"))))
@@ -303,9 +310,6 @@ def test_any_articles_rows_load_or_raise_data_error(tmp_path, rows, encoding):
         assert catalog.articles["article_id"].str.fullmatch(r"\d{10}").all()
 
 
-# pyarrow decodes a malformed row's text before calling our handler; on bytes that are not UTF-8 that
-# fails inside pyarrow (reported as "unraisable"), the read fails, and catalog names the bad byte's line.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @FAST
 @given(data=st.binary(max_size=300), header=st.booleans())
 def test_any_bytes_as_transactions_load_or_raise_data_error(tmp_path, data, header):
