@@ -190,3 +190,14 @@ def test_a_file_damaged_with_its_size_intact_is_an_artifact_error_not_a_tracebac
     build(settings, log=log.append)
     assert log == ["artifact 'collab' is damaged (arrays.npz has other contents than when built (checksum)); rebuilding it"]
     assert open_engine(settings).collab is not None
+
+
+def test_engine_parts_load_once_on_first_use_from_many_threads(mini_settings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine = open_engine(mini_settings)
+    with ThreadPoolExecutor(8) as pool:
+        searches = list(pool.map(lambda _: engine.search, range(16)))
+    assert all(search is searches[0] for search in searches)
+    assert "collab" not in engine._parts  # a search never loads the collaborative model
+    assert engine.collab is engine.collab is not None
