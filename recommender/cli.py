@@ -11,7 +11,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from .config import Settings
+from .config import DEMO_DATA_DIR, Settings, env_path
 from .errors import InputError, LookbookError
 from .inputs import MAX_RESULTS, check_count, clean_text
 
@@ -67,7 +67,8 @@ def print_frame(frame, as_json: bool, **extra) -> None:
 def cmd_demo(args) -> None:
     from . import demo
 
-    out = Path(args.out) if args.out else Settings().data_dir
+    # Not Settings(): the folder a demo is written to need not exist yet.
+    out = Path(args.out) if args.out else (env_path("LOOKBOOK_DATA") or DEMO_DATA_DIR)
     with tqdm_progress("demo") as progress:
         if args.transactions_only:
             sizes = {"n_articles": args.articles, "n_customers": args.customers, "n_transactions": args.transactions}

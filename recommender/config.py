@@ -27,7 +27,7 @@ DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 MAX_EPOCHS = 10_000
 
 
-def _env_path(name: str) -> Path | None:
+def env_path(name: str) -> Path | None:
     value = os.environ.get(name, "").strip()
     return Path(value).expanduser() if value else None
 
@@ -73,9 +73,9 @@ def default_artifacts_dir(data_dir: Path) -> Path:
 class Settings:
     """Where the data lives, where artifacts go, which model embeds the catalogue."""
 
-    data_dir: Path = field(default_factory=lambda: _env_path("LOOKBOOK_DATA") or DEMO_DATA_DIR)
+    data_dir: Path = field(default_factory=lambda: env_path("LOOKBOOK_DATA") or DEMO_DATA_DIR)
     # None: data/artifacts/<data folder name>-<path hash>, so a read-only dataset folder is never written to.
-    artifacts_dir: Path | None = field(default_factory=lambda: _env_path("LOOKBOOK_ARTIFACTS"))
+    artifacts_dir: Path | None = field(default_factory=lambda: env_path("LOOKBOOK_ARTIFACTS"))
     model: str = field(default_factory=lambda: _env_text("LOOKBOOK_MODEL", DEFAULT_MODEL))
     pretrained: str = field(default_factory=lambda: _env_text("LOOKBOOK_PRETRAINED", DEFAULT_PRETRAINED))
     # Fall back to a model trained on the catalogue when the pretrained source cannot be loaded.

@@ -139,13 +139,22 @@ def test_rebuilds_are_proportional_to_what_changed(mini_settings, tmp_path):
     assert any(line.startswith("model: retraining — ") and "over 5%" in line for line in log), log
 
 
-def cli_build(settings, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "recommender", "build", "--data", str(settings.data_dir),
-         "--artifacts", str(settings.artifacts_dir), "--epochs", "1", *extra],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+def cli_build(settings, output: Path) -> subprocess.Popen:
+    """`python -m recommender build` in its own process, its output to a file (a pipe nobody reads
+    while this test waits on the lock could fill up and stall the builder)."""
+    with open(output, "w") as handle:
+        return subprocess.Popen(
+            [sys.executable, "-m", "recommender", "build", "--data", str(settings.data_dir),
+             "--artifacts", str(settings.artifacts_dir), "--epochs", "1"],
+            cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+
+
+def wait_for(condition, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 def test_two_builders_one_trains_and_a_killed_one_is_recovered(mini_settings, tmp_path):
@@ -153,21 +162,22 @@ def test_two_builders_one_trains_and_a_killed_one_is_recovered(mini_settings, tm
     store = ArtifactStore(settings.artifacts_dir)
     (settings.artifacts_dir / "clip_model.json").unlink()  # both builders find the model missing
 
-    builders = [cli_build(settings), cli_build(settings)]
-    outputs = [builder.communicate(timeout=300) for builder in builders]
-    assert [builder.returncode for builder in builders] == [0, 0], outputs
-    trained = [err.count("notice: ViT-B-16 hf-hub:Marqo/marqo-fashionCLIP could not be loaded") for _, err in outputs]
-    assert sorted(trained) == [0, 1]  # only one trained; the other waited, then found the model built
-    trainer, waiter = (0, 1) if trained[0] else (1, 0)
-    waited = f"another build is running on {settings.artifacts_dir} (pid {builders[trainer].pid} on "
-    assert waited in outputs[waiter][1], outputs[waiter][1]
+    trainer = cli_build(settings, tmp_path / "trainer.txt")  # one builder is a `build` command, the other this test
+    wait_for(lambda: (settings.artifacts_dir / ".build.owner").is_file())
+    log = []
+    build(settings, log=log.append)  # waits for the command's lock, then finds its model built
+    trainer.wait(timeout=300)
+    err = (tmp_path / "trainer.txt").read_text()
+    assert trainer.returncode == 0, err
+    assert "notice: ViT-B-16 hf-hub:Marqo/marqo-fashionCLIP could not be loaded" in err  # it trained
+    assert log[0].startswith(f"another build is running on {settings.artifacts_dir} (pid {trainer.pid} on ")
+    assert log[0].endswith("waiting for it to finish")
+    assert not any("could not be loaded" in line for line in log)  # only one of the two trained
 
     # kill -9 a builder while it trains: the lock dies with it, and the next build finishes the job
     (settings.artifacts_dir / "clip_model.json").unlink()
-    victim = cli_build(settings)
-    deadline = time.time() + 120
-    while not (settings.artifacts_dir / "scratch" / "clip_model").is_dir() and time.time() < deadline:
-        time.sleep(0.05)
+    victim = cli_build(settings, tmp_path / "victim.txt")
+    wait_for(lambda: (settings.artifacts_dir / "scratch" / "clip_model").is_dir())
     with pytest.raises(BuildRunningError, match=rf"a build is already running on .* \(pid {victim.pid} on "):
         build(settings, wait=0)
     os.kill(victim.pid, signal.SIGKILL)
@@ -190,3 +200,14 @@ def test_a_file_damaged_with_its_size_intact_is_an_artifact_error_not_a_tracebac
     build(settings, log=log.append)
     assert log == ["artifact 'collab' is damaged (arrays.npz has other contents than when built (checksum)); rebuilding it"]
     assert open_engine(settings).collab is not None
+
+
+def test_engine_parts_load_once_on_first_use_from_many_threads(mini_settings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine = open_engine(mini_settings)
+    with ThreadPoolExecutor(8) as pool:
+        searches = list(pool.map(lambda _: engine.search, range(16)))
+    assert all(search is searches[0] for search in searches)
+    assert "collab" not in engine._parts  # a search never loads the collaborative model
+    assert engine.collab is engine.collab is not None
