@@ -130,6 +130,12 @@ class Window:
     # -- tables shared by all customers --------------------------------------------------------------
 
     @cached_property
+    def selling(self) -> tuple[np.ndarray, np.ndarray]:
+        """Articles sold in the last 30 days and their ALS factors (contiguous: one product per customer)."""
+        rows = np.flatnonzero(self.sales_30d > 0)
+        return rows, np.ascontiguousarray(self.model.als.item_factors[rows])
+
+    @cached_property
     def product_articles(self) -> tuple[np.ndarray, np.ndarray]:
         """Article rows grouped by product (order, offsets): a product's colours without scanning the catalogue."""
         order = np.argsort(self.product_codes, kind="stable")
@@ -221,10 +227,11 @@ def als(w: Window, code: int, mine: Purchases, n: int):
     factor = w.factor(code)
     if factor is None:
         return _top(np.zeros(0), 0, np.zeros(0, np.int64))
+    selling, selling_factors = w.selling
     with single_threaded_blas():
-        scores = w.model.als.item_factors @ factor
-    selling = np.flatnonzero(w.sales_30d > 0)
-    return _top(scores - min(float(scores[selling].min(initial=0.0)), 0.0) + 1e-6, n, selling)
+        scores = selling_factors @ factor
+    positions, scores = _top(scores - min(float(scores.min(initial=0.0)), 0.0) + 1e-6, n)
+    return selling[positions], scores
 
 
 def bought_together(w: Window, code: int, mine: Purchases, n: int):
