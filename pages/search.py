@@ -22,7 +22,6 @@ LABELS = {  # catalogue columns as the page names them (filters, predicted attri
     "graphical_appearance_name": "Pattern",
 }
 MODES = {"hybrid": "Words + looks", "visual": "Looks", "lexical": "Words"}
-URL_KEYS = ("query_text", "negative_text", "k", "mode", "image_weight")  # besides the filters and "like"
 
 
 def label(column: str) -> str:
@@ -63,8 +62,9 @@ def is_weight(value: str) -> bool:
         return False
 
 
-def check_filters_link(values: dict[str, list[str]]) -> None:
-    """A shared address naming filter values this catalogue lacks gets a message (they are ignored)."""
+def check_address(values: dict[str, list[str]]) -> None:
+    """A shared address with values this page cannot take (a filter value this catalogue lacks, k=abc)
+    gets a message; those are left out."""
     check_link({"k": [str(k) for k in range(4, 49, 4)], "mode": MODES, "image_weight": is_weight})
     for column, options in values.items():
         unknown = [v for v in st.query_params.get_all(f"filter_{column}") if v not in set(options)]
@@ -145,7 +145,7 @@ def search_page() -> None:
     st.session_state.setdefault("upload_round", 0)  # bumped to empty the uploader and camera
     engine = lifecycle.engine()
     linked_list("like", partial(known_articles, engine.catalog))  # article ids added to the query
-    check_filters_link(lifecycle.filter_values(engine.settings))
+    check_address(lifecycle.filter_values(engine.settings))
     filters, k, mode = filter_controls(engine, sidebar(engine))
 
     st.title("Lookbook")

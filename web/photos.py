@@ -15,8 +15,10 @@ from PIL import Image
 from recommender.errors import InputError
 from recommender.images import ACCEPTED_FORMATS, MAX_IMAGE_BYTES, load_image
 
-# The uploader's allow-list: the formats images.load_image accepts, under the extensions phones use.
-UPLOAD_TYPES = sorted({*(f.strip() for f in ACCEPTED_FORMATS.split(",")), "jpeg", "tif"})
+# The uploader's allow-list: the formats images.load_image accepts (a "jpg, png" text or a collection),
+# under the extensions phones use.
+_FORMATS = ACCEPTED_FORMATS.split(",") if isinstance(ACCEPTED_FORMATS, str) else ACCEPTED_FORMATS
+UPLOAD_TYPES = sorted({*(f.strip().lower().lstrip(".") for f in _FORMATS), "jpeg", "tif"})
 MAX_UPLOAD_MB = MAX_IMAGE_BYTES // 2**20  # the uploader refuses larger files before sending them
 MAX_PHOTOS = 4  # searched together as one mean vector; more adds little and costs an encoding each
 MODEL_INPUT_SIDE = 512  # px, longest side kept: CLIP models look at 224 px or less
