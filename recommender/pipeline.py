@@ -184,6 +184,7 @@ def _build_steps(settings: Settings, store: ArtifactStore, progress: Progress | 
         generate_demo(settings.data_dir, progress=report)
     report(0.9, "reading the catalogue")
     catalog = load_catalog(settings.data_dir, cache_dir=settings.artifacts_dir)
+    notices += catalog.notices  # e.g. a file read as Windows-1252
 
     embedder, notice = _prepare_model(settings, catalog, store, next_stage("model"), log)
     if notice:
@@ -360,7 +361,7 @@ def open_engine(settings: Settings) -> Engine:
     catalog = load_catalog(settings.data_dir, cache_dir=settings.artifacts_dir)
     art = store.load("clip_model", {"requested": requested_model(settings)})
     choice = _read_choice(art.path, store)
-    notices = [choice["notice"]] if choice.get("notice") else []
+    notices = list(catalog.notices) + ([choice["notice"]] if choice.get("notice") else [])
     return Engine(settings, catalog, store, art.path, choice, notices)
 
 

@@ -39,7 +39,9 @@ def build_command() -> str:
 
 @st.cache_resource(show_spinner="Loading the catalogue, the model and the indexes…")
 def _open(settings: Settings) -> Engine:
-    return open_engine(settings)
+    engine = open_engine(settings)
+    engine.check_built()  # parts load lazily: a missing part must show here, not halfway through a page
+    return engine
 
 
 @st.cache_resource(show_spinner=False)
@@ -92,7 +94,11 @@ def _build(settings: Settings) -> None:
                 bar.progress(0.0, text="another session is building these already; waiting for it")
                 lock.acquire()
             try:
-                build(settings, log=log.info,
+                def note(message: str) -> None:  # e.g. "another build is running …; waiting"
+                    log.info(message)
+                    st.caption(public_message(message))
+
+                build(settings, log=note,
                       progress=lambda done, message: bar.progress(done, text=public_message(f"{message} ({done:.0%})")))
             except BaseException:
                 box.update(label="The build stopped", state="error")
