@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip install --disable-pip-version-check -q
 
-.PHONY: run test install install-dev browser serve
+.PHONY: run test install install-dev browser java serve
 
 run: install  ## install, then start the app on the embedded demo data (built on first start, offline)
 	$(PYTHON) -m streamlit run app.py
@@ -11,7 +11,7 @@ serve: install  ## install, build what is missing (the demo by default), then se
 	$(PYTHON) -m recommender build
 	$(PYTHON) -m recommender serve
 
-test: install-dev browser  ## install, then run the whole test suite
+test: install-dev browser java  ## install, then run the whole test suite
 	$(PYTHON) -m pytest
 
 install:
@@ -25,3 +25,9 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+# A Java runtime for the Spark tests (pyspark comes from requirements-spark.txt via requirements-dev.txt).
+java:
+	@command -v java >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq default-jre-headless >/dev/null; }
