@@ -10,10 +10,8 @@ from web.layout import CSS
 @st.cache_resource(show_spinner=False)
 def _threads_configured() -> bool:
     """BLAS / OpenMP / torch thread counts, set once per server process (not per rerun)."""
-    try:
-        from recommender.runtime import configure_threads
-    except ImportError:  # an engine without it keeps the libraries' defaults
-        return False
+    from recommender.runtime import configure_threads
+
     configure_threads("serve")
     return True
 

@@ -33,18 +33,9 @@ def threads_per_worker() -> int:
 
 def configure_threads() -> None:
     """BLAS / OpenMP / torch thread counts, once per process before the engine loads (never per request)."""
-    try:
-        from ..runtime import configure_threads as configure
-    except ImportError:  # bridge until recommender.runtime lands
-        import faiss
-        import torch
+    from ..runtime import configure_threads as configure
 
-        # One thread per call: the pool runs one call per core. Two-thread calls on busy cores spin-wait
-        # (a demo text query took 68 ms of CPU instead of 4 with other jobs on the machine).
-        torch.set_num_threads(1)
-        faiss.omp_set_num_threads(1)
-        return
-    configure("serve")
+    configure("serve", cores=threads_per_worker())
 
 
 def app_from_environment():
