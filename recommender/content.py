@@ -337,9 +337,12 @@ class ContentSearch:
         """The stored indexes (vectors and words), refused (ArtifactError) when built with another model or
         other data."""
         from .lexical import load_lexical_index
+        from .precision import choose_image_precision
 
         artifact = store.load("content_index", {"model": embedder.fingerprint, "data": catalog.fingerprint()})
-        return cls(catalog, embedder, ContentIndex.load(artifact.path), load_lexical_index(catalog, store))
+        search = cls(catalog, embedder, ContentIndex.load(artifact.path), load_lexical_index(catalog, store))
+        search.image_precision = choose_image_precision(embedder, store.root / "image_precision.json")
+        return search
 
     def filter_values(self) -> dict[str, list[str]]:
         return {c: sorted(codes.categories) for c, codes in self._codes.items()}

@@ -236,3 +236,29 @@ def test_concurrent_first_photos_get_complete_identical_attributes(demo_engine, 
     expected = ["product_type_name", "colour_group_name", "graphical_appearance_name", "index_group_name"]
     assert all(list(answer) == expected for answer in answers)
     assert all(answer == answers[0] for answer in answers)
+
+
+# --- photo precision --------------------------------------------------------------------------------
+
+
+def test_photo_precision_is_chosen_by_timing_once_per_machine_and_model(tmp_path):
+    import torch
+
+    from recommender.embed import random_embedder
+    from recommender.precision import choose_image_precision, machine_key
+
+    embedder = random_embedder("lookbook-tiny")
+    embedder.image_precision = torch.bfloat16  # the candidate a bf16-capable CPU offers
+    cache = tmp_path / "image_precision.json"
+    first = choose_image_precision(embedder, cache)
+    assert set(first["timings_ms"]) == {"bfloat16", "float32"} and first["cached"] is False
+    assert first["choice"] == min(first["timings_ms"], key=first["timings_ms"].get)
+    assert embedder.image_precision == (None if first["choice"] == "float32" else torch.bfloat16)
+
+    stored = json.loads(cache.read_text())
+    key = f"{machine_key()}|{embedder.fingerprint}"
+    stored[key]["choice"] = "float32"  # as if float32 had measured faster here
+    cache.write_text(json.dumps(stored))
+    embedder.image_precision = torch.bfloat16
+    again = choose_image_precision(embedder, cache)
+    assert again["cached"] is True and embedder.image_precision is None
