@@ -184,6 +184,10 @@ def bench_queries() -> None:
     liked = catalog.articles["article_id"][:50].tolist()
     times = [t for a in liked for t in timed(lambda: search.search(like=[a]), 1)]
     print(f"more like this (no model)            : {percentiles(times)}")
+    from recommender.precision import choose_image_precision
+
+    choice = choose_image_precision(embedder, Path(tempfile.mkdtemp()) / "image_precision.json")  # fresh: times both
+    print(f"photo precision chosen at load        : {choice['choice']} (per photo: {choice['timings_ms'] or 'no bf16 candidate on this CPU'})")
     images = query_images(20)
     search.search(images=[images[0]])  # warm-up
     times = [t for image in images for t in timed(lambda: search.search(images=[image]), 1)]

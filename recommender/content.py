@@ -426,18 +426,16 @@ class ContentSearch:
         vector = None
         if mode == "hybrid":
             vector = self._pushed(self.embedder.encode_text([text])[0], push)
-            with_photo = self._by_image if allowed is None else allowed & self._by_image
-            imageless = ~self._by_image[lexical_rows]
             legs = [
                 Ranking(lexical_rows, text_share / 2),
-                Ranking(self._visual_rows(vector, with_photo, depth), text_share / 2, visual=True),
-                # no photo: the article's own words stand in for the visual leg (module doc of search.py)
-                Ranking(lexical_rows[imageless], text_share / 2, ranks=np.flatnonzero(imageless) + 1),
+                Ranking(self._visual_rows(vector, allowed, depth), text_share / 2, visual=True),
             ]
         if example is not None:
             legs.append(Ranking(self._visual_rows(self._pushed(example, push), allowed, depth), image_weight, visual=True))
         fused = reciprocal_rank_fusion(legs)
         rows, scores = fused.rows[:k], fused.scores[:k]
+        if len(legs) == 1:  # lexical mode, text only: BM25 scores (scaled to a best of 1), not ranks
+            scores = lexical[rows].astype(float)
         n_allowed = self.index.size if allowed is None else int(allowed.sum())
         if len(rows) < min(k, n_allowed):  # too few matches: the rest by looks (hybrid) or catalogue order
             if vector is not None:
