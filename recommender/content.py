@@ -18,6 +18,8 @@ stored vectors of "more like this" articles) are each averaged and renormalised,
 ``(1 - image_weight)·text + image_weight·examples`` and renormalised. A negative text is pushed away:
 ``q ← normalise(q − NEGATIVE_WEIGHT·negative)``. Filters and the exclusion of the "like" articles
 themselves go to FAISS as an `IDSelectorBitmap`, so k results come back whenever k articles match.
+That is the visual leg (mode "visual"); a text query in mode "hybrid" (the default) is also ranked by
+BM25 (lexical.py) and the rankings are fused (search.py); every result says why (`matched`, `looks_alike`).
 """
 from __future__ import annotations
 
