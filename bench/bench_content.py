@@ -186,7 +186,7 @@ def bench_queries() -> None:
     print(f"more like this (no model)            : {percentiles(times)}")
     from recommender.precision import choose_image_precision
 
-    choice = choose_image_precision(embedder, Path(tempfile.mkdtemp()) / "image_precision.json")  # fresh: times both
+    choice = choose_image_precision(embedder, Path(tempfile.mkdtemp()) / "image_precision.cache")  # fresh: times both
     print(f"photo precision chosen at load        : {choice['choice']} (per photo: {choice['timings_ms'] or 'no bf16 candidate on this CPU'})")
     images = query_images(20)
     search.search(images=[images[0]])  # warm-up

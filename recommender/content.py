@@ -343,7 +343,8 @@ class ContentSearch:
 
         artifact = store.load("content_index", {"model": embedder.fingerprint, "data": catalog.fingerprint()})
         search = cls(catalog, embedder, ContentIndex.load(artifact.path), load_lexical_index(catalog, store))
-        search.image_precision = choose_image_precision(embedder, store.root / "image_precision.json")
+        # not *.json: the store reads those as artifact manifests
+        search.image_precision = choose_image_precision(embedder, store.root / "image_precision.cache")
         return search
 
     def filter_values(self) -> dict[str, list[str]]:

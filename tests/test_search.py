@@ -254,7 +254,7 @@ def test_photo_precision_is_chosen_by_timing_once_per_machine_and_model(tmp_path
 
     embedder = random_embedder("lookbook-tiny")
     embedder.image_precision = torch.bfloat16  # the candidate a bf16-capable CPU offers
-    cache = tmp_path / "image_precision.json"
+    cache = tmp_path / "image_precision.cache"
     first = choose_image_precision(embedder, cache)
     assert set(first["timings_ms"]) == {"bfloat16", "float32"} and first["cached"] is False
     assert first["choice"] == min(first["timings_ms"], key=first["timings_ms"].get)
