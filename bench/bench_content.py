@@ -1,6 +1,6 @@
 """Content search benchmarks: FAISS index choice, query latency, embedding-job throughput.
 
-    python bench/bench_content.py [index] [queries] [embed]      (default: all three)
+    python bench/bench_content.py [index] [queries] [embed] [lexical]     (default: the first three)
 
 index    105,542 x 512 vectors, random (worst case: no structure) and a two-level Gaussian mixture
          (130 types -> 47,000 products -> 105,542 articles; cosine ~0.9 within a product, ~0.55 within a
@@ -12,6 +12,8 @@ queries  ViT-B-16 with random weights over the mixture index and a 105,542-artic
          image query end to end (JPEG bytes -> decode -> preprocess -> encode -> search -> metadata);
          the BM25 index over the catalogue texts (build time, memory) and text queries per search mode.
          Targets: hybrid text p50 <= 30 ms, lexical build <= 60 s (issue 14), image p50 <= 250 ms.
+lexical  the BM25 index alone on the H&M sample's real article texts repeated to 105,542 rows: build time,
+         memory, lexical-leg latency (no model needed).
 embed    embedding job (DataLoader workers, chunked to scratch, artifact write) vs forward-only
          (pre-processed tensors straight through the model), ViT-B-16, on --images photos of the H&M
          sample (../shared/hm_sample). Target: job >= 0.9x forward-only.
@@ -182,6 +184,10 @@ def bench_queries() -> None:
     liked = catalog.articles["article_id"][:50].tolist()
     times = [t for a in liked for t in timed(lambda: search.search(like=[a]), 1)]
     print(f"more like this (no model)            : {percentiles(times)}")
+    from recommender.precision import choose_image_precision
+
+    choice = choose_image_precision(embedder, Path(tempfile.mkdtemp()) / "image_precision.cache")  # fresh: times both
+    print(f"photo precision chosen at load        : {choice['choice']} (per photo: {choice['timings_ms'] or 'no bf16 candidate on this CPU'})")
     images = query_images(20)
     search.search(images=[images[0]])  # warm-up
     times = [t for image in images for t in timed(lambda: search.search(images=[image]), 1)]
@@ -211,6 +217,27 @@ def bench_lexical_build(catalog):
     print(f"lexical index build ({lexical.size:,} articles, {len(lexical.analyzer.document_frequency):,} terms): "
           f"{wall:.1f} s wall, {cpu:.1f} s CPU; BM25 matrix {arrays:.1f} MB, resident memory +{rss_mb() - before:.0f} MB")
     return lexical
+
+
+def bench_lexical() -> None:
+    """The lexical leg alone at H&M scale: the sample's real article texts repeated to 105,542 rows."""
+    import pandas as pd
+
+    from recommender.lexical import LexicalIndex
+    from recommender.search import lexical_ranking
+
+    print("\n== lexical: BM25 over the H&M sample's article texts, repeated to 105,542 articles ==")
+    sample = pd.read_csv(HM_SAMPLE / "articles.csv", dtype=str, keep_default_na=False)
+    articles = sample.iloc[np.arange(N_ARTICLES) % len(sample)].reset_index(drop=True)
+
+    class Texts:  # what LexicalIndex.build reads of a catalogue
+        pass
+
+    catalog = Texts()
+    catalog.articles = articles
+    lexical = bench_lexical_build(catalog)
+    times = [t for q in TEXT_QUERIES * 5 for t in timed(lambda: lexical_ranking(lexical.query_scores(q)[0], None, 100), 1)]
+    print(f"lexical leg (analyse, BM25, top 100)     : {percentiles(times)}")
 
 
 def bench_embed(n_images: int, batch_size: int) -> None:
@@ -264,12 +291,12 @@ def bench_embed(n_images: int, batch_size: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sections", nargs="*", choices=["index", "queries", "embed"], default=[])
+    parser.add_argument("sections", nargs="*", choices=["index", "queries", "embed", "lexical"], default=[])
     parser.add_argument("--images", type=int, default=256, help="photos for the embed section")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
     args = parser.parse_args()
-    sections = args.sections or ["index", "queries", "embed"]
+    sections = args.sections or ["index", "queries", "embed"]  # lexical: its figures are also in queries
     if args.threads:
         import torch
 
@@ -281,6 +308,8 @@ def main() -> None:
         bench_queries()
     if "embed" in sections:
         bench_embed(args.images, args.batch_size)
+    if "lexical" in sections:
+        bench_lexical()
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
 
 

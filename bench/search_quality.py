@@ -67,13 +67,16 @@ def main() -> None:
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "hm_sample"))
     parser.add_argument("--artifacts", default="/work/hm_artifacts")
     parser.add_argument("--queries", default=str(QUERIES))
+    parser.add_argument("--model", help="as given to build (default: the build's default)")
+    parser.add_argument("--pretrained", help="as given to build")
     parser.add_argument("--show", type=int, default=0, help="print the top N of each query (hybrid)")
     args = parser.parse_args()
 
     import torch
 
     torch.set_num_threads(1)
-    engine = open_engine(Settings(data_dir=Path(args.data), artifacts_dir=Path(args.artifacts)))
+    settings = Settings().with_(data_dir=args.data, artifacts_dir=args.artifacts, model=args.model, pretrained=args.pretrained)
+    engine = open_engine(settings)
     catalog, search = engine.catalog, engine.search
     articles = catalog.articles
     row_of = pd.Series(np.arange(len(articles)), index=articles["article_id"].to_numpy())

@@ -18,6 +18,8 @@ stored vectors of "more like this" articles) are each averaged and renormalised,
 ``(1 - image_weight)·text + image_weight·examples`` and renormalised. A negative text is pushed away:
 ``q ← normalise(q − NEGATIVE_WEIGHT·negative)``. Filters and the exclusion of the "like" articles
 themselves go to FAISS as an `IDSelectorBitmap`, so k results come back whenever k articles match.
+That is the visual leg (mode "visual"); a text query in mode "hybrid" (the default) is also ranked by
+BM25 (lexical.py) and the rankings are fused (search.py); every result says why (`matched`, `looks_alike`).
 """
 from __future__ import annotations
 
@@ -337,9 +339,13 @@ class ContentSearch:
         """The stored indexes (vectors and words), refused (ArtifactError) when built with another model or
         other data."""
         from .lexical import load_lexical_index
+        from .precision import choose_image_precision
 
         artifact = store.load("content_index", {"model": embedder.fingerprint, "data": catalog.fingerprint()})
-        return cls(catalog, embedder, ContentIndex.load(artifact.path), load_lexical_index(catalog, store))
+        search = cls(catalog, embedder, ContentIndex.load(artifact.path), load_lexical_index(catalog, store))
+        # not *.json: the store reads those as artifact manifests
+        search.image_precision = choose_image_precision(embedder, store.root / "image_precision.cache")
+        return search
 
     def filter_values(self) -> dict[str, list[str]]:
         return {c: sorted(codes.categories) for c, codes in self._codes.items()}
@@ -423,18 +429,16 @@ class ContentSearch:
         vector = None
         if mode == "hybrid":
             vector = self._pushed(self.embedder.encode_text([text])[0], push)
-            with_photo = self._by_image if allowed is None else allowed & self._by_image
-            imageless = ~self._by_image[lexical_rows]
             legs = [
                 Ranking(lexical_rows, text_share / 2),
-                Ranking(self._visual_rows(vector, with_photo, depth), text_share / 2, visual=True),
-                # no photo: the article's own words stand in for the visual leg (module doc of search.py)
-                Ranking(lexical_rows[imageless], text_share / 2, ranks=np.flatnonzero(imageless) + 1),
+                Ranking(self._visual_rows(vector, allowed, depth), text_share / 2, visual=True),
             ]
         if example is not None:
             legs.append(Ranking(self._visual_rows(self._pushed(example, push), allowed, depth), image_weight, visual=True))
         fused = reciprocal_rank_fusion(legs)
         rows, scores = fused.rows[:k], fused.scores[:k]
+        if len(legs) == 1:  # lexical mode, text only: BM25 scores (scaled to a best of 1), not ranks
+            scores = lexical[rows].astype(float)
         n_allowed = self.index.size if allowed is None else int(allowed.sum())
         if len(rows) < min(k, n_allowed):  # too few matches: the rest by looks (hybrid) or catalogue order
             if vector is not None:

@@ -118,9 +118,6 @@ class Analyzer:
     def stem(self, words: list[str]) -> list[str]:
         return self._stemmer.stemWords(words) if words else []
 
-    def terms(self, text: str) -> list[str]:
-        return self.stem(split_words(text))
-
     def _synonym_table(self) -> dict[str, list[str]]:
         """term → the terms of its groups that the catalogue has (itself excluded)."""
         table: dict[str, set[str]] = {}

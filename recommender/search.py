@@ -6,11 +6,9 @@ neither leg's score scale matters. Text + photos: the text's legs share (1 − i
 weight and the photos' visual ranking gets image_weight. A "not like" text lowers the lexical scores
 of the articles it matches (the visual leg pushes its query vector away, as before).
 
-An article without a photo has nothing for the visual leg to judge: the vector it is indexed by
-is borrowed from photographed articles with similar captions (embed_job), and a mean of vectors is a
-hub that sits near every query. In a hybrid ranking its own words stand in for the photo: its lexical
-rank counts for the visual leg too. (Visual mode ranks it by the borrowed vector with its hub
-advantage taken off: content.hub_offsets.) It is never marked as looking alike.
+An article without a photo is in the visual leg by a vector borrowed from photographed articles with
+similar captions (embed_job), with its hub advantage taken off (content.hub_offsets), and in the
+lexical leg by its own words; it is never marked as looking alike.
 """
 from __future__ import annotations
 
@@ -32,7 +30,6 @@ class Ranking:
     rows: np.ndarray
     weight: float = 1.0
     visual: bool = False
-    ranks: np.ndarray | None = None  # each row's rank (from 1); default: its position
 
 
 @dataclass
@@ -47,8 +44,7 @@ def reciprocal_rank_fusion(rankings: list[Ranking], k: int = RRF_K) -> Fused:
     scores: dict[int, float] = {}
     visual_rank: dict[int, int] = {}
     for ranking in rankings:
-        ranks = range(1, len(ranking.rows) + 1) if ranking.ranks is None else ranking.ranks.tolist()
-        for rank, row in zip(ranks, ranking.rows.tolist()):
+        for rank, row in enumerate(ranking.rows.tolist(), 1):
             scores[row] = scores.get(row, 0.0) + ranking.weight / (k + rank)
             if ranking.visual:
                 visual_rank[row] = min(rank, visual_rank.get(row, rank))

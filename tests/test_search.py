@@ -168,15 +168,20 @@ def test_filters_apply_to_both_legs_with_exactly_k_results(demo_engine, demo_cat
 
 
 def test_an_article_without_an_image_is_found_by_its_name(demo_engine, demo_catalog):
+    """Among the first by its words; in hybrid above every article that matches none of them (its borrowed vector
+    competes without its hub advantage, so it neither crowds out photos nor vanishes)."""
     articles = demo_catalog.articles
     imageless = articles[~articles["has_image"]]
     assert len(imageless)
     for _, row in imageless.iterrows():
         name = f"{row['prod_name']} {row['colour_group_name']}"
-        results = demo_engine.search.search(text=name, k=5)
-        assert row["article_id"] in set(results["article_id"]), name
-        hit = results[results["article_id"] == row["article_id"]].iloc[0]
+        lexical = demo_engine.search.search(text=name, k=5, mode="lexical")
+        assert row["article_id"] in set(lexical["article_id"]), name
+        results = demo_engine.search.search(text=name, k=60).reset_index(drop=True)
+        position = int(np.flatnonzero(results["article_id"] == row["article_id"])[0])
+        hit = results.iloc[position]
         assert hit["indexed_by"] == "text" and not hit["has_image"] and not hit["looks_alike"]
+        assert hit["matched"]["prod_name"] and all(results["matched"][:position].map(bool)), name
 
 
 def test_photos_and_more_like_this_stay_visual(demo_engine, demo_catalog):
@@ -236,3 +241,29 @@ def test_concurrent_first_photos_get_complete_identical_attributes(demo_engine, 
     expected = ["product_type_name", "colour_group_name", "graphical_appearance_name", "index_group_name"]
     assert all(list(answer) == expected for answer in answers)
     assert all(answer == answers[0] for answer in answers)
+
+
+# --- photo precision --------------------------------------------------------------------------------
+
+
+def test_photo_precision_is_chosen_by_timing_once_per_machine_and_model(tmp_path):
+    import torch
+
+    from recommender.embed import random_embedder
+    from recommender.precision import choose_image_precision, machine_key
+
+    embedder = random_embedder("lookbook-tiny")
+    embedder.image_precision = torch.bfloat16  # the candidate a bf16-capable CPU offers
+    cache = tmp_path / "image_precision.cache"
+    first = choose_image_precision(embedder, cache)
+    assert set(first["timings_ms"]) == {"bfloat16", "float32"} and first["cached"] is False
+    assert first["choice"] == min(first["timings_ms"], key=first["timings_ms"].get)
+    assert embedder.image_precision == (None if first["choice"] == "float32" else torch.bfloat16)
+
+    stored = json.loads(cache.read_text())
+    key = f"{machine_key()}|{embedder.fingerprint}"
+    stored[key]["choice"] = "float32"  # as if float32 had measured faster here
+    cache.write_text(json.dumps(stored))
+    embedder.image_precision = torch.bfloat16
+    again = choose_image_precision(embedder, cache)
+    assert again["cached"] is True and embedder.image_precision is None

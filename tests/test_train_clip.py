@@ -140,10 +140,14 @@ def test_attribute_heads_leave_missing_labels_out():
 
     from recommender.train_clip import AttributeHeads
 
-    articles = pd.DataFrame({"product_type_name": ["Dress", None, "Dress", "Skirt"],
-                             "colour_group_name": [None, None, None, None]})  # fmt: skip
+    unknown = [None, None, None, None]
+    articles = pd.DataFrame({"product_type_name": ["Dress", None, "Dress", "Skirt"], "colour_group_name": unknown,
+                             "graphical_appearance_name": unknown, "index_group_name": unknown})  # fmt: skip
     heads = AttributeHeads(articles, dim=8)
     assert heads.heads["product_type_name"].out_features == 2
+    exported = heads.export()  # what the checkpoint keeps for content.predict_attributes
+    assert exported["product_type_name"]["classes"] == ["Dress", "Skirt"]
+    assert exported["product_type_name"]["weight"].shape == (2, 8) and exported["colour_group_name"]["classes"] == []
     embeddings = torch.randn(4, 8)
     only_known = torch.nn.functional.cross_entropy(heads.heads["product_type_name"](embeddings[[0, 2, 3]]),
                                                    torch.tensor([0, 0, 1]))  # fmt: skip

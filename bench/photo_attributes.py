@@ -1,0 +1,86 @@
+"""What Lookbook sees in a photo, on products the model has never seen: attribute heads vs zero-shot.
+
+Splits the articles with photos by product_code (bench/clip_quality.py's split: every colour variant on
+one side), trains lookbook-tiny on the training share (train_clip keeps the attribute heads in the
+checkpoint), then on up to --test photos of held-out products reports top-1 / top-3 accuracy per
+attribute (product type, colour group, pattern, index group) for the trained heads and for zero-shot
+prompts with the same model.
+
+    python bench/photo_attributes.py --epochs 30          # the shipped default training
+    python bench/photo_attributes.py --epochs 1           # a quick look (heads barely trained)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from clip_quality import split_by_product  # noqa: E402
+
+from recommender import content  # noqa: E402
+from recommender.catalog import load_catalog  # noqa: E402
+from recommender.content import ATTRIBUTE_PROMPTS, ContentIndex, ContentSearch  # noqa: E402
+from recommender.embed import load_embedder  # noqa: E402
+from recommender.train_clip import train_clip  # noqa: E402
+
+
+def accuracy(search: ContentSearch, catalog, rows: np.ndarray) -> dict[str, tuple[float, float]]:
+    articles = catalog.articles
+    hits = {column: [0, 0] for column in ATTRIBUTE_PROMPTS}
+    for row in rows:
+        predicted = search.predict_attributes(catalog.image_path(articles["article_id"].iloc[row]))
+        for column, top in predicted.items():
+            values, truth = [v for v, _ in top], str(articles[column].iloc[row])
+            hits[column][0] += values[0] == truth
+            hits[column][1] += truth in values
+    return {column: (top1 / len(rows), top3 / len(rows)) for column, (top1, top3) in hits.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str(REPO.parent / "shared" / "hm_sample"))
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--test", type=int, default=300, help="held-out photos to judge")
+    parser.add_argument("--checkpoint", help="reuse a checkpoint trained on the same split")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    catalog = load_catalog(args.data)
+    train_rows, test_rows = split_by_product(catalog.articles, test_share=0.2, seed=0)
+    test_rows = np.random.default_rng(1).permutation(test_rows)[: args.test]
+    checkpoint = Path(args.checkpoint) if args.checkpoint else Path(tempfile.mkdtemp()) / "model.pt"
+    started = time.perf_counter()
+    if not checkpoint.is_file():
+        train_clip(catalog, out=checkpoint, epochs=args.epochs, article_rows=train_rows)
+    trained_s = time.perf_counter() - started
+    embedder = load_embedder("lookbook-tiny", str(checkpoint))
+    n = len(catalog.articles)
+    index = ContentIndex.build(np.ones((n, embedder.dim), np.float32), catalog.articles["article_id"].to_numpy())
+    heads = accuracy(ContentSearch(catalog, embedder, index), catalog, test_rows)
+    trained_heads, content._trained_heads = content._trained_heads, lambda e: {}  # force the zero-shot path
+    try:
+        zero_shot = accuracy(ContentSearch(catalog, embedder, index), catalog, test_rows)
+    finally:
+        content._trained_heads = trained_heads
+
+    print(f"\n{len(test_rows)} photos of held-out products ({len(train_rows):,} training photos), "
+          f"lookbook-tiny, {args.epochs or 'default'} epochs, training {trained_s / 60:.1f} min")
+    print(f"{'attribute':28} {'heads top-1':>12} {'top-3':>7} {'zero-shot top-1':>16} {'top-3':>7}")
+    for column in ATTRIBUTE_PROMPTS:
+        print(f"{column:28} {heads[column][0]:12.3f} {heads[column][1]:7.3f} {zero_shot[column][0]:16.3f} {zero_shot[column][1]:7.3f}")
+    print("target: product_type_name top-1 >= 0.65 (issue 14)")
+
+
+if __name__ == "__main__":
+    main()
