@@ -38,11 +38,13 @@ def configure_threads() -> None:
     except ImportError:  # bridge until recommender.runtime lands
         import faiss
         import torch
+        from threadpoolctl import threadpool_limits
 
         # One thread per call: the pool runs one call per core. Two-thread calls on busy cores spin-wait
         # (a demo text query took 68 ms of CPU instead of 4 with other jobs on the machine).
         torch.set_num_threads(1)
         faiss.omp_set_num_threads(1)
+        threadpool_limits(1)  # BLAS (numpy, implicit) and other OpenMP libraries
         return
     configure("serve")
 
