@@ -236,8 +236,8 @@ def _with_articles(holder, frame) -> list[dict]:
     index, columns = holder.article_columns()
     out = []
     for record, row in zip(_records(frame), index.get_indexer(frame["article_id"].to_numpy())):
-        extra = {column: _json_value(values[row]) for column, values in columns.items() if column not in record}
-        out.append({**extra, **record, "image_url": _image_url(record["article_id"], record.get("has_image", extra["has_image"]))})
+        merged = {**{column: _json_value(values[row]) for column, values in columns.items()}, **record}
+        out.append({**merged, "image_url": _image_url(merged["article_id"], merged.get("has_image"))})
     return out
 
 
