@@ -85,9 +85,12 @@ def test_health_ready_and_status(client, demo_engine):
     assert status["articles"] == want["articles"] == len(demo_engine.catalog.articles)
     assert {k: status[k] for k in ("dataset", "model", "customers", "indexed_by_image")} == {
         k: want[k] for k in ("dataset", "model", "customers", "indexed_by_image")}
-    assert status["notices"] == demo_engine.notices and status["notices"]  # the offline fallback model
+    assert status["notices"] == [public(n) for n in demo_engine.notices] and status["notices"]  # the offline fallback
+    assert "hf-hub:Marqo/marqo-fashionCLIP could not be loaded" in status["notices"][0]
     assert status["filters"] == demo_engine.search.filter_values()
-    assert "data_dir" not in status and str(demo_engine.catalog.root) not in client.get("/v1/status").text
+    text = client.get("/v1/status").text
+    assert "data_dir" not in status and public(text) == text  # no server path (checkpoint, caches, data)
+    assert status["pretrained"] == "model.pt"  # the catalogue-trained checkpoint, by its name only
 
 
 def test_text_search_with_filters_negative_and_like(client, demo_engine, picks):

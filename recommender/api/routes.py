@@ -16,7 +16,7 @@ from fastapi.security import APIKeyHeader
 from ..embed import MAX_TEXT_CHARS
 from ..errors import InputError
 from . import schemas
-from .errors import ApiError
+from .errors import ApiError, public
 from .uploads import check_photo_count, decode_photo
 
 API_KEY_HEADER = "X-API-Key"
@@ -51,8 +51,9 @@ def v1_router(holder, api_key: str | None) -> APIRouter:
         """The dataset, model and counts served, and notices (e.g. that a fallback model is in use)."""
         engine = holder.require()
         info = await holder.run(engine.status)
-        info = {key: value for key, value in info.items() if not key.endswith(("_dir", "_path"))}  # server paths
-        return {**info, "notices": list(engine.notices), "search_modes": _modes(engine),
+        info = {key: value for key, value in info.items() if not key.endswith(("_dir", "_path"))}
+        info = {key: public(value) if isinstance(value, str) else value for key, value in info.items()}
+        return {**info, "notices": [public(notice) for notice in engine.notices], "search_modes": _modes(engine),
                 "filters": engine.search.filter_values()}
 
     @router.get("/search", response_model=schemas.SearchResults, tags=["search"])
@@ -235,8 +236,8 @@ def _with_articles(holder, frame) -> list[dict]:
     index, columns = holder.article_columns()
     out = []
     for record, row in zip(_records(frame), index.get_indexer(frame["article_id"].to_numpy())):
-        extra = {column: _json_value(values[row]) for column, values in columns.items() if column not in record}
-        out.append({**extra, **record, "image_url": _image_url(record["article_id"], record.get("has_image", extra["has_image"]))})
+        merged = {**{column: _json_value(values[row]) for column, values in columns.items()}, **record}
+        out.append({**merged, "image_url": _image_url(merged["article_id"], merged.get("has_image"))})
     return out
 
 
