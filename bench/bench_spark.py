@@ -23,11 +23,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """RSS of ``pid`` and all its descendants, from /proc (no psutil needed)."""
+def tree_usage(pid: int) -> dict[int, tuple[int, float]]:
+    """{pid: (RSS bytes, CPU seconds)} for ``pid`` and all its descendants, from /proc (no psutil needed)."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    page = os.sysconf("SC_PAGE_SIZE")
+    usage: dict[int, tuple[int, float]] = {}
+    page, tick = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -35,25 +35,30 @@ def tree_rss_bytes(pid: int) -> int:
             stat = (entry / "stat").read_text()
             fields = stat[stat.rindex(")") + 2 :].split()
             children.setdefault(int(fields[1]), []).append(int(entry.name))
-            rss[int(entry.name)] = int(fields[21]) * page
+            usage[int(entry.name)] = (int(fields[21]) * page, (int(fields[11]) + int(fields[12])) / tick)
         except (OSError, ValueError, IndexError):
             continue
-    total, stack = 0, [pid]
+    tree, stack = {}, [pid]
     while stack:
         p = stack.pop()
-        total += rss.get(p, 0)
+        if p in usage:
+            tree[p] = usage[p]
         stack.extend(children.get(p, []))
-    return total
+    return tree
 
 
-def measured(command: list[str], env: dict) -> tuple[dict, float]:
-    """Run a child that prints one JSON line; return it and the peak RSS (GB) of its process tree."""
+def measured(command: list[str], env: dict) -> tuple[dict, float, float]:
+    """Run a child that prints one JSON line; return it, the peak summed RSS (GB) of its process tree and
+    the CPU seconds of that tree (each process's last sample: on a shared machine, CPU seconds / cores is
+    the wall time it would take alone)."""
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
-    peak = [0]
+    peak, cpu = [0], {}
 
     def sample() -> None:
         while child.poll() is None:
-            peak[0] = max(peak[0], tree_rss_bytes(child.pid))
+            tree = tree_usage(child.pid)
+            peak[0] = max(peak[0], sum(rss for rss, _ in tree.values()))
+            cpu.update({p: seconds for p, (_, seconds) in tree.items()})
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -62,7 +67,7 @@ def measured(command: list[str], env: dict) -> tuple[dict, float]:
     sampler.join()
     if child.returncode:
         raise SystemExit(f"{command[-6:]} failed with status {child.returncode}")
-    return json.loads(out.strip().splitlines()[-1]), peak[0] / 1e9
+    return json.loads(out.strip().splitlines()[-1]), peak[0] / 1e9, sum(cpu.values())
 
 
 # --- the two engines (each in its own process) ---------------------------------------------------------
@@ -174,9 +179,10 @@ def main() -> None:
         for engine in args.engines.split(","):
             command = [sys.executable, __file__, "--master", args.master, "--child", engine, str(parquet),
                        str(customers), str(articles)]
-            result, peak = measured(command, env)
-            print(f"fraction {fraction:g} {engine:8s}: {json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in result.items()})}, "
-                  f"peak RSS {peak:.2f} GB; load average {os.getloadavg()[0]:.1f}", flush=True)
+            result, peak, cpu = measured(command, env)
+            figures = {k: round(v, 1) if isinstance(v, float) else v for k, v in result.items()}
+            print(f"fraction {fraction:g} {engine:8s}: {json.dumps(figures)}, process tree: peak RSS {peak:.2f} GB, "
+                  f"{cpu:.0f} CPU s; load average {os.getloadavg()[0]:.1f}", flush=True)
 
 
 if __name__ == "__main__":

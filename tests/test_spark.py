@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 pyspark = pytest.importorskip("pyspark", reason="pip install -r requirements-spark.txt")
 
@@ -20,7 +21,10 @@ from recommender.config import Settings
 from recommender.evaluate import score, split
 from recommender.pipeline import build, open_engine
 from recommender.spark.embeddings import embed_catalog_on_spark
-from recommender.spark.als import fit_factors, save_factors_as_collab, spark_regularization, transactions_parquet
+from recommender.interactions import Confidence, build_interactions
+from recommender.spark.als import (
+    confidence_frame, fit_factors, save_factors_as_collab, spark_regularization, transactions_parquet,
+)
 from recommender.spark.session import spark_session
 from recommender.store import ArtifactStore
 
@@ -82,6 +86,19 @@ def test_spark_als_reaches_implicit_map_on_the_planted_tastes(spark, demo_engine
     assert np.array_equal(loaded.als.item_factors, items)
 
 
+@pytest.mark.parametrize("weighting", ["tfidf", "bm25"])
+def test_spark_weights_purchases_as_the_local_path(spark, demo_engine, demo_settings, weighting):
+    catalog, params = demo_engine.catalog, CollabParams(weighting=weighting)
+    inter = build_interactions(catalog.transactions, len(catalog.customer_ids), len(catalog.articles),
+                               half_life_days=params.recency_half_life_days)
+    _, local = Confidence.fit(inter.recency, weighting)
+    parquet = transactions_parquet(ArtifactStore(demo_settings.artifacts_dir), catalog)
+    rows = confidence_frame(spark, parquet, len(catalog.articles), params).toPandas()
+    on_spark = sp.csr_matrix((rows["confidence"], (rows["customer"], rows["article"])), shape=local.shape)
+    assert on_spark.nnz == local.nnz
+    np.testing.assert_allclose(on_spark.toarray(), local.toarray(), rtol=1e-4, atol=1e-6)
+
+
 def test_regularisation_is_converted_to_mllibs_per_purchase_scaling():
     assert spark_regularization(CollabParams(regularization=0.05), mean_purchases=25.0) == pytest.approx(0.002)
     assert spark_regularization(CollabParams(regularization=0.05), mean_purchases=0.0) == pytest.approx(0.05)
@@ -92,6 +109,17 @@ def test_spark_master_without_the_spark_engine_is_refused(demo_settings):
                            "--spark-master", "local[2]"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip() == "error: --spark-master needs --engine spark"
+
+
+def test_missing_java_is_one_clear_line(demo_settings, tmp_path):
+    settings = without_spark_steps(demo_settings, tmp_path / "artifacts")
+    env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"} | {"PATH": str(tmp_path)}  # no java on it
+    done = subprocess.run([sys.executable, "-m", "recommender", "build", "--engine", "spark", "--data",
+                           str(settings.data_dir), "--artifacts", str(settings.artifacts_dir)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: build --engine spark needs a Java runtime (17 or later): e.g. apt-get install default-jre-headless")
 
 
 # --- a standalone cluster on loopback ---------------------------------------------------------------

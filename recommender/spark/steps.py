@@ -4,7 +4,7 @@ from __future__ import annotations
 import atexit
 from contextlib import ExitStack
 
-from .session import DEFAULT_MASTER, spark_session
+from .session import spark_session
 
 
 class SparkSteps:
@@ -42,6 +42,3 @@ class SparkSteps:
             self._stack.close()
             self._stack, self._spark = None, None
             self.store.clear_scratch("spark")
-
-    def describe(self) -> str:
-        return f"Spark ({self.master or DEFAULT_MASTER})"
