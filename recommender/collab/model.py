@@ -112,13 +112,16 @@ class CollabModel:
         *,
         until=None,
         progress: Progress | None = None,
+        factorize=fit_als,
     ) -> "CollabModel":
-        """Train on the catalogue's transactions (only those before ``until`` when given)."""
+        """Train on the catalogue's transactions (only those before ``until`` when given).
+
+        ``factorize(user_items, params, report)`` returns the fitted ALS model: implicit here, or factors
+        computed elsewhere (the Spark build) wrapped in one.
+        """
         report = progress or no_progress
         report(0.0, "building the customer × article matrix")
-        if until is None and catalog.transactions is not None and len(catalog.transactions):
-            end = robust_end(catalog.transactions["t_dat"].to_numpy())
-            until = end if end <= catalog.transactions["t_dat"].iat[-1] else None  # stray late rows: cut
+        until = cls.training_cut(catalog, until)
         inter = build_interactions(
             catalog.transactions,
             len(catalog.customer_ids),
@@ -130,12 +133,20 @@ class CollabModel:
         stats = ArticleStats.compute(train, inter.now, catalog.articles["has_image"].to_numpy(), params)
         confidence, user_items = Confidence.fit(inter.recency, params.weighting)
         report(0.1, f"ALS: {params.factors} factors, {params.iterations} iterations")
-        als = fit_als(user_items, params, lambda f, m: report(0.1 + 0.7 * f, m))
+        als = factorize(user_items, params, lambda f, m: report(0.1 + 0.7 * f, m))
         report(0.8, "HNSW index of customers")
         with_history = np.flatnonzero(np.diff(inter.counts.indptr) > 0)
         index = build_hnsw(als.user_factors, with_history, params, lambda f, m: report(0.8 + 0.2 * f, m))
         report(1.0, "collaborative model ready")
         return cls(catalog, params, inter, confidence, als, index, stats)
+
+    @staticmethod
+    def training_cut(catalog: Catalog, until=None):
+        """``until``, or where a stray late tail of rows starts (None: train on every row)."""
+        if until is None and catalog.transactions is not None and len(catalog.transactions):
+            end = robust_end(catalog.transactions["t_dat"].to_numpy())
+            until = end if end <= catalog.transactions["t_dat"].iat[-1] else None
+        return until
 
     def save(self, store: ArtifactStore, meta: Mapping | None = None) -> None:
         """One artifact: matrices, id mappings, ALS factors, HNSW index (consistent by construction)."""

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from ..catalog import Catalog
-from ..collab import CollabParams
+from ..collab import CollabModel, CollabParams
 from ..errors import DataError
 from ..store import ArtifactStore
 
@@ -134,30 +134,20 @@ def save_factors_as_collab(
     catalog: Catalog, store: ArtifactStore, user_factors: np.ndarray, item_factors: np.ndarray,
     params: CollabParams = CollabParams(), *, until=None, progress: Progress | None = None,
 ):
-    """The `collab` artifact exactly as `CollabModel.fit(...).save(store)` writes it, with these factors.
-
-    The single place this package touches collab's internals: everything of `CollabModel.fit` except
-    the ALS itself (interactions for serving, article statistics, fold-in weighting, HNSW of customers).
-    """
+    """The `collab` artifact exactly as `CollabModel.fit(...).save(store)` writes it, with these factors
+    in place of implicit's ALS (interactions for serving, article statistics, HNSW of customers as usual)."""
     import implicit.cpu.als
 
-    from ..collab import ArticleStats, CollabModel, _build_hnsw
-    from ..interactions import Confidence, build_interactions
+    def given_factors(user_items, params: CollabParams, report) -> implicit.cpu.als.AlternatingLeastSquares:
+        als = implicit.cpu.als.AlternatingLeastSquares(
+            factors=params.factors, regularization=params.regularization, alpha=params.alpha,
+            iterations=params.iterations, random_state=params.random_state,
+        )
+        als.user_factors = np.ascontiguousarray(user_factors, dtype=np.float32)
+        als.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
+        return als
 
-    report = progress or (lambda fraction, message: None)
-    inter = build_interactions(catalog.transactions, len(catalog.customer_ids), len(catalog.articles),
-                               until=until, half_life_days=params.recency_half_life_days)
-    train = catalog.transactions.iloc[: inter.n_transactions]
-    stats = ArticleStats.compute(train, inter.now, catalog.articles["has_image"].to_numpy(), params)
-    confidence, _ = Confidence.fit(inter.recency, params.weighting)
-    als = implicit.cpu.als.AlternatingLeastSquares(
-        factors=params.factors, regularization=params.regularization, alpha=params.alpha,
-        iterations=params.iterations, random_state=params.random_state,
-    )
-    als.user_factors = np.ascontiguousarray(user_factors, dtype=np.float32)
-    als.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
-    index = _build_hnsw(als.user_factors, np.flatnonzero(np.diff(inter.counts.indptr) > 0), params, report)
-    model = CollabModel(catalog, params, inter, confidence, als, index, stats)
+    model = CollabModel.fit(catalog, params, until=until, progress=progress, factorize=given_factors)
     model.save(store, meta={"engine": "spark"})
     return model
 
@@ -169,6 +159,7 @@ def fit_collab_on_spark(
     """Spark ALS on the catalogue's purchases, saved as the `collab` artifact; returns the CollabModel."""
     report = progress or (lambda fraction, message: None)
     work = store.scratch("spark_als")
+    until = CollabModel.training_cut(catalog, until)  # the rows the local fit would train on
     users, items = fit_factors(spark, transactions_parquet(store, catalog), len(catalog.customer_ids),
                                len(catalog.articles), work, params, until=until,
                                progress=lambda f, m: report(0.8 * f, m))
