@@ -223,7 +223,6 @@ def bench_lexical() -> None:
     """The lexical leg alone at H&M scale: the sample's real article texts repeated to 105,542 rows."""
     import pandas as pd
 
-    from recommender.lexical import LexicalIndex
     from recommender.search import lexical_ranking
 
     print("\n== lexical: BM25 over the H&M sample's article texts, repeated to 105,542 articles ==")

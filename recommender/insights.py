@@ -5,8 +5,6 @@ Plain frames and dicts; the page only draws them.
 """
 from __future__ import annotations
 
-import dataclasses
-import inspect
 from pathlib import Path
 from typing import Callable
 
@@ -14,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 from .catalog import Catalog
-from .errors import DataError
 
 Progress = Callable[[float, str], None]
 EVALUATION_ARTIFACT = "evaluation"  # optional, written at build time: evaluation.parquet (see evaluation())
@@ -101,39 +98,12 @@ def recommendation_coverage(collab, customers: int = 300, k: int = 12, seed: int
 
 
 def evaluation(catalog: Catalog, weeks: int = 4, progress: Progress | None = None) -> pd.DataFrame:
-    """Recommendation quality per test week and method: week, method, MAP@12, recall@12, coverage, customers.
+    """Recommendation quality per test week and method (week, method, MAP@12, recall@12, customers): each
+    of the last ``weeks`` weeks scored by models trained on the purchases before it (`evaluate`)."""
+    from .evaluate import evaluate
 
-    Uses `recommender.evaluate.evaluate` with its own ``weeks`` when it has one; otherwise evaluates each of
-    the last ``weeks`` weeks in turn, training on what came before it.
-    """
-    from . import evaluate as evaluation_module
-
-    report = progress or (lambda fraction, message: None)
-    run = evaluation_module.evaluate
-    if "weeks" in inspect.signature(run).parameters:
-        return run(catalog, weeks=weeks, progress=report)
-    tx = catalog.transactions
-    if tx is None or tx.empty:
-        raise DataError(f"{catalog.name} has no transactions to evaluate on")
-    frames = []
-    last = tx["t_dat"].iat[-1]
-    for back in range(weeks - 1, -1, -1):
-        cut = last - pd.Timedelta(days=7 * back)
-        part = dataclasses.replace(catalog, transactions=tx[tx["t_dat"] <= cut].reset_index(drop=True))
-        done = weeks - 1 - back
-
-        def step(fraction: float, message: str, done: int = done) -> None:
-            report((done + fraction) / weeks, f"week {done + 1} of {weeks}: {message}")
-
-        try:
-            table = run(part, progress=step)
-        except DataError:  # too little history before this week
-            continue
-        frames.append(table.assign(week=(cut - pd.Timedelta(days=6)).normalize()))
-    if not frames:
-        raise DataError(f"{catalog.name} has too little history to evaluate {weeks} weeks")
-    report(1.0, f"evaluated {len(frames)} weeks")
-    return pd.concat(frames, ignore_index=True)
+    weekly = evaluate(catalog, weeks=weeks, progress=progress).weekly
+    return weekly.assign(week=pd.to_datetime(weekly["week"]))
 
 
 def stored_evaluation(store) -> pd.DataFrame | None:

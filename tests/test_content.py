@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recommender.content import FILTER_COLUMNS, RESULT_COLUMNS, SEARCH_COLUMNS, ContentIndex, ContentSearch, build_content_index, recall_at
+from recommender.content import FILTER_COLUMNS, SEARCH_COLUMNS, ContentIndex, ContentSearch, build_content_index, recall_at
 from recommender.embed import load_embedder
 from recommender.embed_job import embed_catalog
 from recommender.errors import ArtifactError, InputError
@@ -243,7 +243,7 @@ def tiny_png(width: int, height: int) -> bytes:
         ({"text": "   "}, "the search text is empty"),
         ({"text": "x" * 10_000}, "the search text is 10,000 characters long; the limit is 1,000"),
         ({"images": [b""]}, "image 1 is empty (0 bytes)"),
-        ({"images": [b"%PDF-1.4 not a picture"]}, "image 1 is not an image"),
+        ({"images": [b"%PDF-1.4 not a picture"]}, "image 1 is a PDF document, which is not accepted"),
         ({"images": [truncated_jpeg()]}, "image 1 is a corrupt or truncated image"),
         ({"images": [tiny_png(9_000, 5_000)]}, "image 1 is 9000x5000 pixels; the limit is 40 megapixels"),
         ({"like": ["0000000001"]}, "article 0000000001 is not in the catalogue"),

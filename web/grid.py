@@ -97,6 +97,25 @@ def product_grid(
                 _tile(row, catalog, f"{key}_{position}", detail, actions, compact)
 
 
+# Catalogue column → the word a shopper knows it by, for "why this result".
+FIELD_LABELS = {"prod_name": "name", "product_type_name": "type", "product_group_name": "group",
+                "colour_group_name": "colour", "perceived_colour_value_name": "tone",
+                "perceived_colour_master_name": "colour", "graphical_appearance_name": "pattern",
+                "index_group_name": "for", "index_name": "line", "section_name": "section",
+                "garment_group_name": "garment", "detail_desc": "description"}  # fmt: skip
+
+
+def why_found(row) -> str:
+    """The words a search matched, per field, and whether the photo looks alike ("" when neither)."""
+    matched = getattr(row, "matched", None)
+    words = [f"{md(FIELD_LABELS.get(field, field))}: {md(', '.join(map(str, found)))}"
+             for field, found in (matched.items() if isinstance(matched, dict) else ()) if found]
+    text = "matched " + "; ".join(words) if words else ""
+    if getattr(row, "looks_alike", False) is True:
+        text = f"{text} · looks alike" if text else "looks alike"
+    return text
+
+
 def _tile(row, catalog: Catalog, key: str, detail, actions: tuple[Action, ...], compact: bool) -> None:
     photo = article_photo(catalog, row.article_id)
     if photo is not None:
@@ -106,11 +125,9 @@ def _tile(row, catalog: Catalog, key: str, detail, actions: tuple[Action, ...], 
     st.markdown(f"**{md(row.prod_name)}**")
     if not compact:
         st.caption(f"{md(row.product_type_name)} · {md(row.colour_group_name)}")
-        matched = getattr(row, "matched", None)
-        if isinstance(matched, dict) and matched:  # the words the lexical search matched, per field
-            st.caption("matched " + "; ".join(
-                f"{md(field)}: {md(', '.join(map(str, words)))}" for field, words in matched.items()
-            ))
+        why = why_found(row)
+        if why:
+            st.caption(why)
         if getattr(row, "indexed_by", "image") == "text":
             st.caption("no photo · found by its description")
     if detail is not None:

@@ -13,12 +13,9 @@ import streamlit as st
 from PIL import Image
 
 from recommender.errors import InputError
-from recommender.images import ACCEPTED_FORMATS, MAX_IMAGE_BYTES, load_image
+from recommender.images import MAX_IMAGE_BYTES, UPLOAD_EXTENSIONS, thumbnail_for_model
 
-# The uploader's allow-list: the formats images.load_image accepts (a "jpg, png" text or a collection),
-# under the extensions phones use.
-_FORMATS = ACCEPTED_FORMATS.split(",") if isinstance(ACCEPTED_FORMATS, str) else ACCEPTED_FORMATS
-UPLOAD_TYPES = sorted({*(f.strip().lower().lstrip(".") for f in _FORMATS), "jpeg", "tif"})
+UPLOAD_TYPES = UPLOAD_EXTENSIONS  # the uploader's allow-list; each file is still judged by its content
 MAX_UPLOAD_MB = MAX_IMAGE_BYTES // 2**20  # the uploader refuses larger files before sending them
 MAX_PHOTOS = 4  # searched together as one mean vector; more adds little and costs an encoding each
 MODEL_INPUT_SIDE = 512  # px, longest side kept: CLIP models look at 224 px or less
@@ -36,8 +33,7 @@ class QueryPhoto:
 
 def decode(name: str, data: bytes) -> QueryPhoto:
     """Decode once (InputError naming the file when it is unusable) and keep only small copies."""
-    image = load_image(data, name=name)
-    image.thumbnail((MODEL_INPUT_SIDE, MODEL_INPUT_SIDE), Image.Resampling.LANCZOS)
+    image = thumbnail_for_model(data, name, max_side=MODEL_INPUT_SIDE)
     preview = image.copy()
     preview.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
     out = io.BytesIO()
