@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -44,6 +45,48 @@ def default_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 1) - 1))
 
 
+@dataclass
+class Plan:
+    """What an embedding run must encode (new or changed photos and captions) and where its chunks go."""
+
+    folder: Path
+    chunk_size: int
+    article_ids: np.ndarray
+    image_keys: np.ndarray  # photo digest per row ("" without a photo)
+    caption_keys: np.ndarray  # caption hash per row
+    known_images: dict  # vectors of the previous artifact by key, reused
+    known_captions: dict
+    image_rows: np.ndarray  # rows with a photo
+    new_images: np.ndarray  # rows whose photo must be encoded, in chunk order
+    unknown_captions: np.ndarray  # rows whose caption vector is not known, in chunk order
+
+
+def plan(catalog, embedder, store, batch_size: int = 64, log: Callable[[str], None] | None = None) -> Plan | None:
+    """The work of `embed_catalog` (None when the artifact is current); the Spark job shares it."""
+    expect = {"model": embedder.fingerprint, "data": catalog.fingerprint()}
+    if store.is_current("embeddings", expect):
+        return None
+    articles = catalog.articles
+    article_ids = articles["article_id"].to_numpy(dtype=str)
+    has_image = articles["has_image"].to_numpy()
+    # A photo without a known digest gets a key of its own that is never reused.
+    image_keys = np.array([(catalog.image_digests.get(a) or f"-{a}") if h else "" for a, h in zip(article_ids, has_image)])
+    caption_keys = column_hashes(articles, CAPTION_FIELDS)
+    known_images, known_captions = _previous_vectors(store, embedder.fingerprint)
+
+    image_rows = np.flatnonzero(has_image)
+    new_images = np.array([r for r in image_rows if image_keys[r] not in known_images], dtype=np.int64)
+    unknown_captions = np.array([r for r in range(len(articles)) if caption_keys[r] not in known_captions], dtype=np.int64)
+    if log and (known_images or known_captions):
+        log(f"embeddings: {len(new_images):,} of {len(image_rows):,} photos are new or changed; "
+            f"the other photos and every unchanged caption reuse the previous vectors")
+    chunk_size = batch_size * BATCHES_PER_CHUNK
+    todo = hashlib.sha1(b"".join([image_keys[new_images].tobytes(), caption_keys[unknown_captions].tobytes()])).hexdigest()
+    folder = _work_folder(store, {"model": embedder.fingerprint, "todo": todo, "chunk_size": chunk_size})
+    return Plan(folder, chunk_size, article_ids, image_keys, caption_keys, known_images, known_captions,
+                image_rows, new_images, unknown_captions)
+
+
 def embed_catalog(
     catalog,
     embedder,
@@ -61,26 +104,14 @@ def embed_catalog(
     the next build image_keys.npy (photo digest per row, "" without one), caption_keys.npy (caption
     hash per row) and, when captions were needed, captions.npy (caption vectors per row).
     """
-    expect = {"model": embedder.fingerprint, "data": catalog.fingerprint()}
-    if store.is_current("embeddings", expect):
+    todo = plan(catalog, embedder, store, batch_size, log)
+    if todo is None:
         return
-    articles = catalog.articles
-    article_ids = articles["article_id"].to_numpy(dtype=str)
-    has_image = articles["has_image"].to_numpy()
-    # A photo without a known digest gets a key of its own that is never reused.
-    image_keys = np.array([(catalog.image_digests.get(a) or f"-{a}") if h else "" for a, h in zip(article_ids, has_image)])
-    caption_keys = column_hashes(articles, CAPTION_FIELDS)
-    known_images, known_captions = _previous_vectors(store, embedder.fingerprint)
-
-    image_rows = np.flatnonzero(has_image)
-    new_images = np.array([r for r in image_rows if image_keys[r] not in known_images], dtype=np.int64)
-    unknown_captions = np.array([r for r in range(len(articles)) if caption_keys[r] not in known_captions], dtype=np.int64)
-    if log and (known_images or known_captions):
-        log(f"embeddings: {len(new_images):,} of {len(image_rows):,} photos are new or changed; "
-            f"the other photos and every unchanged caption reuse the previous vectors")
-    chunk_size = batch_size * BATCHES_PER_CHUNK
-    todo = hashlib.sha1(b"".join([image_keys[new_images].tobytes(), caption_keys[unknown_captions].tobytes()])).hexdigest()
-    work = _work_folder(store, {"model": embedder.fingerprint, "todo": todo, "chunk_size": chunk_size})
+    expect = {"model": embedder.fingerprint, "data": catalog.fingerprint()}
+    articles, article_ids, chunk_size, work = catalog.articles, todo.article_ids, todo.chunk_size, todo.folder
+    image_keys, caption_keys = todo.image_keys, todo.caption_keys
+    known_images, known_captions = todo.known_images, todo.known_captions
+    image_rows, new_images, unknown_captions = todo.image_rows, todo.new_images, todo.unknown_captions
     # Captions are embedded as soon as one article lacks an image (see below); knowing that up front
     # keeps the progress bar from jumping back between the two phases.
     meter = _Meter(len(new_images) + (len(unknown_captions) if len(image_rows) < len(articles) else 0), progress)

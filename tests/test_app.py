@@ -478,7 +478,7 @@ def test_insights_page_evaluates_on_demand_and_shows_the_facts(app, demo_engine)
     next(b for b in at.button if b.label.startswith("Evaluate")).click().run()
     no_errors(at)
     table = at.dataframe[0].value
-    assert {"blended", "als", "popular last week"} <= set(table["method"])
+    assert {"ranker", "blend", "als", "popular last week"} <= set(table["method"])
     assert "week" in table.columns and table["week"].nunique() >= 2
 
     open_tab(at, "insights_tab", "Search index and model")

