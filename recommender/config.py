@@ -111,6 +111,21 @@ class Settings:
     def is_demo(self) -> bool:
         return self.data_dir == DEMO_DATA_DIR.resolve()
 
+    def environment(self) -> dict[str, str]:
+        """The environment variables that make another process (a server, a worker) read these settings."""
+        env = {
+            "LOOKBOOK_DATA": str(self.data_dir),
+            "LOOKBOOK_ARTIFACTS": str(self.artifacts_dir),
+            "LOOKBOOK_MODEL": self.model,
+            "LOOKBOOK_PRETRAINED": self.pretrained,
+            "LOOKBOOK_NO_FALLBACK": "" if self.fallback else "1",
+        }
+        if self.train_epochs is not None:
+            env["LOOKBOOK_TRAIN_EPOCHS"] = str(self.train_epochs)
+        if self.device:
+            env["LOOKBOOK_DEVICE"] = self.device
+        return env
+
     def with_(self, **changes) -> "Settings":
         """A copy with some fields changed; None values are ignored (convenient for CLI flags)."""
         changes = {k: v for k, v in changes.items() if v is not None}

@@ -28,18 +28,7 @@ class AppDidNotStart(RuntimeError):
 
 def app_env(settings) -> dict[str, str]:
     """The environment that makes the app (AppTest or `streamlit run`) open the engine of ``settings``."""
-    env = {
-        "LOOKBOOK_DATA": str(settings.data_dir),
-        "LOOKBOOK_ARTIFACTS": str(settings.artifacts_dir),
-        "LOOKBOOK_MODEL": settings.model,
-        "LOOKBOOK_PRETRAINED": settings.pretrained,
-        "LOOKBOOK_NO_FALLBACK": "" if settings.fallback else "1",
-    }
-    if settings.train_epochs is not None:
-        env["LOOKBOOK_TRAIN_EPOCHS"] = str(settings.train_epochs)
-    if settings.device:
-        env["LOOKBOOK_DEVICE"] = settings.device
-    return env
+    return settings.environment()
 
 
 def _free_port() -> int:

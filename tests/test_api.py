@@ -18,7 +18,6 @@ from PIL import Image
 
 from recommender.api import create_app
 from recommender.api.errors import public
-from recommender.api.server import settings_environment
 from recommender.api.uploads import MAX_PHOTO_BYTES, MAX_PHOTOS, MAX_REQUEST_BYTES
 from recommender.config import Settings
 from recommender.images import load_image
@@ -279,7 +278,7 @@ def server(demo_settings, tmp_path_factory):
     """`python -m recommender serve` on a free loopback port; yields its URL once /ready says 200."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {**os.environ, **settings_environment(demo_settings), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+    env = {**os.environ, **demo_settings.environment(), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "OPENBLAS_NUM_THREADS": "1"}
     env.pop("LOOKBOOK_API_KEY", None)
     with open(log_path, "w") as log:

@@ -14,19 +14,6 @@ from .app import available_cores, create_app
 log = logging.getLogger("recommender.api")
 
 
-def settings_environment(settings: Settings) -> dict[str, str]:
-    env = {
-        "LOOKBOOK_DATA": str(settings.data_dir),
-        "LOOKBOOK_ARTIFACTS": str(settings.artifacts_dir),
-        "LOOKBOOK_MODEL": settings.model,
-        "LOOKBOOK_PRETRAINED": settings.pretrained,
-        "LOOKBOOK_NO_FALLBACK": "" if settings.fallback else "1",
-    }
-    if settings.device:
-        env["LOOKBOOK_DEVICE"] = settings.device
-    return env
-
-
 def threads_per_worker() -> int:
     return max(1, available_cores() // int(os.environ.get("LOOKBOOK_SERVE_WORKERS", "1")))
 
@@ -50,7 +37,7 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, work
     """Serve until interrupted. 127.0.0.1 by default: another host must be asked for explicitly."""
     import uvicorn
 
-    os.environ.update(settings_environment(settings))
+    os.environ.update(settings.environment())
     os.environ["LOOKBOOK_SERVE_WORKERS"] = str(workers)
     if os.environ.get("LOOKBOOK_API_KEY"):
         log.info("API key required on /v1")
