@@ -191,7 +191,7 @@ def test_a_shared_address_reopens_the_view(new_page, demo_engine):
     shared = page.url + "&filter_colour_group_name=Red"
     other = new_page(shared.split("/", 3)[3])
     expected = expected_results(demo_engine, text="red jacket", filters={"colour_group_name": ["Red"]})
-    assert shown_results(other, "Colour: Red", len(expected)) == expected
+    assert shown_results(other, "“red jacket” · Colour: Red", len(expected)) == expected
 
     example = demo_engine.collab.example_customers(1)[0]
     history = demo_engine.collab.history(example)

@@ -108,8 +108,11 @@ FIELD_LABELS = {"prod_name": "name", "product_type_name": "type", "product_group
 def why_found(row) -> str:
     """The words a search matched, per field, and whether the photo looks alike ("" when neither)."""
     matched = getattr(row, "matched", None)
-    words = [f"{md(FIELD_LABELS.get(field, field))}: {md(', '.join(map(str, found)))}"
-             for field, found in (matched.items() if isinstance(matched, dict) else ()) if found]
+    by_label: dict[str, list[str]] = {}  # two colour columns read as one "colour" to a shopper
+    for field, found in (matched.items() if isinstance(matched, dict) else ()):
+        words = by_label.setdefault(FIELD_LABELS.get(field, field), [])
+        words += [str(w) for w in found if str(w) not in words]
+    words = [f"{md(label)}: {md(', '.join(found))}" for label, found in by_label.items() if found]
     text = "matched " + "; ".join(words) if words else ""
     if getattr(row, "looks_alike", False) is True:
         text = f"{text} · looks alike" if text else "looks alike"
