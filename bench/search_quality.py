@@ -10,8 +10,8 @@ catalogue (they must not crowd out the rest).
 
 Needs a built engine on the data (its visual leg is the model the build trained or loaded):
 
-    python -m recommender build --data ../shared/hm_sample --artifacts /work/hm_artifacts
-    python bench/search_quality.py --data ../shared/hm_sample --artifacts /work/hm_artifacts
+    python -m recommender build --data ../shared/hm_sample --artifacts /tmp/hm_artifacts
+    python bench/search_quality.py --data ../shared/hm_sample --artifacts /tmp/hm_artifacts
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def judge(found_rows: np.ndarray, relevant: np.ndarray) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "hm_sample"))
-    parser.add_argument("--artifacts", default="/work/hm_artifacts")
+    parser.add_argument("--artifacts", default="/tmp/hm_artifacts")
     parser.add_argument("--queries", default=str(QUERIES))
     parser.add_argument("--model", help="as given to build (default: the build's default)")
     parser.add_argument("--pretrained", help="as given to build")
