@@ -40,8 +40,8 @@ from .search import DEPTH, LOOKS_ALIKE_TOP, MODES, Ranking, lexical_ranking, lex
 
 Progress = Callable[[float, str], None]
 
-# Below this many vectors a flat scan is fast and exact (30k x 512: ~4 ms of CPU per query, 105k:
-# ~11 ms; bench/bench_content.py); from it on IVF is tried.
+# Below this many vectors a flat scan is fast and exact (bench/bench_content.py times it); from it on
+# IVF is tried.
 EXACT_THRESHOLD = 30_000
 RECALL_TARGET = 0.95
 RECALL_AT = 100
@@ -200,7 +200,7 @@ def _threads(count: int) -> Iterator[None]:
     """FAISS's OpenMP threads for this (Python) thread only: OpenMP keeps the setting per thread.
 
     One query gains nothing from threads: FAISS splits the scan and the threads' spin-waiting costs
-    more than it saves (flat 10k x 512: 1 ms of CPU single-threaded, 16 ms with two threads).
+    more than it saves.
     """
     previous = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(count)
@@ -318,8 +318,8 @@ class ContentSearch:
         self.lexical = lexical  # lexical.LexicalIndex; None: visual search only
         self._by_image = index.indexed_by == "image"
         self._texts = {c: articles[c].to_numpy(dtype=object) for c in LEXICAL_FIELDS if c in articles.columns}
-        # Plain numpy columns: taking 12 rows from them is ~10x faster than DataFrame.iloc on
-        # Arrow-backed strings (pandas 3), which mattered against the 30 ms text-query budget.
+        # Plain numpy columns: taking a few rows from them is much faster than DataFrame.iloc on
+        # Arrow-backed strings (pandas 3).
         self._columns = {
             c: index.indexed_by if c == "indexed_by" else articles[c].to_numpy(dtype=bool if c == "has_image" else object)
             for c in RESULT_COLUMNS

@@ -135,10 +135,9 @@ class Embedder:
     @cached_property
     def _image_tower(self) -> torch.nn.Module:
         """The vision tower for inference: a copy in `image_precision` where the device computes that
-        fast. ViT-B-16 then takes 120 instead of 225 ms per photo on 2 CPU cores with avx512_bf16, and
-        its vectors keep a cosine >= 0.9999 to the float32 ones (bench/bench_content.py). A copy
+        fast (bench/bench_content.py compares the two; the vectors stay within cosine 0.9999). A copy
         rather than autocast, which turns off PyTorch's fused attention and, for batches, copies the
-        attention weights once per token (10x slower). Made at first use: Embedder is for inference."""
+        attention weights once per token. Made at first use: Embedder is for inference."""
         if self.image_precision is None:
             return self.model.visual
         return copy.deepcopy(self.model.visual).to(self.image_precision).eval()
