@@ -6,7 +6,6 @@ transactions file or 100k photos on every start would be slow, so digests are ca
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -14,15 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .store import atomic_write, file_checksum
+
 CACHE_FILE = ".digests"  # not *.json: those are manifests
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.blake2b(digest_size=12)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class DigestCache:
@@ -47,7 +40,7 @@ class DigestCache:
         entry = self.entries.get(relative)
         if entry and entry[:3] == key:
             return entry[3]
-        value = file_digest(self.root / relative)
+        value = file_checksum(self.root / relative)
         self.entries[relative] = [*key, value]
         self.changed = True
         return value
@@ -55,8 +48,6 @@ class DigestCache:
     def save(self) -> None:
         if not (self.path and self.changed):
             return
-        from .store import atomic_write
-
         try:
             with atomic_write(self.path, "w") as handle:
                 json.dump({"root": str(self.root), "files": self.entries}, handle)
