@@ -5,7 +5,8 @@
         `python -m recommender serve` on a loopback port.
     python bench/bench_api.py scale [--customers 137198 --transactions 3178000] [--seconds 10]
         H&M-size catalogue: 105,542 articles (demo generator, transactions-only), ViT-B-16 with random
-        weights, 105,542 x 512 clustered vectors in the size-chosen FAISS index (as bench_content.py),
+        weights in the query precision chosen at load, 105,542 x 512 clustered vectors in the size-chosen
+        FAISS index (as bench_content.py), the BM25 index over the articles' texts (hybrid text search),
         ALS + HNSW fitted on the given customers / transactions; served by uvicorn in a child process.
 
 Per call kind (text search, recommendations for a known customer, photo search): p50 / p95 over
@@ -178,7 +179,9 @@ def scale_server(args) -> None:
     from recommender.config import Settings
     from recommender.content import ContentIndex, ContentSearch
     from recommender.demo import generate_transactions_only
+    from recommender.lexical import LexicalIndex
     from recommender.pipeline import Engine
+    from recommender.precision import choose_query_precision
 
     configure_threads()
     folder = Path(tempfile.gettempdir()) / "lookbook_api_bench"
@@ -194,8 +197,12 @@ def scale_server(args) -> None:
     index = ContentIndex.build(mixture(N_ARTICLES, seed=1), catalog.articles["article_id"].to_numpy(), exact_threshold=0)
     print(f"content index: {index.params}", flush=True)
     embedder = random_vit()
+    lexical = LexicalIndex.build(catalog.articles)
+    precision = choose_query_precision(embedder, folder / "query_precision.cache")  # as ContentSearch.load
+    print(f"query precision: text {precision['text']['choice']}, image {precision['image']['choice']} "
+          f"(ms per query: text {precision['text']['timings_ms']}, image {precision['image']['timings_ms']})", flush=True)
     engine = Engine(Settings(data_dir=data, artifacts_dir=folder / "artifacts"), catalog, embedder,
-                    ContentSearch(catalog, embedder, index), collab)
+                    ContentSearch(catalog, embedder, index, lexical), collab)
     uvicorn.run(create_app(engine=engine), host="127.0.0.1", port=args.port, access_log=False, log_level="warning")
 
 

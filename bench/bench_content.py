@@ -172,33 +172,44 @@ def bench_queries() -> None:
     lexical = bench_lexical_build(catalog)
     search = ContentSearch(catalog, embedder, index, lexical)
     print(f"index: {index.params}")
+    from recommender.precision import choose_query_precision
+
+    choice = choose_query_precision(embedder, Path(tempfile.mkdtemp()) / "query_precision.cache")  # fresh: times all
+    for tower in ("text", "image"):
+        print(f"{tower} precision chosen at load: {choice[tower]['choice']:8}  ms per query "
+              f"{choice[tower]['timings_ms']}  least cosine to float32 {choice[tower]['cosine']}")
     for q in TEXT_QUERIES[:3]:
         search.search(text=q)  # warm-up
     for mode in ("hybrid", "visual", "lexical"):
         times = [t for q in TEXT_QUERIES * 5 for t in timed(lambda: search.search(text=q, mode=mode), 1)]
         print(f"text query end to end, {mode:7} ({len(times)} queries): {percentiles(times)}")
     stage = timed(lambda: embedder.encode_text(["black skinny jeans"]), 50)
-    print(f"  of which encode_text                : {percentiles(stage)}")
+    print(f"  of which encode_text ({embedder.text_precision or 'float32'}) : {percentiles(stage)}")
     filtered = timed(lambda: search.search(text="red dress", filters={"colour_group_name": "Red"}), 30)
     print(f"text query + colour filter           : {percentiles(filtered)}")
     liked = catalog.articles["article_id"][:50].tolist()
     times = [t for a in liked for t in timed(lambda: search.search(like=[a]), 1)]
     print(f"more like this (no model)            : {percentiles(times)}")
-    from recommender.precision import choose_image_precision
-
-    choice = choose_image_precision(embedder, Path(tempfile.mkdtemp()) / "image_precision.cache")  # fresh: times both
-    print(f"photo precision chosen at load        : {choice['choice']} (per photo: {choice['timings_ms'] or 'no bf16 candidate on this CPU'})")
     images = query_images(20)
     search.search(images=[images[0]])  # warm-up
     times = [t for image in images for t in timed(lambda: search.search(images=[image]), 1)]
     print(f"image query end to end  ({len(times)} queries): {percentiles(times)}")
     print(f"  image encoding precision            : {embedder.image_precision or torch.float32}")
+    chosen_text, chosen_image = embedder.text_precision, embedder.image_precision
+    fast_text = embedder.encode_text(TEXT_QUERIES)
     fast = embedder.encode_images([load_image(image) for image in images])
-    embedder.image_precision = None  # float32 from here on
+    embedder.image_precision, embedder.text_precision = None, None  # float32 from here on
+    exact_text = embedder.encode_text(TEXT_QUERIES)
     exact = embedder.encode_images([load_image(image) for image in images])
     stage = [t for image in images[:10] for t in timed(lambda: search.search(images=[image]), 1)]
     print(f"  same queries in float32             : {percentiles(stage)}")
-    print(f"  cosine to float32 vectors           : min {(fast * exact).sum(1).min():.5f}")
+    times = [t for q in TEXT_QUERIES * 2 for t in timed(lambda: search.search(text=q, mode="hybrid"), 1)]
+    print(f"hybrid text query in float32  ({len(times)} queries): {percentiles(times)}")
+    for name, a, b in (("text", fast_text, exact_text), ("image", fast, exact)):
+        found, _ = index.search(a, 10)
+        truth, _ = index.search(b, 10)
+        print(f"  {name} vectors in {chosen_text if name == 'text' else chosen_image}: least cosine to float32 "
+              f"{(a * b).sum(1).min():.5f}, top-10 overlap with float32's {recall_at(found, truth):.3f}")
 
 
 def rss_mb() -> float:

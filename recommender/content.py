@@ -339,12 +339,12 @@ class ContentSearch:
         """The stored indexes (vectors and words), refused (ArtifactError) when built with another model or
         other data."""
         from .lexical import load_lexical_index
-        from .precision import choose_image_precision
+        from .precision import choose_query_precision
 
         artifact = store.load("content_index", {"model": embedder.fingerprint, "data": catalog.fingerprint()})
         search = cls(catalog, embedder, ContentIndex.load(artifact.path), load_lexical_index(catalog, store))
         # not *.json: the store reads those as artifact manifests
-        search.image_precision = choose_image_precision(embedder, store.root / "image_precision.cache")
+        search.query_precision = choose_query_precision(embedder, store.root / "query_precision.cache")
         return search
 
     def filter_values(self) -> dict[str, list[str]]:

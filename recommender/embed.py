@@ -37,6 +37,7 @@ from PIL import Image
 
 from .config import resolve_device
 from .errors import InputError, ModelError
+from .quantize import INT8, int8_copy
 
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 open_clip.add_model_config(MODEL_CONFIG_DIR)  # makes the repo's configs (e.g. lookbook-tiny) known by name
@@ -80,18 +81,29 @@ class Embedder:
         self.device = device
         self.dim = int(model_cfg["embed_dim"])
         self.image_precision = _fast_precision(device)  # settable: e.g. None for float32
+        self.text_precision = None
 
     validate_text = staticmethod(validate_text)
 
     @property
-    def image_precision(self) -> torch.dtype | None:
-        """The type photos are encoded in (None: float32, as the model)."""
+    def image_precision(self) -> torch.dtype | str | None:
+        """What photos are encoded in: None for float32 (as the model), a torch dtype, or INT8."""
         return self._image_precision
 
     @image_precision.setter
-    def image_precision(self, dtype: torch.dtype | None) -> None:
-        self._image_precision = dtype
+    def image_precision(self, precision: torch.dtype | str | None) -> None:
+        self._image_precision = precision
         self.__dict__.pop("_image_tower", None)  # made again in the new precision at next use
+
+    @property
+    def text_precision(self) -> str | None:
+        """What texts are encoded in: None for float32 (as the model) or INT8 (precision.choose_query_precision)."""
+        return self._text_precision
+
+    @text_precision.setter
+    def text_precision(self, precision: str | None) -> None:
+        self._text_precision = precision
+        self.__dict__.pop("_text_transformer", None)
 
     @cached_property
     def fingerprint(self) -> str:
@@ -115,7 +127,7 @@ class Embedder:
         out = [np.zeros((0, self.dim), np.float32)]
         for start in range(0, len(texts), batch_size):
             tokens = self.tokenizer(list(texts[start : start + batch_size])).to(self.device)
-            out.append(_normalised(encode_text_tokens(self.model, tokens)))
+            out.append(_normalised(encode_text_tokens(self.model, tokens, self._text_transformer)))
         return np.concatenate(out)
 
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
@@ -130,17 +142,28 @@ class Embedder:
     def encode_image_tensors(self, batch: torch.Tensor) -> np.ndarray:
         """Embeddings of an already-preprocessed batch (n, 3, H, W), e.g. from a DataLoader."""
         tower = self._image_tower
-        return _normalised(tower(batch.to(self.device, next(tower.parameters()).dtype)))
+        dtype = self.image_precision if isinstance(self.image_precision, torch.dtype) else torch.float32
+        return _normalised(tower(batch.to(self.device, dtype)))
 
     @cached_property
     def _image_tower(self) -> torch.nn.Module:
         """The vision tower for inference: a copy in `image_precision` where the device computes that
-        fast (bench/bench_content.py compares the two; the vectors stay within cosine 0.9999). A copy
-        rather than autocast, which turns off PyTorch's fused attention and, for batches, copies the
-        attention weights once per token. Made at first use: Embedder is for inference."""
+        fast (bench/bench_content.py compares them). A copy rather than autocast, which turns off
+        PyTorch's fused attention and, for batches, copies the attention weights once per token.
+        Made at first use: Embedder is for inference."""
         if self.image_precision is None:
             return self.model.visual
+        if self.image_precision == INT8:
+            return int8_copy(self.model.visual)
         return copy.deepcopy(self.model.visual).to(self.image_precision).eval()
+
+    @cached_property
+    def _text_transformer(self) -> torch.nn.Module | None:
+        """The text tower's transformer for inference: None for the model's own, or an int8 copy."""
+        tower = _text_parts(self.model)
+        if self.text_precision != INT8 or tower is None:
+            return None
+        return int8_copy(tower.transformer)
 
 
 def _fast_precision(device: str) -> torch.dtype | None:
@@ -166,11 +189,12 @@ def _normalised(features: torch.Tensor) -> np.ndarray:
 # tokens). tests/test_embed.py proves the equality against open_clip's own encode_text.
 
 
-def encode_text_tokens(model, tokens: torch.Tensor) -> torch.Tensor:
+def encode_text_tokens(model, tokens: torch.Tensor, transformer: torch.nn.Module | None = None) -> torch.Tensor:
     """What `model.encode_text(tokens)` returns (unnormalised), computed on the tokens trimmed after
-    the batch's last end-of-text token when the text tower allows it. Used for training too."""
+    the batch's last end-of-text token when the text tower allows it. Used for training too.
+    `transformer`: a stand-in for the tower's own (an int8 copy), used only where trimming is."""
     tower = _text_parts(model)
-    return model.encode_text(tokens) if tower is None else _encode_trimmed(tower, tokens)
+    return model.encode_text(tokens) if tower is None else _encode_trimmed(tower, tokens, transformer)
 
 
 def _text_parts(model):
@@ -188,14 +212,15 @@ def _text_parts(model):
     return tower
 
 
-def _encode_trimmed(tower, tokens: torch.Tensor) -> torch.Tensor:
+def _encode_trimmed(tower, tokens: torch.Tensor, transformer: torch.nn.Module | None = None) -> torch.Tensor:
     """open_clip's CLIP.encode_text (argmax pooling) on tokens cut after the last end-of-text token."""
     eot = tokens.argmax(dim=-1)  # the end-of-text token has the highest id, as open_clip pools it
     n = int(eot.max()) + 1
-    cast_dtype = tower.transformer.get_cast_dtype()
+    transformer = tower.transformer if transformer is None else transformer
+    cast_dtype = transformer.get_cast_dtype()
     x = tower.token_embedding(tokens[:, :n]).to(cast_dtype)
     x = x + tower.positional_embedding[:n].to(cast_dtype)
-    x = tower.transformer(x, attn_mask=tower.attn_mask[:n, :n])
+    x = transformer(x, attn_mask=tower.attn_mask[:n, :n])
     x = tower.ln_final(x)[torch.arange(x.shape[0], device=x.device), eot]
     projection = tower.text_projection
     if projection is None:

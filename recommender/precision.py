@@ -1,9 +1,12 @@
-"""The precision photos are encoded in, chosen by timing on this machine.
+"""The precision queries are encoded in, chosen by timing on this machine.
 
-A CPU that reports native bf16 is not always faster in bf16: one machine ran the vision tower 2.3×
-faster than in float32, another (with avx512_bf16) slower. So when a model is loaded with a
-half-precision candidate (embed._fast_precision), both are timed on a small batch and the faster
-kept; the choice is cached per machine and model in a small JSON file, so only the first load pays.
+What is fastest depends on the CPU: a CPU that reports native bf16 is not always faster in bf16 (one
+machine ran the vision tower 2.3× faster than in float32, another with avx512_bf16 slower), and int8
+weights (recommender/quantize.py) pay off where float32 matrix products are slow. So when the engine
+loads, each tower's candidates are timed on a query-sized input and the fastest one whose vectors agree
+with float32 (cosine at least AGREEMENT) is kept: for photos float32, the device's half type
+(embed._fast_precision) and int8; for texts float32 and int8. The choice is cached per machine and
+model in a small JSON file, so only the first load pays.
 """
 from __future__ import annotations
 
@@ -15,8 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-BATCH = 4
+from .quantize import INT8, int8_available
+
+BATCH = 4  # photos per timed call: a query is one photo; 4 steadies the timing
 REPEATS = 3
+AGREEMENT = 0.995  # least cosine between a candidate's vectors and float32's
+PROBE_TEXTS = ("black skinny jeans", "red dress", "men's slim fit shirt", "knitted cardigan in beige")
+CACHE_VERSION = 2
 
 
 def machine_key() -> str:
@@ -32,39 +40,66 @@ def machine_key() -> str:
     return f"{model} x{os.cpu_count()}"
 
 
-def choose_image_precision(embedder, cache_file: Path) -> dict:
-    """Set `embedder.image_precision` to the faster of its half-precision candidate and float32.
+def choose_query_precision(embedder, cache_file: Path) -> dict:
+    """Set `embedder.image_precision` and `embedder.text_precision` to the fastest agreeing candidates.
 
-    Returns {"choice", "timings_ms"} (timings empty when taken from the cache or when there is no
-    candidate)."""
+    Returns {"image": choice, "text": choice, "cached": bool}, each choice {"choice", "timings_ms",
+    "cosine"} (the timed candidates' milliseconds per query and least cosine to float32)."""
     import torch
 
-    candidate = embedder.image_precision
-    if candidate is None:
-        return {"choice": "float32", "timings_ms": {}}
-    key = f"{machine_key()}|{embedder.fingerprint}"
+    half = embedder.image_precision if isinstance(embedder.image_precision, torch.dtype) else None
+    on_cpu = torch.device(embedder.device).type == "cpu"
+    image_candidates = {"float32": None}
+    if half is not None:
+        image_candidates[_name(half)] = half
+    text_candidates = {"float32": None}
+    if on_cpu and int8_available():
+        image_candidates[INT8] = INT8
+        text_candidates[INT8] = INT8
+
+    key = f"v{CACHE_VERSION}|{machine_key()}|{embedder.fingerprint}"
     cache = _read(cache_file)
-    if key in cache:
-        embedder.image_precision = candidate if cache[key]["choice"] != "float32" else None
-        return {**cache[key], "cached": True}
-    size = embedder.model.visual.image_size
-    height, width = (size, size) if isinstance(size, int) else size
-    batch = torch.from_numpy(np.random.default_rng(0).random((BATCH, 3, height, width), dtype=np.float32))
-    timings = {}
-    for name, dtype in ((str(candidate).removeprefix("torch."), candidate), ("float32", None)):
-        embedder.image_precision = dtype
-        embedder.encode_image_tensors(batch)  # warm-up: builds the tower copy, oneDNN kernels
+    cached = key in cache and all(
+        cache[key].get(tower, {}).get("choice") in candidates
+        for tower, candidates in (("image", image_candidates), ("text", text_candidates))
+    )
+    if not cached:
+        size = embedder.model.visual.image_size
+        height, width = (size, size) if isinstance(size, int) else size
+        pixels = torch.from_numpy(np.random.default_rng(0).random((BATCH, 3, height, width), dtype=np.float32))
+        cache[key] = {
+            "image": _fastest(embedder, "image_precision", image_candidates, lambda: embedder.encode_image_tensors(pixels), BATCH),
+            "text": _fastest(embedder, "text_precision", text_candidates, _one_by_one(embedder), len(PROBE_TEXTS)),
+        }  # fmt: skip
+        _write(cache_file, cache)
+    embedder.image_precision = image_candidates[cache[key]["image"]["choice"]]
+    embedder.text_precision = text_candidates[cache[key]["text"]["choice"]]
+    return {**cache[key], "cached": cached}
+
+
+def _one_by_one(embedder):
+    return lambda: np.concatenate([embedder.encode_text([text]) for text in PROBE_TEXTS])
+
+
+def _fastest(embedder, attribute: str, candidates: dict, encode, per_call: int) -> dict:
+    timings, cosines, reference = {}, {}, None
+    for name, precision in candidates.items():  # float32 first: the reference
+        setattr(embedder, attribute, precision)
+        vectors = encode()  # also the warm-up: builds the tower copy, oneDNN kernels
+        reference = vectors if reference is None else reference
+        cosines[name] = round(float((vectors * reference).sum(axis=1).min()), 5)
         best = float("inf")
         for _ in range(REPEATS):
             start = time.perf_counter()
-            embedder.encode_image_tensors(batch)
+            encode()
             best = min(best, time.perf_counter() - start)
-        timings[name] = round(1000 * best / BATCH, 2)
-    choice = min(timings, key=timings.get)
-    embedder.image_precision = candidate if choice != "float32" else None
-    cache[key] = {"choice": choice, "timings_ms": timings}
-    _write(cache_file, cache)
-    return {**cache[key], "cached": False}
+        timings[name] = round(1000 * best / per_call, 2)
+    agreeing = [name for name in timings if cosines[name] >= AGREEMENT]
+    return {"choice": min(agreeing, key=timings.get), "timings_ms": timings, "cosine": cosines}
+
+
+def _name(dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def _read(path: Path) -> dict:
@@ -75,11 +110,10 @@ def _read(path: Path) -> dict:
 
 
 def _write(path: Path, payload: dict) -> None:
-    path = Path(path)
+    from .store import atomic_write
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(payload, indent=2))
-        os.replace(tmp, path)
+        with atomic_write(path, "w") as handle:
+            handle.write(json.dumps(payload, indent=2))
     except OSError:  # a read-only artifacts folder: time again next load
         pass

@@ -102,6 +102,51 @@ def test_images_in_half_precision_match_float32(tiny):
     assert np.abs(vectors - exact).max() > 0  # it really ran in another precision
 
 
+def test_linear_self_attention_equals_open_clips_attention():
+    """quantize.int8_copy first swaps nn.MultiheadAttention for nn.Linear layers that quantization
+    reaches; in float32 the swap must not change a single output (causal text mask included)."""
+    from open_clip.transformer import Transformer
+
+    from recommender.quantize import LinearSelfAttention, _with_linear_attention
+
+    torch.manual_seed(0)
+    transformer = Transformer(width=64, layers=2, heads=4).eval()
+    x = torch.randn(3, 7, 64)
+    causal = torch.full((7, 7), float("-inf")).triu(1)
+    with torch.no_grad():
+        before = transformer(x, attn_mask=causal), transformer(x)
+        _with_linear_attention(transformer)
+        after = transformer(x, attn_mask=causal), transformer(x)
+    assert all(isinstance(block.attn, LinearSelfAttention) for block in transformer.resblocks)
+    for expected, got in zip(before, after):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_int8_towers_agree_with_float32_and_leave_the_model_alone():
+    from open_clip.transformer import VisionTransformer
+    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+
+    from recommender.quantize import INT8, int8_copy
+
+    embedder = load_embedder("lookbook-tiny", None)
+    exact = embedder.encode_text(TEXTS)
+    embedder.text_precision = INT8
+    quantized = embedder.encode_text(TEXTS)
+    assert any(isinstance(m, Int8Linear) for m in embedder._text_transformer.modules())
+    assert not any(isinstance(m, Int8Linear) for m in embedder.model.modules())  # the model stays float32
+    assert (quantized * exact).sum(1).min() > 0.99 and np.abs(quantized - exact).max() > 0
+    embedder.text_precision = None
+    np.testing.assert_array_equal(embedder.encode_text(TEXTS), exact)
+
+    torch.manual_seed(0)  # a small ViT: its attention and MLP matrices all become int8
+    vit = VisionTransformer(image_size=32, patch_size=8, width=64, layers=2, heads=4, mlp_ratio=4.0, output_dim=32).eval()
+    pixels = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        a, b = torch.nn.functional.normalize(vit(pixels), dim=-1), torch.nn.functional.normalize(int8_copy(vit)(pixels), dim=-1)
+    assert sum(isinstance(m, Int8Linear) for m in int8_copy(vit).modules()) == 2 * 4  # qkv, out, fc, proj per block
+    assert (a * b).sum(1).min() > 0.99
+
+
 def test_validate_text(tiny):
     assert tiny.validate_text("  black dress \n") == "black dress"
     for empty in ("", "   \n\t"):

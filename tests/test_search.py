@@ -248,24 +248,32 @@ def test_concurrent_first_photos_get_complete_identical_attributes(demo_engine, 
 # --- photo precision --------------------------------------------------------------------------------
 
 
-def test_photo_precision_is_chosen_by_timing_once_per_machine_and_model(tmp_path):
+def test_query_precision_is_chosen_by_timing_once_per_machine_and_model(tmp_path):
     import torch
 
     from recommender.embed import random_embedder
-    from recommender.precision import choose_image_precision, machine_key
+    from recommender.precision import CACHE_VERSION, choose_query_precision, machine_key
+    from recommender.quantize import INT8
 
     embedder = random_embedder("lookbook-tiny")
     embedder.image_precision = torch.bfloat16  # the candidate a bf16-capable CPU offers
-    cache = tmp_path / "image_precision.cache"
-    first = choose_image_precision(embedder, cache)
-    assert set(first["timings_ms"]) == {"bfloat16", "float32"} and first["cached"] is False
-    assert first["choice"] == min(first["timings_ms"], key=first["timings_ms"].get)
-    assert embedder.image_precision == (None if first["choice"] == "float32" else torch.bfloat16)
+    cache = tmp_path / "query_precision.cache"
+    first = choose_query_precision(embedder, cache)
+    assert first["cached"] is False
+    assert set(first["image"]["timings_ms"]) == {"float32", "bfloat16", INT8}
+    assert set(first["text"]["timings_ms"]) == {"float32", INT8}
+    for tower in ("image", "text"):
+        chosen = first[tower]
+        agreeing = [name for name, cosine in chosen["cosine"].items() if cosine >= 0.995]
+        assert chosen["choice"] == min(agreeing, key=chosen["timings_ms"].get)
+    expected = {"float32": None, "bfloat16": torch.bfloat16, INT8: INT8}
+    assert embedder.image_precision == expected[first["image"]["choice"]]
+    assert embedder.text_precision == expected[first["text"]["choice"]]
 
     stored = json.loads(cache.read_text())
-    key = f"{machine_key()}|{embedder.fingerprint}"
-    stored[key]["choice"] = "float32"  # as if float32 had measured faster here
+    key = f"v{CACHE_VERSION}|{machine_key()}|{embedder.fingerprint}"
+    stored[key]["image"]["choice"], stored[key]["text"]["choice"] = INT8, "float32"  # as if measured so here
     cache.write_text(json.dumps(stored))
     embedder.image_precision = torch.bfloat16
-    again = choose_image_precision(embedder, cache)
-    assert again["cached"] is True and embedder.image_precision is None
+    again = choose_query_precision(embedder, cache)
+    assert again["cached"] is True and embedder.image_precision == INT8 and embedder.text_precision is None
