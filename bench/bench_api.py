@@ -201,8 +201,8 @@ def scale_server(args) -> None:
     precision = choose_query_precision(embedder, folder / "query_precision.cache")  # as ContentSearch.load
     print(f"query precision: text {precision['text']['choice']}, image {precision['image']['choice']} "
           f"(ms per query: text {precision['text']['timings_ms']}, image {precision['image']['timings_ms']})", flush=True)
-    engine = Engine(Settings(data_dir=data, artifacts_dir=folder / "artifacts"), catalog, embedder,
-                    ContentSearch(catalog, embedder, index, lexical), collab)
+    engine = Engine.from_parts(Settings(data_dir=data, artifacts_dir=folder / "artifacts"), catalog, embedder=embedder,
+                               search=ContentSearch(catalog, embedder, index, lexical), collab=collab)
     uvicorn.run(create_app(engine=engine), host="127.0.0.1", port=args.port, access_log=False, log_level="warning")
 
 

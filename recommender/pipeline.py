@@ -57,6 +57,13 @@ class Engine:
         self._loading = threading.RLock()
         self._parts: dict[str, object] = {}
 
+    @classmethod
+    def from_parts(cls, settings: Settings, catalog: Catalog, *, embedder, search, collab) -> "Engine":
+        """An engine over parts already in memory (benchmarks at sizes no build here makes)."""
+        engine = cls(settings, catalog, ArtifactStore(settings.artifacts_dir), Path(), {}, [])
+        engine._parts.update(embedder=embedder, search=search, collab=collab)
+        return engine
+
     def _once(self, name: str, load: Callable[[], object]):
         """``load()`` on first use, by one thread; the others wait for its result."""
         if name not in self._parts:
