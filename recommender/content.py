@@ -65,6 +65,9 @@ ATTRIBUTE_PROMPTS = {
     "index_group_name": ("{}", "a photo of {} fashion"),
 }
 ATTRIBUTE_TOP = 3
+ATTRIBUTE_NEIGHBOURS = 20  # the most alike catalogue photos whose labels vote on a photo's attributes
+NEIGHBOUR_TEMPERATURE = 20.0  # softmax of their cosines: the nearest count most
+NEIGHBOUR_SHARE = 0.5  # of an attribute's probability from those votes (bench/photo_attributes.py)
 UNLABELLED = {"Unknown", "undefined", ""}  # H&M placeholders, not something to predict
 
 
@@ -504,12 +507,14 @@ class ContentSearch:
                 allowed &= np.isin(codes.codes, codes.categories.get_indexer(values))
         return allowed
 
-    def predict_attributes(self, image) -> dict[str, list[tuple[str, float]]]:
+    def predict_attributes(self, image, neighbour_share: float = NEIGHBOUR_SHARE) -> dict[str, list[tuple[str, float]]]:
         """The top values of each attribute for a photo, with probabilities: from the attribute heads
-        trained with the model (train_clip.AttributeHeads) where it has them, zero-shot otherwise."""
+        trained with the model (train_clip.AttributeHeads) where it has them, zero-shot otherwise, mixed
+        with the labels of the most alike catalogue photos (`neighbour_share` of the probability)."""
         picture = _load_images([image])[0]
         vector = self.embedder.encode_images([picture])[0]
         heads = self._attribute_models()
+        neighbours = self._photo_neighbours(vector) if neighbour_share > 0 else None
         predictions, raw = {}, None
         for column, (values, weights, bias) in heads.items():
             if bias is None:  # zero-shot: prompts' text vectors at CLIP's trained temperature
@@ -519,9 +524,35 @@ class ContentSearch:
                 logits = weights @ raw + bias
             probabilities = np.exp(logits - logits.max())
             probabilities /= probabilities.sum()
+            if neighbours is not None:
+                votes = self._neighbour_votes(column, values, *neighbours)
+                if votes.sum() > 0:
+                    probabilities = (1 - neighbour_share) * probabilities + neighbour_share * votes
             top = np.argsort(-probabilities)[:ATTRIBUTE_TOP]
             predictions[column] = [(values[i], float(probabilities[i])) for i in top]
         return predictions
+
+    def _photo_neighbours(self, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The ATTRIBUTE_NEIGHBOURS most alike photographed articles and their vote weights (a softmax
+        of the similarities at CLIP's temperature), or None when the catalogue has no photos."""
+        if not self._by_image.any():
+            return None
+        rows, scores = self.index.search(vector, ATTRIBUTE_NEIGHBOURS, self._by_image)
+        keep = rows[0] >= 0
+        rows, scores = rows[0][keep], scores[0][keep]
+        if not len(rows):
+            return None
+        weights = np.exp(NEIGHBOUR_TEMPERATURE * (scores - scores.max()))
+        return rows, weights / weights.sum()
+
+    def _neighbour_votes(self, column: str, values: list[str], rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Over `values`: the weighted share of the neighbours labelled with each (unknown labels drop out)."""
+        position = {value: i for i, value in enumerate(values)}
+        votes = np.zeros(len(values))
+        for label, weight in zip(self.catalog.articles[column].to_numpy()[rows].astype(str), weights):
+            if label in position:
+                votes[position[label]] += weight
+        return votes
 
     def _raw_image_embedding(self, picture) -> np.ndarray:
         import torch

@@ -11,6 +11,7 @@ from recommender.content import FILTER_COLUMNS, SEARCH_COLUMNS, ContentIndex, Co
 from recommender.embed import load_embedder
 from recommender.embed_job import embed_catalog
 from recommender.errors import ArtifactError, InputError
+from recommender.images import load_image
 from recommender.lexical import build_lexical_index
 from recommender.store import ArtifactStore
 
@@ -382,7 +383,7 @@ def test_zero_shot_attributes_name_what_the_photo_shows(trained, demo_catalog):
     articles = demo_catalog.articles
     correct = {column: [] for column in ("product_type_name", "colour_group_name", "graphical_appearance_name", "index_group_name")}
     for article_id in with_image(demo_catalog, 40, seed=6):
-        predicted = trained.predict_attributes(demo_catalog.image_path(article_id))
+        predicted = trained.predict_attributes(demo_catalog.image_path(article_id), neighbour_share=0.0)  # the model alone
         assert list(predicted) == list(correct)
         row = articles.iloc[demo_catalog.article_row(article_id)]
         for column, top in predicted.items():
@@ -393,3 +394,26 @@ def test_zero_shot_attributes_name_what_the_photo_shows(trained, demo_catalog):
     accuracy = {column: float(np.mean(hits)) for column, hits in correct.items()}
     print(f"zero-shot top-1 accuracy: {accuracy}")
     assert accuracy["product_type_name"] >= 0.25 and accuracy["colour_group_name"] >= 0.15  # chance: 1/12, 1/16
+
+
+def test_alike_catalogue_photos_vote_on_a_photos_attributes(plain, demo_catalog):
+    """Hand-made index: three articles of one product type sit exactly on the photo's vector, the rest
+    far away. Their label wins when the votes carry the prediction, and is absent from it otherwise
+    only by the model's own say."""
+    articles = demo_catalog.articles
+    photo = demo_catalog.image_path(with_image(demo_catalog, 1, seed=3)[0])
+    vector = plain.embedder.encode_images([load_image(photo)])[0]
+    truth = articles["product_type_name"].iloc[demo_catalog.article_row(photo.stem)]
+    planted = articles.index[(articles["product_type_name"] != truth) & articles["has_image"]][:3]
+    label = articles["product_type_name"].iloc[planted[0]]
+    planted = articles.index[(articles["product_type_name"] == label) & articles["has_image"]][:3].to_numpy()
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((len(articles), len(vector))).astype(np.float32)
+    vectors -= np.outer(vectors @ vector, vector)  # orthogonal to the photo: far from it
+    vectors[planted] = vector
+    search = ContentSearch(demo_catalog, plain.embedder, ContentIndex.build(vectors, articles["article_id"].to_numpy()))
+    voted = search.predict_attributes(photo, neighbour_share=1.0)["product_type_name"]
+    assert voted[0] == (label, pytest.approx(1.0, abs=1e-6))  # the 3 planted outweigh 17 orthogonal ones
+    model_only = search.predict_attributes(photo, neighbour_share=0.0)["product_type_name"]
+    mixed = dict(search.predict_attributes(photo, neighbour_share=0.5)["product_type_name"])
+    assert mixed[label] >= 0.5 and dict(model_only).get(label, 0.0) <= 0.5
