@@ -4,12 +4,15 @@ What is fastest depends on the CPU: a CPU that reports native bf16 is not always
 machine ran the vision tower 2.3× faster than in float32, another with avx512_bf16 slower), and int8
 weights (recommender/quantize.py) pay off where float32 matrix products are slow. So when the engine
 loads, each tower's candidates are timed on a query-sized input and the fastest one whose vectors agree
-with float32 (cosine at least AGREEMENT) is kept: for photos float32, the device's half type
-(embed._fast_precision) and int8; for texts float32 and int8. The choice is cached per machine and
-model in a small JSON file, so only the first load pays.
+with float32 (cosine at least AGREEMENT) is kept, if it beats float32 by MIN_GAIN: for photos float32,
+the device's half type (embed._fast_precision) and int8; for texts float32 and int8. The margin keeps
+small models, where the candidates time alike, on float32 rather than on a coin toss. The choice is
+cached per machine and model in a small JSON file beside the artifacts, made under a file lock, so every
+process serving those artifacts encodes queries alike and only the first load pays.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -23,8 +26,10 @@ from .quantize import INT8, int8_available
 BATCH = 4  # photos per timed call: a query is one photo; 4 steadies the timing
 REPEATS = 3
 AGREEMENT = 0.995  # least cosine between a candidate's vectors and float32's
+MIN_GAIN = 0.9  # a candidate replaces float32 only when it takes at most this share of float32's time
 PROBE_TEXTS = ("black skinny jeans", "red dress", "men's slim fit shirt", "knitted cardigan in beige")
 CACHE_VERSION = 2
+LOCK_WAIT_S = 120
 
 
 def machine_key() -> str:
@@ -58,20 +63,21 @@ def choose_query_precision(embedder, cache_file: Path) -> dict:
         text_candidates[INT8] = INT8
 
     key = f"v{CACHE_VERSION}|{machine_key()}|{embedder.fingerprint}"
-    cache = _read(cache_file)
-    cached = key in cache and all(
-        cache[key].get(tower, {}).get("choice") in candidates
-        for tower, candidates in (("image", image_candidates), ("text", text_candidates))
-    )
-    if not cached:
-        size = embedder.model.visual.image_size
-        height, width = (size, size) if isinstance(size, int) else size
-        pixels = torch.from_numpy(np.random.default_rng(0).random((BATCH, 3, height, width), dtype=np.float32))
-        cache[key] = {
-            "image": _fastest(embedder, "image_precision", image_candidates, lambda: embedder.encode_image_tensors(pixels), BATCH),
-            "text": _fastest(embedder, "text_precision", text_candidates, _one_by_one(embedder), len(PROBE_TEXTS)),
-        }  # fmt: skip
-        _write(cache_file, cache)
+    with _locked(cache_file):  # one process times, the others wait and read its choice
+        cache = _read(cache_file)
+        cached = key in cache and all(
+            cache[key].get(tower, {}).get("choice") in candidates
+            for tower, candidates in (("image", image_candidates), ("text", text_candidates))
+        )
+        if not cached:
+            size = embedder.model.visual.image_size
+            height, width = (size, size) if isinstance(size, int) else size
+            pixels = torch.from_numpy(np.random.default_rng(0).random((BATCH, 3, height, width), dtype=np.float32))
+            cache[key] = {
+                "image": _fastest(embedder, "image_precision", image_candidates, lambda: embedder.encode_image_tensors(pixels), BATCH),
+                "text": _fastest(embedder, "text_precision", text_candidates, _one_by_one(embedder), len(PROBE_TEXTS)),
+            }  # fmt: skip
+            _write(cache_file, cache)
     embedder.image_precision = image_candidates[cache[key]["image"]["choice"]]
     embedder.text_precision = text_candidates[cache[key]["text"]["choice"]]
     return {**cache[key], "cached": cached}
@@ -94,8 +100,25 @@ def _fastest(embedder, attribute: str, candidates: dict, encode, per_call: int) 
             encode()
             best = min(best, time.perf_counter() - start)
         timings[name] = round(1000 * best / per_call, 2)
-    agreeing = [name for name in timings if cosines[name] >= AGREEMENT]
-    return {"choice": min(agreeing, key=timings.get), "timings_ms": timings, "cosine": cosines}
+    faster = [n for n in timings if cosines[n] >= AGREEMENT and timings[n] <= MIN_GAIN * timings["float32"]]
+    return {"choice": min(faster, key=timings.get, default="float32"), "timings_ms": timings, "cosine": cosines}
+
+
+@contextlib.contextmanager
+def _locked(cache_file: Path):
+    from filelock import FileLock, Timeout
+
+    try:
+        Path(cache_file).parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(f"{cache_file}.lock", timeout=LOCK_WAIT_S)
+        lock.acquire()
+    except (OSError, Timeout):  # a read-only folder, or a stuck holder: time it here
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _name(dtype) -> str:
