@@ -36,7 +36,16 @@ import pandas as pd
 
 from .errors import ArtifactError, InputError
 from .lexical import FIELD_WEIGHTS as LEXICAL_FIELDS
-from .search import DEPTH, LOOKS_ALIKE_TOP, MODES, Ranking, lexical_ranking, lexical_scores, reciprocal_rank_fusion
+from .search import (
+    DEPTH,
+    LEXICAL_SHARE,
+    LOOKS_ALIKE_TOP,
+    MODES,
+    Ranking,
+    lexical_ranking,
+    lexical_scores,
+    reciprocal_rank_fusion,
+)
 
 Progress = Callable[[float, str], None]
 
@@ -433,8 +442,8 @@ class ContentSearch:
         if mode == "hybrid":
             vector = self._pushed(self.embedder.encode_text([text])[0], push)
             legs = [
-                Ranking(lexical_rows, text_share / 2),
-                Ranking(self._visual_rows(vector, allowed, depth), text_share / 2, visual=True),
+                Ranking(lexical_rows, text_share * LEXICAL_SHARE),
+                Ranking(self._visual_rows(vector, allowed, depth), text_share * (1 - LEXICAL_SHARE), visual=True),
             ]
         if example is not None:
             legs.append(Ranking(self._visual_rows(self._pushed(example, push), allowed, depth), image_weight, visual=True))

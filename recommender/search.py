@@ -2,8 +2,11 @@
 
 Each leg ranks its candidates (the same filter mask for both); reciprocal rank fusion scores an
 article Σ weight / (RRF_K + rank) over the legs that ranked it (Cormack et al. 2009, k = 60), so
-neither leg's score scale matters. Text + photos: the text's legs share (1 − image_weight) of the
-weight and the photos' visual ranking gets image_weight. A "not like" text lowers the lexical scores
+neither leg's score scale matters. A text's lexical leg carries LEXICAL_SHARE of its weight and its
+visual leg the rest: shoppers type the catalogue's own words, so a word match is the stronger evidence,
+and the visual leg reorders near-ties and finds what no word names (the share was chosen on half of
+bench/search_queries.json and checked on the other half). Text + photos: the text's legs share
+(1 − image_weight) of the weight and the photos' visual ranking gets image_weight. A "not like" text lowers the lexical scores
 of the articles it matches (the visual leg pushes its query vector away, as before).
 
 An article without a photo is in the visual leg by a vector borrowed from photographed articles with
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 RRF_K = 60
+LEXICAL_SHARE = 0.8  # of a text's weight in hybrid fusion; the text's visual leg has the rest
 DEPTH = 100  # candidates taken from each leg
 LOOKS_ALIKE_TOP = 30  # a visual-leg rank below this marks a result as "looks alike"
 NEGATIVE_WEIGHT = 0.5
