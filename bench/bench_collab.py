@@ -62,7 +62,7 @@ def tune(args) -> None:
         "regularization": [0.01, 0.05, 0.2, 1.0],
         "weighting": ["bm25", "tfidf", "none"],
         "neighbours": [10, 20, 50],
-        "ranker_weeks": [4, 8, 12],
+        "ranker_weeks": [8, 26, 52],
         "ranker_rounds": [30, 60, 200],
         "ranker_leaves": [7, 15],
     }
@@ -102,8 +102,8 @@ def ranker_scale(args) -> None:
     clock = time.perf_counter(), time.process_time()
     ranker, message = train_ranker(catalog, params, model.interactions.now,
                                    lambda cut: CollabModel.fit(catalog, params, until=cut))
-    print(f"ranker training (one ALS + HNSW before the first week, {params.ranker_weeks} weeks of candidates, "
-          f"at most {params.ranker_customers_per_week:,} customers a week, LightGBM): "
+    print(f"ranker training ({params.ranker_weeks} weeks of candidates, one ALS + HNSW per "
+          f"{params.ranker_model_weeks} weeks, at most {params.ranker_customers:,} customers in all, LightGBM): "
           f"{time.perf_counter() - clock[0]:.0f} s wall, {time.process_time() - clock[1]:.0f} s CPU; "
           f"peak RSS {peak_rss_gb():.2f} GB; {message}", flush=True)
     model.ranker = ranker
