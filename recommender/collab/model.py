@@ -13,7 +13,7 @@ The blend scores every article with five signals, each scaled to [0, 1] over the
     type        how much of the customer's history is the article's product type, times its trend
 
 When the build trained a ranker (recommender.collab.ranker), a customer with history is ranked by it over
-~100 candidates from several sources instead; the blend remains for shoppers known only by picked
+~200 candidates from several sources instead; the blend remains for shoppers known only by picked
 articles and for data too thin to train on. Articles that stopped selling are multiplied down, and they
 and articles without an image fill at most a quarter of a list.
 """
@@ -321,7 +321,7 @@ class CollabModel:
 
     def ranked_block(self, codes: Sequence[int], k: int, exclude_bought: bool) -> list[np.ndarray]:
         """`ranked`'s article rows for many customer codes, with one LightGBM call for all their candidates
-        (per-call overhead dominates a ~100-row prediction)."""
+        (per-call overhead dominates a ~200-row prediction)."""
         block = [self._candidate_features(int(code), exclude_bought) for code in codes]
         rows = [X for _, X in block if len(X)]
         scores = self.ranker.score(np.vstack(rows)) if rows else np.zeros(0)
