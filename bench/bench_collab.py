@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 from recommender.catalog import load_catalog  # noqa: E402
 from recommender.collab import CollabModel, CollabParams, single_threaded_blas  # noqa: E402
 from recommender.collab.ranker import train_ranker  # noqa: E402
-from recommender.collab.submission import write_submission  # noqa: E402
+from recommender.collab.submission import prediction_rows, write_submission  # noqa: E402
 from recommender.evaluate import evaluate  # noqa: E402
 from recommender.store import ArtifactStore  # noqa: E402
 
@@ -62,7 +62,7 @@ def tune(args) -> None:
         "regularization": [0.01, 0.05, 0.2, 1.0],
         "weighting": ["bm25", "tfidf", "none"],
         "neighbours": [10, 20, 50],
-        "ranker_weeks": [4, 8, 12],
+        "ranker_weeks": [8, 26, 52],
         "ranker_rounds": [30, 60, 200],
         "ranker_leaves": [7, 15],
     }
@@ -93,7 +93,7 @@ def ranker_scale(args) -> None:
     n_customers = len(catalog.customer_ids)
     print(f"{len(catalog.transactions):,} transactions, {n_customers:,} customers, {len(catalog.articles):,} articles",
           flush=True)
-    params = CollabParams()
+    params = replace(CollabParams(), **({"ranker_weeks": args.ranker_weeks} if args.ranker_weeks else {}))
     clock = time.perf_counter(), time.process_time()
     model = CollabModel.fit(catalog, params)
     print(f"serving model (ALS + HNSW): {time.perf_counter() - clock[0]:.0f} s wall, "
@@ -102,8 +102,8 @@ def ranker_scale(args) -> None:
     clock = time.perf_counter(), time.process_time()
     ranker, message = train_ranker(catalog, params, model.interactions.now,
                                    lambda cut: CollabModel.fit(catalog, params, until=cut))
-    print(f"ranker training (one ALS + HNSW before the first week, {params.ranker_weeks} weeks of candidates, "
-          f"at most {params.ranker_customers_per_week:,} customers a week, LightGBM): "
+    print(f"ranker training ({params.ranker_weeks} weeks of candidates, one ALS + HNSW per "
+          f"{params.ranker_model_weeks} weeks, at most {params.ranker_customers:,} customers in all, LightGBM): "
           f"{time.perf_counter() - clock[0]:.0f} s wall, {time.process_time() - clock[1]:.0f} s CPU; "
           f"peak RSS {peak_rss_gb():.2f} GB; {message}", flush=True)
     model.ranker = ranker
@@ -130,6 +130,16 @@ def ranker_scale(args) -> None:
           f"({1000 * wall / written:.1f} ms a customer); all {n_customers:,} customers extrapolated: "
           f"{wall / written * n_customers / 60:.0f} min wall, {cpu / written * n_customers / 60:.0f} min CPU "
           f"(one process; the load average was {os.getloadavg()[0]:.1f})", flush=True)
+    # The same customers one at a time (the previous path): the block path must give the very same lists.
+    clock = time.perf_counter(), time.process_time()
+    codes = [catalog.customer_code(c) for c in sample]
+    single = [prediction_rows(model, code, 12) for code in codes]
+    wall_one, cpu_one = time.perf_counter() - clock[0], time.process_time() - clock[1]
+    lines = sink.getvalue().splitlines()[1:]
+    article_ids = catalog.articles["article_id"].to_numpy()
+    same = all(line.split(",")[1] == " ".join(article_ids[rows]) for line, rows in zip(lines, single))
+    print(f"one customer at a time: {1000 * wall_one / written:.1f} ms wall, {1000 * cpu_one / written:.1f} ms CPU "
+          f"a customer; block ÷ one at a time (CPU) {cpu / cpu_one:.2f}; same lists: {same}", flush=True)
     print(f"peak RSS {peak_rss_gb():.2f} GB")
 
 
@@ -247,6 +257,7 @@ def main() -> None:
     p.add_argument("--transactions", type=int, help="when generating: rows (default: H&M's 31.8M)")
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--submission-sample", type=int, default=2000)
+    p.add_argument("--ranker-weeks", type=int, help="training weeks (default: CollabParams'); fewer to save time")
     p.set_defaults(run=ranker_scale)
     p = verbs.add_parser("tune")
     p.add_argument("--data", default=str(REPO.parent / "shared" / "hm_sample"))

@@ -192,7 +192,7 @@ def cmd_evaluate(args) -> None:
     settings = settings_from(args)
     catalog = load_catalog(settings.data_dir, cache_dir=settings.artifacts_dir)
     with tqdm_progress("evaluate") as progress:
-        result = evaluate(catalog, weeks=args.weeks, test_transactions=args.test_transactions, k=args.k,
+        result = evaluate(catalog, weeks=args.weeks, skip_weeks=args.skip_weeks, test_transactions=args.test_transactions, k=args.k,
                           progress=progress)
     if args.json:
         print(json.dumps({"weekly": result.weekly.to_dict(orient="records"),
@@ -292,6 +292,8 @@ def make_parser() -> argparse.ArgumentParser:
     _data_args(p, model=False)
     p.add_argument("--test-transactions", help="CSV of held-out transactions (default: each of the last --weeks)")
     p.add_argument("--weeks", type=int, default=4, help="test weeks, each trained strictly before it")
+    p.add_argument("--skip-weeks", type=int, default=0,
+                   help="end the test weeks this many weeks before the data's end (to choose settings)")
     p.add_argument("-k", type=int, default=12)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_evaluate)

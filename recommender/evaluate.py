@@ -89,17 +89,21 @@ class Evaluation:
     notes: list[str]
 
 
-def test_weeks(catalog: Catalog, weeks: int) -> list[np.datetime64]:
-    """Start days of the last ``weeks`` weeks (oldest first), ending at the data's robust end."""
+def test_weeks(catalog: Catalog, weeks: int, skip_weeks: int = 0) -> list[np.datetime64]:
+    """Start days of the last ``weeks`` weeks (oldest first), ending ``skip_weeks`` weeks before the data's
+    robust end (settings are chosen on earlier weeks than those reported)."""
     tx = catalog.transactions
     if tx is None or tx.empty:
         raise DataError(f"{catalog.root} has no transactions to evaluate on")
     if weeks < 1:
         raise DataError(f"--weeks must be at least 1, not {weeks}")
-    end = robust_end(tx["t_dat"].to_numpy())
+    if skip_weeks < 0:
+        raise DataError(f"--skip-weeks must be at least 0, not {skip_weeks}")
+    end = robust_end(tx["t_dat"].to_numpy()) - np.timedelta64(7 * skip_weeks, "D")
     starts = [end - np.timedelta64(7 * w, "D") for w in range(weeks, 0, -1)]
     if starts[0] <= tx["t_dat"].iat[0]:
-        raise DataError(f"{catalog.root} spans fewer than {weeks} weeks plus some history: nothing to train on")
+        raise DataError(f"{catalog.root} spans fewer than {weeks + skip_weeks} weeks plus some history: "
+                        "nothing to train on")
     return starts
 
 
@@ -119,6 +123,7 @@ def evaluate(
     params: CollabParams = CollabParams(),
     *,
     weeks: int = 4,
+    skip_weeks: int = 0,
     test_transactions: str | Path | None = None,
     k: int = 12,
     progress: Progress | None = None,
@@ -140,7 +145,7 @@ def evaluate(
         tx = catalog.transactions
         days = tx["t_dat"].to_numpy()
         periods = []
-        for start in test_weeks(catalog, weeks):
+        for start in test_weeks(catalog, weeks, skip_weeks):
             lo, hi = np.searchsorted(days, start), np.searchsorted(days, start + np.timedelta64(7, "D"))
             periods.append((start, tx.iloc[lo:hi]))
     rows, scores, notes = [], {m: [] for m in METHODS}, []

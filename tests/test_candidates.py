@@ -131,6 +131,27 @@ def test_trending_overall_by_age_and_by_index_group(window):
     assert proposed(src.popular, window, "E")[0][:2] == [2, 3]
 
 
+def test_last_purchases_then_the_weeks_best_sellers(window):
+    # A's own articles, most recent first (2 today, 0 three weeks ago), then the last 7 days' best sellers
+    # not already listed: 2 (3 sold), 3 (2 sold), then 4, 5, 6 (1 each, by article row); 7 sold 11 days ago.
+    articles, scores = proposed(src.last_purchases, window, "A")
+    assert articles == [2, 0, 3, 4, 5, 6] and scores.tolist() == [10, 9, 8, 7, 6, 5]
+    assert proposed(src.last_purchases, window, "E")[0] == [2, 3, 4, 5, 6]
+    assert proposed(src.last_purchases, window, "A", n=3)[0] == [2, 0, 3]
+
+
+def test_blend_source_is_the_hand_weighted_blend(window):
+    model = window.model
+    for name in ["A", "C", "E"]:
+        expected = model.rank(model.profile(code(name)), 5, exclude_bought=False)[0].tolist()
+        assert proposed(src.blend, window, name, n=5)[0] == expected, name
+    # At an earlier cut the blend sees only the purchases before it: D's purchases of the last 2 days
+    # (article 6) are unknown 3 days before the end.
+    earlier = Window(model, until=LAST - np.timedelta64(2, "D"))
+    profile = earlier.profile(earlier.purchases(code("D")), earlier.factor(code("D")), (np.zeros(0, np.int64), np.zeros(0)))
+    assert profile.articles.tolist() == [3, 7] and profile.counts.tolist() == [1, 1]
+
+
 def test_candidates_remember_sources_and_ranks(window):
     cands = candidates(window, code("A"), per_source=10)
     frame = cands.frame().set_index("article")

@@ -8,6 +8,7 @@ import pytest
 
 from recommender.collab import CollabParams
 from recommender.errors import DataError
+from recommender.evaluate import test_weeks as weeks_to_test  # a "test_" name would be collected as a test
 from recommender.evaluate import (
     METHODS, average_precision_at_k, coverage, evaluate, map_at_k, paired_bootstrap, recall_at_k,
 )
@@ -113,11 +114,22 @@ def test_separate_test_file(demo_catalog, demo_dir, tmp_path):
         evaluate(demo_catalog, test_transactions=unknown)
 
 
+def test_skip_weeks_moves_the_test_weeks_earlier(demo_catalog):
+    last = weeks_to_test(demo_catalog, 4)
+    week = np.timedelta64(7, "D")
+    assert weeks_to_test(demo_catalog, 2, skip_weeks=3) == [last[0] - week, last[0]]
+    assert weeks_to_test(demo_catalog, 4, skip_weeks=4)[-1] == last[0] - week  # the tuning weeks end where the reported start
+
+
 def test_no_transactions_or_too_few_weeks_are_clear_errors(demo_catalog):
     without = dataclasses.replace(demo_catalog, transactions=demo_catalog.transactions.iloc[:0])
     with pytest.raises(DataError, match="no transactions"):
         evaluate(without)
     with pytest.raises(DataError, match="fewer than 1000 weeks"):
         evaluate(demo_catalog, weeks=1000)
+    with pytest.raises(DataError, match="fewer than 1000 weeks"):
+        evaluate(demo_catalog, weeks=990, skip_weeks=10)
+    with pytest.raises(DataError, match="--skip-weeks must be at least 0"):
+        evaluate(demo_catalog, skip_weeks=-1)
     with pytest.raises(DataError, match="at least 1"):
         evaluate(demo_catalog, weeks=0)

@@ -12,7 +12,8 @@ import pytest
 from recommender.collab import CollabModel, CollabParams
 from recommender.collab.features import FEATURES
 from recommender.collab.ranker import ARTIFACT, Ranker, build_ranker, train_ranker
-from recommender.collab.submission import HEADER, write_submission
+from recommender.collab import submission
+from recommender.collab.submission import HEADER, prediction_rows, write_submission
 from recommender.store import ArtifactStore
 
 PARAMS = CollabParams()
@@ -90,8 +91,19 @@ def test_thin_data_falls_back_to_the_blend_and_the_build_says_so(demo_catalog, t
     assert loaded.recommend(customer_id).equals(model.recommend(customer_id))
 
 
-def test_submission_file_format_and_row_count(ranked_model, demo_catalog):
+def test_block_ranking_equals_one_customer_at_a_time(ranked_model, demo_catalog):
     model, _ = ranked_model
+    codes = np.flatnonzero(np.diff(model.interactions.counts.indptr) > 0)
+    for exclude_bought in (False, True):
+        block = model.ranked_block(codes, 12, exclude_bought)
+        assert len(block) == len(codes)
+        for code, rows in zip(codes, block):
+            assert rows.tolist() == model.ranked(int(code), 12, exclude_bought)[0].tolist()
+
+
+def test_submission_file_format_and_row_count(ranked_model, demo_catalog, monkeypatch):
+    model, _ = ranked_model
+    monkeypatch.setattr(submission, "BLOCK", 7)  # 26 ids: three full blocks and a partial one
     ids = list(demo_catalog.customer_ids[:25]) + ["0" * 64]  # the last one is not in the data
     out = io.StringIO()
     assert write_submission(model, ids, out) == len(ids)
@@ -102,3 +114,6 @@ def test_submission_file_format_and_row_count(ranked_model, demo_catalog):
         articles = prediction.split(" ")
         assert cid == customer_id and len(articles) == 12 and len(set(articles)) == 12
         assert all(re.fullmatch(r"\d{10}", a) for a in articles)
+        code = demo_catalog.customer_ids.tolist().index(cid) if cid in demo_catalog.customer_ids else -1
+        expected = demo_catalog.articles["article_id"].to_numpy()[prediction_rows(model, code, 12)]
+        assert articles == expected.tolist()  # the block path gives each customer's own ranking

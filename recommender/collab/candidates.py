@@ -26,7 +26,7 @@ AGE_EDGES = (25, 35, 45, 55, 65)  # buckets: <25, 25–34, 35–44, 45–54, 55�
 AGE_LABELS = ("under 25", "25–34", "35–44", "45–54", "55–64", "65+")
 SOURCES = (
     "repurchase", "other_colours", "neighbours", "als", "bought_together",
-    "trending", "age_trending", "index_group_trending", "popular",
+    "trending", "age_trending", "index_group_trending", "popular", "last_purchases", "blend",
 )  # fmt: skip
 
 
@@ -103,6 +103,15 @@ class Window:
         self.trend = np.bincount(self.tx_articles[recent], weights=np.exp2(-self.tx_age[recent] / 7.0), minlength=n)
         self._shared: dict = {}
 
+    @cached_property
+    def blend_trend(self) -> np.ndarray:
+        """The blend's trend signal at this cut (the model's own when the cut is the model's)."""
+        if self.now == self.model.interactions.now:
+            return self.model.stats.trend
+        half_life = self.model.params.trend_half_life_days
+        trend = np.bincount(self.tx_articles, weights=np.exp2(-self.tx_age / half_life), minlength=self.n_articles)
+        return (trend / max(trend.max(), 1e-12)).astype(np.float32)
+
     def shared(self, key, compute):
         """A proposal list that does not depend on the customer (trending, by age, …), computed once."""
         if key not in self._shared:
@@ -116,6 +125,19 @@ class Window:
         rows = history.rows(code)
         age = ((self.now - history.days[rows]) / np.timedelta64(1, "D")).astype(np.float32)
         return Purchases(history.articles[rows], age, history.prices[rows], history.channels[rows])
+
+    def profile(self, mine: Purchases, factor: np.ndarray | None, near: tuple[np.ndarray, np.ndarray]):
+        """The blend's view of the customer at this cut: purchases (counts, recency-decayed), factor, neighbours."""
+        from .model import Profile
+
+        if not len(mine):
+            return Profile.empty()
+        articles, inverse = np.unique(mine.articles, return_inverse=True)
+        half_life = self.model.params.recency_half_life_days
+        decay = np.exp2(-mine.age_days / half_life) if half_life else np.ones(len(mine))
+        counts = np.bincount(inverse, minlength=len(articles)).astype(np.float32)
+        recency = np.bincount(inverse, weights=decay, minlength=len(articles)).astype(np.float32)
+        return Profile(articles.astype(np.int32), counts, recency, factor, near[0], near[1])
 
     def factor(self, code: int) -> np.ndarray | None:
         counts = self.model.interactions.counts
@@ -271,7 +293,29 @@ def popular(w: Window, code: int, mine: Purchases, n: int):
     return w.shared(("popular", n), lambda: _top(w.sales_30d, n))
 
 
+def last_purchases(w: Window, code: int, mine: Purchases, n: int):
+    """The public "time is our best friend" heuristic as one list: the customer's own articles, most recently
+    bought first, then the last 7 days' best sellers (score: n + 1 - position)."""
+    own = pd.unique(mine.articles[::-1])[:n]
+    week, _ = w.shared(("week", n), lambda: _top(w.sales_7d, n))
+    picks = np.concatenate([own, week[~np.isin(week, own)]])[:n].astype(np.int64)
+    return picks, np.arange(n, n - len(picks), -1).astype(np.float32)
+
+
+def blend(w: Window, code: int, mine: Purchases, n: int, near=None):
+    """The hand-weighted blend's top n (`CollabModel.blend`), bought articles included, at this cut."""
+    from .model import used_signals  # the model module imports this one
+
+    model = w.model
+    near = near if near is not None else w.neighbours(code)
+    profile = w.profile(mine, w.factor(code), near)
+    signals = model.signals(profile, used_signals(model.params.weights()), trend=w.blend_trend)
+    rows, scores, _ = model.blend(profile, signals, n, exclude_bought=False, weights=model.params.weights())
+    return rows.astype(np.int64), scores.astype(np.float32)
+
+
 SOURCE_FUNCTIONS = {name: globals()[name] for name in SOURCES}
+NEEDS_NEIGHBOURS = {"neighbours", "blend"}
 
 
 @dataclass
@@ -296,8 +340,8 @@ def candidates(w: Window, code: int, per_source: int, exclude: np.ndarray | None
     near = w.neighbours(code)
     proposals = []
     for name in SOURCES:
-        if name == "neighbours":
-            proposals.append(neighbours(w, code, mine, per_source, near=near))
+        if name in NEEDS_NEIGHBOURS:
+            proposals.append(SOURCE_FUNCTIONS[name](w, code, mine, per_source, near=near))
         else:
             proposals.append(SOURCE_FUNCTIONS[name](w, code, mine, per_source))
     articles = np.unique(np.concatenate([p[0] for p in proposals]))

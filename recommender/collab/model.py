@@ -13,7 +13,7 @@ The blend scores every article with five signals, each scaled to [0, 1] over the
     type        how much of the customer's history is the article's product type, times its trend
 
 When the build trained a ranker (recommender.collab.ranker), a customer with history is ranked by it over
-~100 candidates from several sources instead; the blend remains for shoppers known only by picked
+~200 candidates from several sources instead; the blend remains for shoppers known only by picked
 articles and for data too thin to train on. Articles that stopped selling are multiplied down, and they
 and articles without an image fill at most a quarter of a list.
 """
@@ -314,15 +314,33 @@ class CollabModel:
 
     def ranked(self, code: int, k: int, exclude_bought: bool):
         """The ranker's top-k for a customer code: (article rows, scores, candidates, candidate features)."""
+        cands, X = self._candidate_features(code, exclude_bought)
+        scores = self.ranker.score(X) if len(cands.articles) else np.zeros(0)
+        rows = self._select_ranked(cands, scores, k)
+        return rows, scores[np.searchsorted(cands.articles, rows)], cands, X
+
+    def ranked_block(self, codes: Sequence[int], k: int, exclude_bought: bool) -> list[np.ndarray]:
+        """`ranked`'s article rows for many customer codes, with one LightGBM call for all their candidates
+        (per-call overhead dominates a ~200-row prediction)."""
+        block = [self._candidate_features(int(code), exclude_bought) for code in codes]
+        rows = [X for _, X in block if len(X)]
+        scores = self.ranker.score(np.vstack(rows)) if rows else np.zeros(0)
+        out, at = [], 0
+        for cands, X in block:
+            out.append(self._select_ranked(cands, scores[at : at + len(X)], k))
+            at += len(X)
+        return out
+
+    def _candidate_features(self, code: int, exclude_bought: bool):
         w = self.window
         exclude = np.unique(self.purchases.articles[self.purchases.rows(code)]) if exclude_bought else None
         cands = candidates(w, code, self.params.candidates_per_source, exclude=exclude)
-        X = features(w, code, cands)
-        scores = self.ranker.score(X) if len(cands.articles) else np.zeros(0)
-        total = np.zeros(w.n_articles, np.float32)
+        return cands, features(w, code, cands)
+
+    def _select_ranked(self, cands, scores: np.ndarray, k: int) -> np.ndarray:
+        total = np.zeros(self.window.n_articles, np.float32)
         total[cands.articles] = 1.0 + scores - scores.min(initial=0.0)  # positive, in the ranker's order
-        rows = self._select(total, k)
-        return rows, scores[np.searchsorted(cands.articles, rows)], cands, X
+        return self._select(total, k)
 
     def recommend_for_items(self, article_ids: Sequence[str], k: int = 12) -> pd.DataFrame:
         """Cold start: recommendations for a shopper who picked a few articles (never the picks themselves).
@@ -331,10 +349,14 @@ class CollabModel:
         """
         return self._frame(self._fold_in(article_ids), k, exclude_bought=True)
 
-    def signals(self, profile: Profile, names: Sequence[str] = SIGNALS) -> dict[str, np.ndarray]:
-        """Each named signal as a dense float32 vector over the catalogue's articles, scaled to [0, 1]."""
+    def signals(
+        self, profile: Profile, names: Sequence[str] = SIGNALS, trend: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Each named signal as a dense float32 vector over the catalogue's articles, scaled to [0, 1]
+        (``trend``: the trend at another cut than the model's, for the ranker's training windows)."""
         n = self.interactions.counts.shape[1]
-        out = {name: self.stats.trend if name == "trend" else np.zeros(n, np.float32) for name in names}
+        trend = self.stats.trend if trend is None else trend
+        out = {name: trend if name == "trend" else np.zeros(n, np.float32) for name in names}
         if "neighbours" in names and len(profile.neighbour_codes):
             weights = np.clip(profile.neighbour_sims, 0.0, None).astype(np.float32)
             bought = self.interactions.recency[profile.neighbour_codes].minimum(1.0)
@@ -353,7 +375,7 @@ class CollabModel:
             shares = np.bincount(
                 self.type_codes[profile.articles], weights=profile.counts, minlength=len(self.type_names)
             )
-            type_share = (shares / shares.sum()).astype(np.float32)[self.type_codes] * self.stats.trend
+            type_share = (shares / shares.sum()).astype(np.float32)[self.type_codes] * trend
             out["type"] = type_share / max(float(type_share.max()), 1e-12)
         return out
 

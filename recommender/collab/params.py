@@ -41,15 +41,18 @@ class CollabParams:
     weight_type: float = 0.25
     variant_factor: float = 0.25  # another colour of a product the customer bought, relative to the article itself
     # Candidates and the learned ranker (recommender.collab.candidates / ranker).
-    candidates_per_source: int = 24  # each of ~9 sources proposes this many: ~100 distinct per customer
-    # Chosen on hm_sample's 4 weeks before the 4 weeks `evaluate` reports (4 → 8 weeks, fewer and smaller
-    # trees: a few hundred positives overfit a larger model).
-    ranker_weeks: int = 8  # rolling weekly training windows before the cut
-    ranker_customers_per_week: int = 5_000  # a seeded sample of the week's buyers beyond this (H&M scale)
+    candidates_per_source: int = 48  # each of 11 sources proposes this many: ~200 distinct per customer
+    # Chosen on hm_sample's 8 weeks before the 4 weeks `evaluate` reports (see README).
+    # Thin data (~75 buyers a week in the sample): many weeks for positives, few and well-filled leaves.
+    ranker_weeks: int = 40  # rolling weekly training windows before the cut
+    ranker_model_weeks: int = 8  # consecutive windows sharing one ALS + HNSW, fitted before the oldest of them
+    ranker_customers: int = 40_000  # at most this many buyers over all weeks, a seeded sample of each (H&M scale)
     ranker_min_positives: int = 20  # fewer bought candidates than this in all windows: too thin, use the blend
     ranker_rounds: int = 60
-    ranker_leaves: int = 7
+    ranker_leaves: int = 4
     ranker_learning_rate: float = 0.05
+    ranker_min_data_in_leaf: int = 100
+    ranker_feature_fraction: float = 0.5
 
     def weights(self) -> dict[str, float]:
         return {name: getattr(self, f"weight_{name}") for name in SIGNALS}

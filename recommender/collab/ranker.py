@@ -1,14 +1,15 @@
 """The learned ranker: LightGBM lambdarank (the LGBMRanker objective, through the native API) over each customer's candidates, trained on weekly windows.
 
 For each of the `ranker_weeks` weeks before the cut, candidates and features are computed from the
-purchases before that week (ALS and HNSW from one model fitted before the first of these weeks) for the
-customers who bought in it, and a candidate's label is whether the customer bought it that week. Customers without any bought candidate teach a ranker
-nothing and are left out. Too few positives: no ranker, and the build says the blend is used.
+purchases before that week (ALS and HNSW from a model fitted before the oldest of each `ranker_model_weeks`
+consecutive weeks) for the customers who bought in it, and a candidate's label is whether the customer
+bought it that week. Customers without any bought candidate teach a ranker nothing and are left out. Too
+few positives: no ranker, and the build says the blend is used.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -85,6 +86,76 @@ def training_rows(window: Window, bought: pd.Series, per_source: int, limit: int
     return X, y, groups
 
 
+@dataclass
+class TrainingData:
+    """Candidates and labels of the weekly training windows, newest window first."""
+
+    X: list[np.ndarray] = field(default_factory=list)  # per customer: features [candidates × FEATURES]
+    y: list[np.ndarray] = field(default_factory=list)  # per customer: 1 where bought that week
+    week_of: list[int] = field(default_factory=list)  # per customer: its window (0 = the newest)
+    weeks: int = 0  # windows with at least one customer
+
+    @property
+    def positives(self) -> int:
+        return int(sum(int(labels.sum()) for labels in self.y))
+
+    def select(self, keep) -> "TrainingData":
+        chosen = [i for i, w in enumerate(self.week_of) if keep(w)]
+        return TrainingData([self.X[i] for i in chosen], [self.y[i] for i in chosen],
+                            [self.week_of[i] for i in chosen], len({self.week_of[i] for i in chosen}))
+
+
+def training_starts(catalog, params: CollabParams, now: np.datetime64) -> list[np.datetime64]:
+    """Start days of the training weeks before ``now``, newest first, each with history before it."""
+    first_day = catalog.transactions["t_dat"].iat[0]
+    starts = [np.datetime64(now, "ns") - w * WEEK for w in range(1, params.ranker_weeks + 1)]
+    return [start for start in starts if start > first_day]
+
+
+def training_data(
+    catalog, params: CollabParams, now: np.datetime64, model_at: Callable[[np.datetime64], object],
+    report: Progress = no_progress,
+) -> TrainingData:
+    """Candidates, features and labels of each training week. Consecutive weeks share one model (ALS + HNSW)
+    fitted before the oldest of them (`ranker_model_weeks` a model: one ALS fit serves several windows)."""
+    data = TrainingData()
+    starts = training_starts(catalog, params, now)
+    for i, start in enumerate(starts):
+        group = starts[min((i // params.ranker_model_weeks + 1) * params.ranker_model_weeks, len(starts)) - 1]
+        report(i / max(len(starts), 1), f"ranker: candidates for the week from {str(start)[:10]}")
+        bought = week_purchases(catalog, start)
+        if bought.empty:
+            continue
+        window = Window(model_at(group), until=start)
+        week_X, week_y, _ = training_rows(window, bought, params.candidates_per_source,
+                                          params.ranker_customers // len(starts))
+        data.X += week_X
+        data.y += week_y
+        data.week_of += [i] * len(week_y)
+        data.weeks += bool(week_y)
+    return data
+
+
+def fit_booster(data: TrainingData, params: CollabParams):
+    import lightgbm
+
+    settings = {
+        "objective": "lambdarank",
+        "num_leaves": params.ranker_leaves,
+        "learning_rate": params.ranker_learning_rate,
+        "min_data_in_leaf": params.ranker_min_data_in_leaf,
+        "feature_fraction": params.ranker_feature_fraction,
+        "seed": SEED,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": 1,  # fixed: LightGBM's results depend on the thread count
+        "verbose": -1,
+    }
+    dataset = lightgbm.Dataset(np.vstack(data.X), np.concatenate(data.y), group=[len(y) for y in data.y],
+                               feature_name=FEATURES, params={"verbose": -1})
+    return lightgbm.train(settings, dataset, num_boost_round=params.ranker_rounds)
+
+
 def train_ranker(
     catalog,
     params: CollabParams,
@@ -92,66 +163,34 @@ def train_ranker(
     model_at: Callable[[np.datetime64], object],
     *,
     progress: Progress | None = None,
+    data: TrainingData | None = None,
 ) -> tuple[Ranker | None, str]:
     """A ranker trained on the weeks before ``now`` (``model_at(cut)``: the CollabModel trained before ``cut``),
-    or None and the reason the data is too thin."""
-    import lightgbm
-
+    or None and the reason the data is too thin (``data``: training windows computed before)."""
     report = progress or no_progress
-    X, y, groups, weeks = [], [], [], 0
-    first_day = catalog.transactions["t_dat"].iat[0]
-    starts = [np.datetime64(now, "ns") - w * WEEK for w in range(1, params.ranker_weeks + 1)]
-    starts = [start for start in starts if start > first_day]
-    if starts:
-        report(0.0, "ranker: the model before the first training week")
-        base = model_at(starts[-1])  # one ALS + HNSW for every window: fitted before all their labels
-    for i, start in enumerate(starts):
-        report((i + 1) / (len(starts) + 1), f"ranker: candidates for the week from {str(start)[:10]}")
-        bought = week_purchases(catalog, start)
-        if bought.empty:
-            continue
-        window = Window(base, until=start)
-        week_X, week_y, week_groups = training_rows(
-            window, bought, params.candidates_per_source, params.ranker_customers_per_week)
-        X += week_X
-        y += week_y
-        groups += week_groups
-        weeks += bool(week_groups)
-    positives = int(sum(int(labels.sum()) for labels in y))
+    if data is None:
+        data = training_data(catalog, params, now, model_at, lambda f, m: report(0.9 * f, m))
+    positives, weeks = data.positives, data.weeks
     if weeks < 2 or positives < params.ranker_min_positives:
         return None, (
             f"too little data to train the ranker ({positives} bought candidates in {weeks} weekly windows; "
             f"needs {params.ranker_min_positives} in 2): recommendations use the hand-weighted blend"
         )
-    report(0.9, f"ranker: LightGBM on {sum(groups):,} candidates of {len(groups):,} customers")
-    settings = {
-        "objective": "lambdarank",
-        "num_leaves": params.ranker_leaves,
-        "learning_rate": params.ranker_learning_rate,
-        "min_data_in_leaf": 10,
-        "feature_fraction": 0.8,
-        "seed": SEED,
-        "deterministic": True,
-        "force_row_wise": True,
-        "num_threads": 1,  # fixed: LightGBM's results depend on the thread count
-        "verbose": -1,
-    }
-    data = lightgbm.Dataset(np.vstack(X), np.concatenate(y), group=groups, feature_name=FEATURES,
-                            params={"verbose": -1})
-    booster = lightgbm.train(settings, data, num_boost_round=params.ranker_rounds)
+    customers, rows = len(data.y), int(sum(len(y) for y in data.y))
+    report(0.9, f"ranker: LightGBM on {rows:,} candidates of {customers:,} customers")
+    booster = fit_booster(data, params)
     meta = {
         "trained": True,
         "data": catalog.fingerprint(),
         "params": asdict(params),
         "now": str(now)[:10],
         "weeks": weeks,
-        "customers": len(groups),
-        "candidates": int(sum(groups)),
+        "customers": customers,
+        "candidates": rows,
         "positives": positives,
     }
     report(1.0, "ranker ready")
-    message = (f"ranker trained on {weeks} weeks: {len(groups):,} customers, {sum(groups):,} candidates, "
-               f"{positives:,} bought")
+    message = f"ranker trained on {weeks} weeks: {customers:,} customers, {rows:,} candidates, {positives:,} bought"
     return Ranker(booster, FEATURES, meta), message
 
 

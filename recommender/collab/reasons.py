@@ -57,6 +57,10 @@ def explain(w: Window, code: int, cands: Candidates, i: int, contribution: np.nd
 def _say(reason: str, w: Window, code: int, cands: Candidates, i: int) -> str:
     row, mine = int(cands.articles[i]), cands.mine
     names = w.model.catalog.articles["prod_name"]
+    if reason == "last_purchases":  # the heuristic's list: your own articles, then the week's best sellers
+        reason = "repurchase" if np.isin(row, mine.articles) else "trending"
+    if reason == "blend":
+        return "matches the taste of your purchases and what sells now"
     if reason == "repurchase":
         bought = mine.age_days[mine.articles == row]
         times = f" ({len(bought)}×)" if len(bought) > 1 else ""
