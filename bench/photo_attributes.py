@@ -71,8 +71,7 @@ def main() -> None:
     vectors[:, 0] = 1.0
     started = time.perf_counter()
     vectors[train_rows] = embed_images(embedder, catalog, train_rows)
-    indexed_by = np.full(len(articles), "text")
-    indexed_by[train_rows] = "image"
+    indexed_by = np.where(np.isin(np.arange(len(articles)), train_rows), "image", "text")
     index = ContentIndex.build(vectors, articles["article_id"].to_numpy(), indexed_by)
     print(f"embedded {len(train_rows):,} training photos in {time.perf_counter() - started:.0f} s")
     search = ContentSearch(catalog, embedder, index)
@@ -82,6 +81,7 @@ def main() -> None:
     trained_heads, content._trained_heads = content._trained_heads, lambda e: {}  # force the zero-shot path
     try:
         columns["zero-shot"] = accuracy(ContentSearch(catalog, embedder, index), catalog, test_rows, 0.0)
+        columns["zero-shot+0.50 votes"] = accuracy(ContentSearch(catalog, embedder, index), catalog, test_rows, 0.5)
     finally:
         content._trained_heads = trained_heads
 
