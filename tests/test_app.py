@@ -41,6 +41,11 @@ def plain(markdown: str) -> str:
     return re.sub(r"\\(.)", r"\1", markdown)
 
 
+def caption_lines(tile) -> list[str]:
+    """A tile's small print (type · colour, why it was found, its detail), a line each."""
+    return [plain(line) for caption in tile.caption for line in caption.value.split("  \n")]
+
+
 def tiles(at: AppTest, grid: str) -> list[Tile]:
     """The product tiles of one grid, in order."""
     found = []
@@ -49,7 +54,7 @@ def tiles(at: AppTest, grid: str) -> list[Tile]:
             tile = at.get_by_key(f"tile_{grid}_{len(found)}")
         except KeyError:
             return found
-        captions = [plain(c.value) for c in tile.caption]
+        captions = caption_lines(tile)
         found.append(Tile(plain(tile.markdown[0].value.strip("*")), captions, list(tile.button)))
 
 
@@ -217,7 +222,7 @@ def test_article_without_photo_gets_a_placeholder_tile(app, demo_engine):
     position = next(i for i, t in enumerate(tiles(app, "results")) if "no photo" in " ".join(t.captions))
     tile = app.get_by_key(f"tile_results_{position}")
     assert plain(tile.markdown[0].value) == f"**{no_photo.prod_name}**"
-    captions = [plain(c.value) for c in tile.caption]
+    captions = caption_lines(tile)
     assert "no photo · found by its description" in captions
     assert any(c.startswith("matched name: ") for c in captions)  # found by its own words
     assert tile.image[0].proto.imgs[0].alt == f"{no_photo.prod_name}: no photo"

@@ -93,8 +93,9 @@ def shown_results(page, query_line: str, count: int = 12) -> list[tuple[str, str
     tiles.nth(count - 1).get_by_role("button", name="Add to query").wait_for()  # the last tile is complete
     rows = []
     for i in range(count):
-        texts = tiles.nth(i).locator('[data-testid="stMarkdown"]').all_inner_texts()
-        rows.append((texts[0].strip(), texts[1].strip(), texts[-1].strip()))
+        name, small_print = tiles.nth(i).locator('[data-testid="stMarkdown"]').all_inner_texts()
+        lines = small_print.strip().splitlines()
+        rows.append((name.strip(), lines[0].strip(), lines[-1].strip()))
     return rows
 
 

@@ -164,15 +164,16 @@ def _tile(row, catalog: Catalog, key: str, detail, actions: tuple[Action, ...], 
     else:
         st.image(placeholder_tile(), width="stretch", alt=f"{row.prod_name}: no photo")
     st.markdown(f"**{md(row.prod_name)}**")
+    lines = []
     if not compact:
-        st.caption(f"{md(row.product_type_name)} · {md(row.colour_group_name)}")
-        why = why_found(row)
-        if why:
-            st.caption(why)
+        lines.append(f"{md(row.product_type_name)} · {md(row.colour_group_name)}")
+        lines.append(why_found(row))
         if getattr(row, "indexed_by", "image") == "text":
-            st.caption("no photo · found by its description")
+            lines.append("no photo · found by its description")
     if detail is not None:
-        st.caption(detail(row))
+        lines.append(detail(row))
+    if any(lines):  # one caption, a line each: every element costs the server and the browser a render
+        st.caption("  \n".join(line for line in lines if line))
     if actions:
         with st.container(horizontal=True, gap="small"):
             for action in actions:
