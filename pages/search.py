@@ -49,7 +49,9 @@ def clear_query() -> None:
     st.session_state.query_text = ""
     st.session_state.negative_text = ""
     st.session_state.like = []
-    st.session_state.upload_round += 1
+    round_ = st.session_state.upload_round
+    if st.session_state.get(f"uploads_{round_}") or st.session_state.get(f"camera_{round_}") is not None:
+        st.session_state.upload_round += 1  # new keys: an empty uploader and camera (else kept as they are)
 
 
 # --- page ----------------------------------------------------------------------------------------

@@ -169,6 +169,16 @@ def test_bad_files_get_a_message_and_good_ones_still_count(app, demo_engine):
     assert tiles(app, "results")[0].name == row.prod_name  # good.jpg was searched
 
 
+def test_clear_query_empties_the_photos_too(app, demo_engine):
+    row = demo_engine.catalog.articles[demo_engine.catalog.articles["has_image"]].iloc[2]
+    app.file_uploader[0].upload("look.jpg", demo_engine.catalog.image_path(row.article_id).read_bytes(), "image/jpeg")
+    app.run()
+    assert len(tiles(app, "results")) == 12
+    next(b for b in app.button if b.label == "Clear query").click().run()
+    no_errors(app)
+    assert tiles(app, "results") == [] and "Describe an article" in app.info[0].value
+
+
 def test_huge_image_is_refused_in_the_page(app):
     huge = io.BytesIO()
     Image.new("L", (9_000, 5_000), "white").save(huge, format="PNG")
