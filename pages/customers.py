@@ -208,6 +208,7 @@ def similar_customers(engine, customer_id: str) -> None:
 # --- a new shopper -------------------------------------------------------------------------------
 
 
+@st.fragment
 def new_shopper(engine, k: int) -> None:
     linked_list("shopper_picks", partial(known_articles, engine.catalog))
     st.markdown("Pick a few articles you like; recommendations follow from them at once, no retraining.")
@@ -251,12 +252,18 @@ def customers_page() -> None:
     if mode == NEW_SHOPPER:
         new_shopper(engine, k)
         return
-    customer_id = choose_customer(engine)
-    if not customer_id:
-        st.info("Paste a customer id, pick an example or open a random customer.",
-                icon=":material/person_search:")
-        return
+    a_customer(engine, k)
+
+
+@st.fragment
+def a_customer(engine, k: int) -> None:
+    """A fragment: opening a customer or a tab reruns only this part of the page, not the sidebar."""
     with errors_shown():
+        customer_id = choose_customer(engine)
+        if not customer_id:
+            st.info("Paste a customer id, pick an example or open a random customer.",
+                    icon=":material/person_search:")
+            return
         customer_view(engine, customer_id, k)
 
 

@@ -49,7 +49,9 @@ def clear_query() -> None:
     st.session_state.query_text = ""
     st.session_state.negative_text = ""
     st.session_state.like = []
-    st.session_state.upload_round += 1
+    round_ = st.session_state.upload_round
+    if st.session_state.get(f"uploads_{round_}") or st.session_state.get(f"camera_{round_}") is not None:
+        st.session_state.upload_round += 1  # new keys: an empty uploader and camera (else kept as they are)
 
 
 # --- page ----------------------------------------------------------------------------------------
@@ -144,38 +146,43 @@ def describe(text: str, photos: list, negative: str, filters: dict) -> str:
 def search_page() -> None:
     st.session_state.setdefault("upload_round", 0)  # bumped to empty the uploader and camera
     engine = lifecycle.engine()
-    linked_list("like", partial(known_articles, engine.catalog))  # article ids added to the query
     check_address(lifecycle.filter_values(engine.settings))
     filters, k, mode = filter_controls(engine, sidebar(engine))
-
     st.title("Lookbook")
     st.caption("Find articles by describing them, by photos, or both.")
-    words, pictures = st.columns([3, 2], gap="large")
-    with words:
-        text = st.text_input("Describe what you are looking for", key="query_text", bind="query-params",
-                             placeholder="e.g. black ankle boots, striped summer dress")
-        negative = st.text_input("Not like", key="negative_text", bind="query-params",
-                                 placeholder="e.g. denim, floral")
-    with pictures:
-        photos = photo_inputs()
-    image_weight = 0.5
-    if text.strip() and (photos or st.session_state.like):
-        image_weight = st.slider("Words ↔ pictures", 0.0, 1.0, 0.5, 0.05, key="image_weight",
-                                 bind="query-params", help="0 searches by the words only, 1 by the pictures only")
-    if photos:
-        with errors_shown():
-            show_attributes(engine, photos)
-    if st.session_state.like:
-        with errors_shown():
-            st.markdown("**Also like these**")
-            product_grid(articles(st.session_state.like, engine.catalog), engine.catalog, "like", columns=8,
-                         compact=True, actions=(Action("Remove", remove_from_query, ":material/close:"),))
+    query_and_results(engine, filters, k, mode)
 
-    if not (text or negative or photos or st.session_state.like):
-        st.info("Describe an article, upload a photo or take one, and matching articles appear here.",
-                icon=":material/search:")
-        return
+
+@st.fragment
+def query_and_results(engine, filters: dict, k: int, mode: str | None) -> None:
+    """A fragment: a new query, "More like this" or a photo reruns only this part of the page (the
+    sidebar and its filters stay as they are); a filter change reruns the page and so this too."""
     with errors_shown():
+        linked_list("like", partial(known_articles, engine.catalog))  # article ids added to the query
+        words, pictures = st.columns([3, 2], gap="large")
+        with words:
+            text = st.text_input("Describe what you are looking for", key="query_text", bind="query-params",
+                                 placeholder="e.g. black ankle boots, striped summer dress")
+            negative = st.text_input("Not like", key="negative_text", bind="query-params",
+                                     placeholder="e.g. denim, floral")
+        with pictures:
+            photos = photo_inputs()
+        image_weight = 0.5
+        if text.strip() and (photos or st.session_state.like):
+            image_weight = st.slider("Words ↔ pictures", 0.0, 1.0, 0.5, 0.05, key="image_weight",
+                                     bind="query-params", help="0 searches by the words only, 1 by the pictures only")
+        if photos:
+            with errors_shown():
+                show_attributes(engine, photos)
+        if st.session_state.like:
+            with errors_shown():
+                st.markdown("**Also like these**")
+                product_grid(articles(st.session_state.like, engine.catalog), engine.catalog, "like", columns=8,
+                             compact=True, actions=(Action("Remove", remove_from_query, ":material/close:"),))
+        if not (text or negative or photos or st.session_state.like):
+            st.info("Describe an article, upload a photo or take one, and matching articles appear here.",
+                    icon=":material/search:")
+            return
         query = dict(text=text or None, images=[photo.image for photo in photos], image_weight=image_weight,
                      negative=negative or None, like=tuple(st.session_state.like), filters=filters or None, k=k)
         results = engine.search.search(**query, **({"mode": mode} if mode else {}))

@@ -41,6 +41,11 @@ def plain(markdown: str) -> str:
     return re.sub(r"\\(.)", r"\1", markdown)
 
 
+def caption_lines(tile) -> list[str]:
+    """A tile's small print (type · colour, why it was found, its detail), a line each."""
+    return [plain(line) for caption in tile.caption for line in caption.value.split("  \n")]
+
+
 def tiles(at: AppTest, grid: str) -> list[Tile]:
     """The product tiles of one grid, in order."""
     found = []
@@ -49,7 +54,7 @@ def tiles(at: AppTest, grid: str) -> list[Tile]:
             tile = at.get_by_key(f"tile_{grid}_{len(found)}")
         except KeyError:
             return found
-        captions = [plain(c.value) for c in tile.caption]
+        captions = caption_lines(tile)
         found.append(Tile(plain(tile.markdown[0].value.strip("*")), captions, list(tile.button)))
 
 
@@ -164,6 +169,16 @@ def test_bad_files_get_a_message_and_good_ones_still_count(app, demo_engine):
     assert tiles(app, "results")[0].name == row.prod_name  # good.jpg was searched
 
 
+def test_clear_query_empties_the_photos_too(app, demo_engine):
+    row = demo_engine.catalog.articles[demo_engine.catalog.articles["has_image"]].iloc[2]
+    app.file_uploader[0].upload("look.jpg", demo_engine.catalog.image_path(row.article_id).read_bytes(), "image/jpeg")
+    app.run()
+    assert len(tiles(app, "results")) == 12
+    next(b for b in app.button if b.label == "Clear query").click().run()
+    no_errors(app)
+    assert tiles(app, "results") == [] and "Describe an article" in app.info[0].value
+
+
 def test_huge_image_is_refused_in_the_page(app):
     huge = io.BytesIO()
     Image.new("L", (9_000, 5_000), "white").save(huge, format="PNG")
@@ -217,7 +232,7 @@ def test_article_without_photo_gets_a_placeholder_tile(app, demo_engine):
     position = next(i for i, t in enumerate(tiles(app, "results")) if "no photo" in " ".join(t.captions))
     tile = app.get_by_key(f"tile_results_{position}")
     assert plain(tile.markdown[0].value) == f"**{no_photo.prod_name}**"
-    captions = [plain(c.value) for c in tile.caption]
+    captions = caption_lines(tile)
     assert "no photo · found by its description" in captions
     assert any(c.startswith("matched name: ") for c in captions)  # found by its own words
     assert tile.image[0].proto.imgs[0].alt == f"{no_photo.prod_name}: no photo"

@@ -93,8 +93,9 @@ def shown_results(page, query_line: str, count: int = 12) -> list[tuple[str, str
     tiles.nth(count - 1).get_by_role("button", name="Add to query").wait_for()  # the last tile is complete
     rows = []
     for i in range(count):
-        texts = tiles.nth(i).locator('[data-testid="stMarkdown"]').all_inner_texts()
-        rows.append((texts[0].strip(), texts[1].strip(), texts[-1].strip()))
+        name, small_print = tiles.nth(i).locator('[data-testid="stMarkdown"]').all_inner_texts()
+        lines = small_print.strip().splitlines()
+        rows.append((name.strip(), lines[0].strip(), lines[-1].strip()))
     return rows
 
 
@@ -208,3 +209,39 @@ def test_concurrent_sessions_each_get_their_own_results(new_page, demo_engine):
         start_search(page, query)
     for page, query, results in zip(pages, queries, expected):
         assert shown_results(page, f"“{query}”") == results
+
+
+def rerun_requests(page) -> list[str]:
+    """The reruns this page's session asks the server for, as they are sent: the fragment's id, or
+    "page" for a whole-page rerun (the page is reloaded so the listener sees its websocket)."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    sent: list[str] = []
+
+    def on_frame(payload) -> None:
+        message = BackMsg()
+        message.ParseFromString(payload if isinstance(payload, bytes) else payload.encode())
+        if message.WhichOneof("type") == "rerun_script":
+            sent.append(message.rerun_script.fragment_id or "page")
+
+    page.on("websocket", lambda ws: ws.on("framesent", on_frame))
+    page.reload()
+    page.get_by_text("Dataset").first.wait_for()
+    return sent
+
+
+def test_a_query_reruns_only_the_results_and_the_sidebar_filter_stays(new_page, demo_engine):
+    red = {"colour_group_name": ["Red"]}
+    page = new_page("?filter_colour_group_name=Red")
+    reruns = rerun_requests(page)
+    start_search(page, "jacket")
+    expected = expected_results(demo_engine, text="jacket", filters=red)
+    assert shown_results(page, "“jacket” · Colour: Red", len(expected)) == expected
+    assert reruns[-1] != "page"  # the search fragment only
+    first = demo_engine.search.search(text="jacket", filters=red, k=12)["article_id"].iloc[0]
+    page.locator(".st-key-tile_results_0").get_by_role("button", name="More like this").click()
+    expected = expected_results(demo_engine, like=[first], filters=red)
+    assert shown_results(page, "1 liked article · Colour: Red", len(expected)) == expected
+    assert reruns[-1] != "page" and len(set(reruns[-2:])) == 1  # the same fragment again
+    sidebar_filters = page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"]').all_inner_texts()
+    assert any("Red" in shown for shown in sidebar_filters)

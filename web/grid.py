@@ -1,12 +1,17 @@
 """Product tiles in rows: thumbnail (or a placeholder), name, type · colour, a detail line, buttons.
 
-Thumbnails are made once per photo file and kept as small JPEG bytes, so a rerun neither decodes nor
-re-sends full-size photos; a photo that cannot be decoded gets the placeholder tile, never a broken grid.
+Thumbnails are made once per photo file and kept, for every session, as small WebP data URLs: a rerun
+neither decodes a photo nor makes Streamlit re-read and register it, and the browser gets each tile's
+picture inside the page update instead of asking for it afterwards. A photo that cannot be decoded gets
+the placeholder tile, never a broken grid.
 """
 from __future__ import annotations
 
+import base64
 import io
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -17,7 +22,7 @@ from PIL import Image, ImageDraw
 
 from recommender.catalog import Catalog
 from recommender.errors import InputError
-from recommender.images import load_image
+from recommender.images import thumbnail_for_model
 
 from .text import md
 
@@ -25,7 +30,7 @@ log = logging.getLogger("lookbook.app")
 
 GRID_COLUMNS = 4
 TILE_SIZE = (300, 450)  # 2:3 like the photos; about twice a tile's width on screen, for sharp HiDPI
-THUMBNAILS_KEPT = 20_000  # ~15 KB each: ~300 MB at most, shared by every session
+THUMBNAILS_KEPT = 20_000  # a few KB each, shared by every session
 ARTICLE_COLUMNS = ["prod_name", "product_type_name", "colour_group_name"]
 
 
@@ -38,42 +43,75 @@ class Action:
     icon: str | None = None
 
 
+def data_url(image: Image.Image) -> str:
+    out = io.BytesIO()
+    image.save(out, format="WEBP", quality=75, method=2)  # smaller than JPEG; effort 2 of 6 keeps a first showing cheap
+    return "data:image/webp;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+
+
 @st.cache_resource(show_spinner=False)
-def placeholder_tile() -> bytes:
-    """The tile for an article without a (usable) photo (PNG, 2:3 like the photos)."""
+def placeholder_tile() -> str:
+    """The tile for an article without a (usable) photo (2:3 like the photos)."""
     tile = Image.new("RGB", TILE_SIZE, "#eceae6")
     draw = ImageDraw.Draw(tile)
     draw.rounded_rectangle((110, 175, 190, 255), radius=12, outline="#b9b5ad", width=4)
     draw.line((110, 235, 135, 210, 160, 230, 175, 215, 190, 230), fill="#b9b5ad", width=4)
     draw.ellipse((165, 187, 179, 201), outline="#b9b5ad", width=3)
     draw.text((150, 287), "no photo", fill="#8d887f", anchor="mm", font_size=22)
-    out = io.BytesIO()
-    tile.save(out, format="PNG")
-    return out.getvalue()
+    return data_url(tile)
 
 
-@st.cache_resource(max_entries=THUMBNAILS_KEPT, show_spinner=False)
-def thumbnail(path: str, modified_ns: int) -> bytes | None:
-    """The photo at ``path`` as a small JPEG, or None when it cannot be decoded (``modified_ns`` keys
-    the cache, so a replaced file is read again)."""
+def thumbnail(path: Path) -> str | None:
+    """The photo at ``path`` as a small WebP data URL, or None when it cannot be decoded."""
     try:
-        image = load_image(path)
+        image = thumbnail_for_model(path, max_side=max(TILE_SIZE))  # JPEGs decoded at a reduced scale
         image.thumbnail(TILE_SIZE, Image.Resampling.LANCZOS)
-        out = io.BytesIO()
-        image.save(out, format="JPEG", quality=85)
+        return data_url(image)
     except (InputError, OSError, ValueError) as exc:
-        log.warning("photo %s cannot be shown: %s", Path(path).name, exc)
+        log.warning("photo %s cannot be shown: %s", path.name, exc)
         return None
-    return out.getvalue()
 
 
-def article_photo(catalog: Catalog, article_id: str) -> bytes | None:
-    path = catalog.image_path(article_id)
+class Thumbnails:
+    """Process-wide LRU: (catalogue folder, article id) → (photo path, its mtime, thumbnail). A hit
+    costs a stat (a replaced photo is read again), not a catalogue lookup or a decode."""
+
+    def __init__(self, kept: int):
+        self.kept = kept
+        self.entries: OrderedDict[tuple[str, str], tuple[Path | None, int | None, str | None]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, catalog: Catalog, article_id: str) -> str | None:
+        key = (str(catalog.root), article_id)
+        with self.lock:
+            entry = self.entries.get(key)
+            if entry is not None:
+                self.entries.move_to_end(key)
+        path = entry[0] if entry is not None else catalog.image_path(article_id)
+        modified_ns = _modified_ns(path)
+        if entry is not None and entry[1] == modified_ns:
+            return entry[2]
+        photo = None if modified_ns is None else thumbnail(path)
+        with self.lock:
+            self.entries[key] = (path, modified_ns, photo)
+            self.entries.move_to_end(key)
+            while len(self.entries) > self.kept:
+                self.entries.popitem(last=False)
+        return photo
+
+
+def _modified_ns(path: Path | None) -> int | None:
     try:
-        modified_ns = path.stat().st_mtime_ns if path is not None else None
+        return path.stat().st_mtime_ns if path is not None else None
     except OSError:  # listed at load, gone since
         return None
-    return None if modified_ns is None else thumbnail(str(path), modified_ns)
+
+
+_thumbnails = Thumbnails(THUMBNAILS_KEPT)
+
+
+def article_photo(catalog: Catalog, article_id: str) -> str | None:
+    return _thumbnails.get(catalog, article_id)
 
 
 def product_grid(
@@ -126,15 +164,16 @@ def _tile(row, catalog: Catalog, key: str, detail, actions: tuple[Action, ...], 
     else:
         st.image(placeholder_tile(), width="stretch", alt=f"{row.prod_name}: no photo")
     st.markdown(f"**{md(row.prod_name)}**")
+    lines = []
     if not compact:
-        st.caption(f"{md(row.product_type_name)} · {md(row.colour_group_name)}")
-        why = why_found(row)
-        if why:
-            st.caption(why)
+        lines.append(f"{md(row.product_type_name)} · {md(row.colour_group_name)}")
+        lines.append(why_found(row))
         if getattr(row, "indexed_by", "image") == "text":
-            st.caption("no photo · found by its description")
+            lines.append("no photo · found by its description")
     if detail is not None:
-        st.caption(detail(row))
+        lines.append(detail(row))
+    if any(lines):  # one caption, a line each: every element costs the server and the browser a render
+        st.caption("  \n".join(line for line in lines if line))
     if actions:
         with st.container(horizontal=True, gap="small"):
             for action in actions:
