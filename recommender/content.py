@@ -543,7 +543,7 @@ class ContentSearch:
 
     def _photo_neighbours(self, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """The ATTRIBUTE_NEIGHBOURS most alike photographed articles and their vote weights (a softmax
-        of the similarities at CLIP's temperature), or None when the catalogue has no photos."""
+        of their cosines at NEIGHBOUR_TEMPERATURE), or None when the catalogue has no photos."""
         if not self._by_image.any():
             return None
         rows, scores = self.index.search(vector, ATTRIBUTE_NEIGHBOURS, self._by_image)
