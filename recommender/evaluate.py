@@ -19,6 +19,7 @@ import pandas as pd
 
 from .catalog import Catalog, read_transactions
 from .collab import CollabModel, CollabParams, Profile, Progress
+from .collab.candidates import last_purchases
 from .collab.params import no_progress
 from .collab.ranker import train_ranker
 from .collab.stats import robust_end
@@ -198,8 +199,9 @@ def predict(model: CollabModel, codes: np.ndarray, k: int) -> dict[str, list[lis
 
 
 def last_purchases_then_popular(model: CollabModel, code: int, popular: list[int], k: int) -> list[int]:
-    """The public "time is our best friend" heuristic: the customer's own articles, most recently bought
-    first, then last week's best sellers."""
-    mine = model.purchases.articles[model.purchases.rows(code)][::-1] if code >= 0 else np.zeros(0, np.int64)
-    picks = pd.unique(mine)[:k].tolist()
-    return picks + [a for a in popular if a not in picks][: k - len(picks)]
+    """The public "time is our best friend" heuristic (the ranker's `last_purchases` candidate source);
+    a customer the data lacks gets last week's best sellers."""
+    if code < 0:
+        return popular
+    window = model.window
+    return last_purchases(window, code, window.purchases(code), k)[0].tolist()
