@@ -62,6 +62,14 @@ def judge(found_rows: np.ndarray, relevant: np.ndarray) -> tuple[float, float]:
     return float(precision), ndcg
 
 
+def share_interval(table: pd.DataFrame, mode: str, resamples: int = 2000) -> str:
+    """95% bootstrap interval of a mode's mean no-photo share, resampling queries (seeded)."""
+    shares = table.loc[table["mode"] == mode, "no_photo_share"].to_numpy()
+    picks = np.random.default_rng(0).integers(0, len(shares), (resamples, len(shares)))
+    low, high = np.percentile(shares[picks].mean(axis=1), [2.5, 97.5])
+    return f"[{low:.3f}, {high:.3f}]"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "hm_sample"))
@@ -113,8 +121,9 @@ def main() -> None:
         by_category["hybrid - best leg"] = by_category["hybrid"] - by_category[["visual", "lexical"]].max(axis=1)
         print(f"\n{metric}\n{by_category.round(3).to_string()}")
     shares = table.groupby("mode")["no_photo_share"].mean()[list(MODES)]
-    print(f"\narticles without a photo: {no_photo.mean():.3f} of the catalogue; share of the top {K}: "
-          + ", ".join(f"{mode} {share:.3f}" for mode, share in shares.items()))
+    print(f"\narticles without a photo: {no_photo.mean():.3f} of the catalogue; share of the top {K} "
+          f"[95% bootstrap interval over queries]: "
+          + ", ".join(f"{mode} {share:.3f} {share_interval(table, mode)}" for mode, share in shares.items()))
     print("\ncommand: python " + " ".join(shlex.quote(a) for a in sys.argv))
 
 
