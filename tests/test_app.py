@@ -41,9 +41,13 @@ def plain(markdown: str) -> str:
     return re.sub(r"\\(.)", r"\1", markdown)
 
 
-def caption_lines(tile) -> list[str]:
-    """A tile's small print (type · colour, why it was found, its detail), a line each."""
-    return [plain(line) for caption in tile.caption for line in caption.value.split("  \n")]
+SMALL_PRINT = re.compile(r":small\[:gray\[(.*)\]\]")
+
+
+def tile_text(tile) -> tuple[str, list[str]]:
+    """A tile's name and its small print (type · colour, why it was found, its detail), a line each."""
+    name, *lines = tile.markdown[0].value.split("  \n")
+    return plain(name.strip("*")), [plain(SMALL_PRINT.fullmatch(line).group(1)) for line in lines]
 
 
 def tiles(at: AppTest, grid: str) -> list[Tile]:
@@ -54,8 +58,7 @@ def tiles(at: AppTest, grid: str) -> list[Tile]:
             tile = at.get_by_key(f"tile_{grid}_{len(found)}")
         except KeyError:
             return found
-        captions = caption_lines(tile)
-        found.append(Tile(plain(tile.markdown[0].value.strip("*")), captions, list(tile.button)))
+        found.append(Tile(*tile_text(tile), list(tile.button)))
 
 
 def no_errors(at: AppTest) -> None:
@@ -231,8 +234,8 @@ def test_article_without_photo_gets_a_placeholder_tile(app, demo_engine):
     no_errors(app)
     position = next(i for i, t in enumerate(tiles(app, "results")) if "no photo" in " ".join(t.captions))
     tile = app.get_by_key(f"tile_results_{position}")
-    assert plain(tile.markdown[0].value) == f"**{no_photo.prod_name}**"
-    captions = caption_lines(tile)
+    name, captions = tile_text(tile)
+    assert name == no_photo.prod_name
     assert "no photo · found by its description" in captions
     assert any(c.startswith("matched name: ") for c in captions)  # found by its own words
     assert tile.image[0].proto.imgs[0].alt == f"{no_photo.prod_name}: no photo"
@@ -392,7 +395,7 @@ def test_photo_that_cannot_be_shown_gets_the_placeholder_tile(demo_dir, tmp_path
     Image.new("I;16", (40, 60), 30_000).save(sixteen_bit, format="PNG")  # a .jpg that holds a 16-bit PNG
     at = AppTest.from_function(grid_of_every_article, args=(str(tmp_path),), default_timeout=TIMEOUT).run()
     no_errors(at)
-    names = [plain(at.get_by_key(f"tile_all_{i}").markdown[0].value.strip("*")) for i in range(3)]
+    names = [tile_text(at.get_by_key(f"tile_all_{i}"))[0] for i in range(3)]
     alts = [at.get_by_key(f"tile_all_{i}").image[0].proto.imgs[0].alt for i in range(3)]
     assert alts == [names[0], f"{names[1]}: no photo", names[2]]  # the 16-bit photo is shown, as RGB
 

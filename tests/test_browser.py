@@ -93,8 +93,7 @@ def shown_results(page, query_line: str, count: int = 12) -> list[tuple[str, str
     tiles.nth(count - 1).get_by_role("button", name="Add to query").wait_for()  # the last tile is complete
     rows = []
     for i in range(count):
-        name, small_print = tiles.nth(i).locator('[data-testid="stMarkdown"]').all_inner_texts()
-        lines = small_print.strip().splitlines()
+        name, *lines = tiles.nth(i).locator('[data-testid="stMarkdown"]').inner_text().strip().splitlines()
         rows.append((name.strip(), lines[0].strip(), lines[-1].strip()))
     return rows
 
