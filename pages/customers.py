@@ -220,7 +220,7 @@ def new_shopper(engine, k: int) -> None:
             with_photo = engine.catalog.articles[engine.catalog.articles["has_image"]]
             candidates = with_photo.sample(min(CANDIDATES, len(with_photo)),
                                            random_state=st.session_state.candidate_round)
-        product_grid(candidates, engine.catalog, "candidates", columns=CANDIDATES, compact=True,
+        product_grid(candidates, engine.catalog, "candidates", compact=True,
                      actions=(Action("I like this", pick, ":material/favorite:"),))
         if not query.strip():
             st.button("Show others", on_click=other_candidates, icon=":material/refresh:")
@@ -228,7 +228,7 @@ def new_shopper(engine, k: int) -> None:
     if not picks:
         return
     st.subheader("You like")
-    product_grid(articles(picks, engine.catalog), engine.catalog, "picks", columns=CANDIDATES, compact=True,
+    product_grid(articles(picks, engine.catalog), engine.catalog, "picks", compact=True,
                  actions=(Action("Remove", unpick, ":material/close:"),))
     st.subheader("Recommended for you")
     with errors_shown():

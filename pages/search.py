@@ -177,7 +177,7 @@ def query_and_results(engine, filters: dict, k: int, mode: str | None) -> None:
         if st.session_state.like:
             with errors_shown():
                 st.markdown("**Also like these**")
-                product_grid(articles(st.session_state.like, engine.catalog), engine.catalog, "like", columns=8,
+                product_grid(articles(st.session_state.like, engine.catalog), engine.catalog, "like",
                              compact=True, actions=(Action("Remove", remove_from_query, ":material/close:"),))
         if not (text or negative or photos or st.session_state.like):
             st.info("Describe an article, upload a photo or take one, and matching articles appear here.",

@@ -28,7 +28,8 @@ from .text import md
 
 log = logging.getLogger("lookbook.app")
 
-GRID_COLUMNS = 4
+TILE_WIDTH = 220  # pixels on screen: four a row beside the sidebar on a laptop, fewer on a phone
+COMPACT_TILE_WIDTH = 100
 TILE_SIZE = (300, 450)  # 2:3 like the photos; about twice a tile's width on screen, for sharp HiDPI
 THUMBNAILS_KEPT = 20_000  # a few KB each, shared by every session
 ARTICLE_COLUMNS = ["prod_name", "product_type_name", "colour_group_name"]
@@ -122,17 +123,15 @@ def product_grid(
     *,
     detail: Callable[[object], str] | None = None,
     actions: tuple[Action, ...] = (),
-    columns: int = GRID_COLUMNS,
     compact: bool = False,
 ) -> None:
-    """Rows of tiles keyed ``tile_<key>_<position>``; ``items`` needs article_id (names and types come
-    from the catalogue when the frame lacks them); ``detail(row)`` returns markdown."""
+    """Tiles keyed ``tile_<key>_<position>`` in one row that wraps (as many a row as the page's width
+    holds: one block for the grid, not one per row and column); ``items`` needs article_id (names and
+    types come from the catalogue when the frame lacks them); ``detail(row)`` returns markdown."""
     items = with_article_columns(items, catalog)
-    rows = list(items.itertuples(index=False))
-    for start in range(0, len(rows), columns):
-        for offset, (cell, row) in enumerate(zip(st.columns(columns), rows[start : start + columns])):
-            position = start + offset
-            with cell.container(key=f"tile_{key}_{position}"):
+    with st.container(horizontal=True, gap="medium", key=f"grid_{key}"):
+        for position, row in enumerate(items.itertuples(index=False)):
+            with st.container(key=f"tile_{key}_{position}", width=COMPACT_TILE_WIDTH if compact else TILE_WIDTH):
                 _tile(row, catalog, f"{key}_{position}", detail, actions, compact)
 
 
@@ -175,13 +174,9 @@ def _tile(row, catalog: Catalog, key: str, detail, actions: tuple[Action, ...], 
     # Name and details in one element, a line each: every element costs the server and the browser a render.
     details = "  \n".join(f":small[:gray[{line}]]" for line in lines if line)
     st.markdown(f"**{md(row.prod_name)}**" + (f"  \n{details}" if details else ""))
-    if actions:
-        with st.container(horizontal=True, gap="small"):
-            for action in actions:
-                st.button(
-                    action.label, key=f"{key}_{action.label}", icon=action.icon, on_click=action.callback,
-                    args=(row.article_id,), type="tertiary", width="content",
-                )
+    for action in actions:  # a line each: a tile is too narrow for two side by side
+        st.button(action.label, key=f"{key}_{action.label}", icon=action.icon, on_click=action.callback,
+                  args=(row.article_id,), type="tertiary", width="content")
 
 
 def with_article_columns(items: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
