@@ -44,11 +44,13 @@ K = 12
 TIMEOUT_MS = 60_000
 OLD_FILES = ["app.py", "ui.py", "pages/1_Customers.py", "pages/customers.py", ".streamlit/config.toml"]
 
-# The last tile shows the engine's answer (photo alt = name, its detail line) and its photo has loaded.
+# The last tile shows the engine's answer (photo alt = name, or "name: no photo" on the placeholder; its
+# detail line) and its picture has loaded.
 PAINTED = """([key, name, detail]) => {
   const tile = document.querySelector(`.st-key-${key}`);
   const img = tile && tile.querySelector('img');
-  return !!img && img.alt === name && img.complete && img.naturalWidth > 0 && tile.innerText.includes(detail);
+  return !!img && (img.alt === name || img.alt === `${name}: no photo`) && img.complete && img.naturalWidth > 0
+    && tile.innerText.includes(detail);
 }"""
 
 
