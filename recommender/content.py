@@ -230,7 +230,7 @@ def _calibrated_ivf(vectors: np.ndarray, flat: faiss.IndexFlatIP, progress: Prog
     report = progress or (lambda fraction, message: None)
     report(0.0, f"training IVF ({nlist} lists) on {n:,} vectors")
     ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    ivf.cp.max_points_per_centroid = 64  # a 64-per-list sample is plenty for the centroids, 4x faster
+    ivf.cp.max_points_per_centroid = 64  # a 64-per-list sample is plenty for the centroids and trains faster
     ivf.cp.seed = 1234
     ivf.train(vectors)
     ivf.add(vectors)
