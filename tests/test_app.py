@@ -1,6 +1,7 @@
 """The pages through streamlit.testing.v1.AppTest, against a small demo built with a tiny model."""
 from __future__ import annotations
 
+import html
 import io
 import re
 import shutil
@@ -46,8 +47,14 @@ SMALL_PRINT = re.compile(r":small\[:gray\[(.*)\]\]")
 
 def tile_text(tile) -> tuple[str, list[str]]:
     """A tile's name and its small print (type · colour, why it was found, its detail), a line each."""
-    name, *lines = tile.markdown[0].value.split("  \n")
+    name, *lines = tile.markdown[0].value.split("\n\n", 1)[1].split("  \n")
     return plain(name.strip("*")), [plain(SMALL_PRINT.fullmatch(line).group(1)) for line in lines]
+
+
+def tile_alt(tile) -> str:
+    """The alt text of a tile's picture (its photo, or the placeholder's "name: no photo")."""
+    return html.unescape(re.match(r'<img class="tile-photo" src="data:image/[a-z]+;base64,[A-Za-z0-9+/=]+" alt="([^"]*)">',
+                                  tile.markdown[0].value).group(1))
 
 
 def tiles(at: AppTest, grid: str) -> list[Tile]:
@@ -238,11 +245,11 @@ def test_article_without_photo_gets_a_placeholder_tile(app, demo_engine):
     assert name == no_photo.prod_name
     assert "no photo · found by its description" in captions
     assert any(c.startswith("matched name: ") for c in captions)  # found by its own words
-    assert tile.image[0].proto.imgs[0].alt == f"{no_photo.prod_name}: no photo"
+    assert tile_alt(tile) == f"{no_photo.prod_name}: no photo"
 
     tile.button[0].click().run()  # more like this: from its text-placed vector
     no_errors(app)
-    assert app.get_by_key("tile_like_0").image[0].proto.imgs[0].alt == f"{no_photo.prod_name}: no photo"
+    assert tile_alt(app.get_by_key("tile_like_0")) == f"{no_photo.prod_name}: no photo"
     filters = {column: [no_photo[column]] for column in ("product_type_name", "colour_group_name")}
     expected = demo_engine.search.search(like=[no_photo.article_id], filters=filters, k=48)
     assert [t.name for t in tiles(app, "results")] == list(expected["prod_name"])
@@ -396,8 +403,25 @@ def test_photo_that_cannot_be_shown_gets_the_placeholder_tile(demo_dir, tmp_path
     at = AppTest.from_function(grid_of_every_article, args=(str(tmp_path),), default_timeout=TIMEOUT).run()
     no_errors(at)
     names = [tile_text(at.get_by_key(f"tile_all_{i}"))[0] for i in range(3)]
-    alts = [at.get_by_key(f"tile_all_{i}").image[0].proto.imgs[0].alt for i in range(3)]
+    alts = [tile_alt(at.get_by_key(f"tile_all_{i}")) for i in range(3)]
     assert alts == [names[0], f"{names[1]}: no photo", names[2]]  # the 16-bit photo is shown, as RGB
+
+
+def test_markup_in_a_catalogue_name_is_text_in_its_tile(demo_dir, tmp_path):
+    """A tile's element allows our own <img>; a name's HTML and markdown stay text (alt HTML-escaped)."""
+    import pandas as pd
+
+    articles = pd.read_csv(demo_dir / "articles.csv", dtype=str).head(2)
+    hostile = '"><img src=x onerror=alert(1)><script>alert(1)</script> **bold** :red[x]'
+    articles.loc[0, "prod_name"] = hostile
+    articles.to_csv(tmp_path / "articles.csv", index=False)
+    at = AppTest.from_function(grid_of_every_article, args=(str(tmp_path),), default_timeout=TIMEOUT).run()
+    no_errors(at)
+    tile = at.get_by_key("tile_all_0")
+    assert tile_alt(tile) == f"{hostile}: no photo" and tile_text(tile)[0] == hostile
+    picture, text = tile.markdown[0].value.split("\n\n", 1)
+    name = text.split("  \n")[0].removeprefix("**").removesuffix("**")
+    assert picture.count("<") == 1 and re.search(r"(?<!\\)[<>*\[]", name) is None  # each one escaped
 
 
 def test_an_engine_bug_shows_an_id_and_no_traceback_or_path(app, monkeypatch, caplog):

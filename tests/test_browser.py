@@ -166,7 +166,7 @@ def test_customer_page(new_page, demo_engine):
     assert recs["prod_name"].iloc[0] in first_rec and recs["reason"].iloc[0] in first_rec
     screenshot(page, "customer_recommended")
     page.get_by_role("tab", name="Purchase history").click()
-    assert history["prod_name"].iloc[0] in page.locator(".st-key-tile_history_0").inner_text()
+    expect(page.locator(".st-key-tile_history_0")).to_contain_text(history["prod_name"].iloc[0])
     page.get_by_role("tab", name="What they buy").click()
     page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
     screenshot(page, "customer_taste")
@@ -196,7 +196,7 @@ def test_a_shared_address_reopens_the_view(new_page, demo_engine):
     example = demo_engine.collab.example_customers(1)[0]
     history = demo_engine.collab.history(example)
     page = new_page(f"customers?customer_id={example}&tab=Purchase+history")
-    assert history["prod_name"].iloc[0] in page.locator(".st-key-tile_history_0").inner_text()
+    expect(page.locator(".st-key-tile_history_0")).to_contain_text(history["prod_name"].iloc[0])
 
 
 def test_concurrent_sessions_each_get_their_own_results(new_page, demo_engine):

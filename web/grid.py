@@ -8,6 +8,7 @@ the placeholder tile, never a broken grid.
 from __future__ import annotations
 
 import base64
+import html
 import io
 import logging
 import threading
@@ -159,10 +160,8 @@ def why_found(row) -> str:
 
 def _tile(row, catalog: Catalog, key: str, detail, actions: tuple[Action, ...], compact: bool) -> None:
     photo = article_photo(catalog, row.article_id)
-    if photo is not None:
-        st.image(photo, width="stretch", alt=str(row.prod_name))
-    else:
-        st.image(placeholder_tile(), width="stretch", alt=f"{row.prod_name}: no photo")
+    alt = str(row.prod_name) if photo is not None else f"{row.prod_name}: no photo"
+    picture = f'<img class="tile-photo" src="{photo or placeholder_tile()}" alt="{html.escape(alt, quote=True)}">'
     lines = []
     if not compact:
         lines.append(f"{md(row.product_type_name)} · {md(row.colour_group_name)}")
@@ -173,7 +172,9 @@ def _tile(row, catalog: Catalog, key: str, detail, actions: tuple[Action, ...], 
         lines.append(detail(row))
     # Name and details in one element, a line each: every element costs the server and the browser a render.
     details = "  \n".join(f":small[:gray[{line}]]" for line in lines if line)
-    st.markdown(f"**{md(row.prod_name)}**" + (f"  \n{details}" if details else ""))
+    # The photo in the same element too: a raw <img> (our data URL, the name HTML-escaped), then markdown.
+    text = f"**{md(row.prod_name)}**" + (f"  \n{details}" if details else "")
+    st.markdown(f"{picture}\n\n{text}", unsafe_allow_html=True)
     for action in actions:  # a line each: a tile is too narrow for two side by side
         st.button(action.label, key=f"{key}_{action.label}", icon=action.icon, on_click=action.callback,
                   args=(row.article_id,), type="tertiary", width="content")

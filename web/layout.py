@@ -18,9 +18,9 @@ CSS = """
 <style>
 [data-testid="stMainBlockContainer"] { padding-top: 2.5rem; }
 [class*="st-key-tile_"] { gap: 0.15rem; padding-bottom: 1rem; }
-[class*="st-key-tile_"] [data-testid="stImage"] img {
-  aspect-ratio: 2 / 3; object-fit: contain; width: 100%; background: #f0efed; border-radius: 6px;
-  margin-bottom: 0.35rem;
+[class*="st-key-tile_"] img.tile-photo {
+  aspect-ratio: 2 / 3; object-fit: contain; width: 100%; max-width: 100%; display: block; margin: 0 0 0.35rem 0;
+  background: #f0efed; border-radius: 6px;
 }
 [class*="st-key-tile_"] button { min-height: 1.8rem; padding: 0 0.15rem; }
 [class*="st-key-tile_"] button p { font-size: 0.85rem; }
