@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .factors import nearest, single_threaded_blas
+from .factors import als_scores, nearest
 from .history import CustomerHistory
 
 REPURCHASE_HALF_LIFE_DAYS = 14.0  # a purchase 2 weeks ago proposes its article half as strongly as one today
@@ -46,6 +46,23 @@ def _top(scores: np.ndarray, n: int, among: np.ndarray | None = None) -> tuple[n
     return order.astype(np.int64), scores[order].astype(np.float32)
 
 
+def top_rows(scores: np.ndarray, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`_top` of each row of a [customers × columns] matrix: one partition for the whole block."""
+    if n <= 0 or not scores.shape[1]:
+        return [(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in range(len(scores))]
+    width = scores.shape[1]
+    keep = scores > 0
+    if width > n:  # the n-th largest of each row: keep it and everything above or tied with it
+        keep &= scores >= np.partition(scores, width - n, axis=1)[:, width - n, None]
+    rows, columns = np.nonzero(keep)
+    values = scores[rows, columns]
+    order = np.lexsort((columns, -values, rows))  # by row, then best first, ties: lower column first
+    rows, columns, values = rows[order], columns[order], values[order]
+    starts = np.searchsorted(rows, np.arange(len(scores) + 1))
+    return [(columns[a : min(b, a + n)].astype(np.int64), values[a : min(b, a + n)].astype(np.float32))
+            for a, b in zip(starts[:-1], starts[1:])]
+
+
 @dataclass
 class Purchases:
     """One customer's purchases before the window's cut, oldest first."""
@@ -57,6 +74,30 @@ class Purchases:
 
     def __len__(self) -> int:
         return len(self.articles)
+
+
+@dataclass
+class Block:
+    """Customers whose candidates are computed together: their purchases, neighbours, and (on first use)
+    their ALS scores over the whole catalogue as one matrix product."""
+
+    window: "Window"
+    codes: np.ndarray
+    mine: list[Purchases]
+    near: list[tuple[np.ndarray, np.ndarray]]
+
+    @cached_property
+    def has_factor(self) -> np.ndarray:
+        counts = self.window.model.interactions.counts
+        return counts.indptr[self.codes + 1] > counts.indptr[self.codes]
+
+    @cached_property
+    def als(self) -> np.ndarray:
+        """float32 [customers × articles]: customer factor · article factor (0 for customers without one)."""
+        w = self.window
+        scores = als_scores(w.model.als.user_factors[self.codes], w.item_factors_64)
+        scores[~self.has_factor] = 0.0
+        return scores
 
 
 class Window:
@@ -143,6 +184,12 @@ class Window:
         counts = self.model.interactions.counts
         return self.model.als.user_factors[code] if counts.indptr[code + 1] > counts.indptr[code] else None
 
+    def block(self, codes, near: list | None = None) -> Block:
+        codes = np.asarray(codes, dtype=np.int64)
+        mine = [self.purchases(int(code)) for code in codes]
+        near = near if near is not None else [self.neighbours(int(code)) for code in codes]
+        return Block(self, codes, mine, near)
+
     def neighbours(self, code: int) -> tuple[np.ndarray, np.ndarray]:
         factor = self.factor(code)
         if factor is None:
@@ -152,10 +199,13 @@ class Window:
     # -- tables shared by all customers --------------------------------------------------------------
 
     @cached_property
-    def selling(self) -> tuple[np.ndarray, np.ndarray]:
-        """Articles sold in the last 30 days and their ALS factors (contiguous: one product per customer)."""
-        rows = np.flatnonzero(self.sales_30d > 0)
-        return rows, np.ascontiguousarray(self.model.als.item_factors[rows])
+    def selling(self) -> np.ndarray:
+        """Articles sold in the last 30 days."""
+        return np.flatnonzero(self.sales_30d > 0)
+
+    @cached_property
+    def item_factors_64(self) -> np.ndarray:
+        return self.model.als.item_factors.astype(np.float64)
 
     @cached_property
     def product_articles(self) -> tuple[np.ndarray, np.ndarray]:
@@ -244,16 +294,14 @@ def neighbours(w: Window, code: int, mine: Purchases, n: int, near=None):
     return _top(scores, n, np.unique(rows.indices))
 
 
-def als(w: Window, code: int, mine: Purchases, n: int):
+def als(w: Window, block: Block, n: int):
     """The ALS top-n: customer factor · article factors, among articles sold in the last 30 days."""
-    factor = w.factor(code)
-    if factor is None:
-        return _top(np.zeros(0), 0, np.zeros(0, np.int64))
-    selling, selling_factors = w.selling
-    with single_threaded_blas():
-        scores = selling_factors @ factor
-    positions, scores = _top(scores - min(float(scores.min(initial=0.0)), 0.0) + 1e-6, n)
-    return selling[positions], scores
+    scores = block.als[:, w.selling]
+    scores -= np.minimum(scores.min(axis=1, keepdims=True, initial=0.0), 0.0)  # the lowest score becomes 0 …
+    scores += np.float32(1e-6)  # … and every selling article stays above 0
+    out = [(w.selling[positions], top) for positions, top in top_rows(scores, n)]
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+    return [found if has else empty for found, has in zip(out, block.has_factor)]
 
 
 def bought_together(w: Window, code: int, mine: Purchases, n: int):
@@ -302,20 +350,15 @@ def last_purchases(w: Window, code: int, mine: Purchases, n: int):
     return picks, np.arange(n, n - len(picks), -1).astype(np.float32)
 
 
-def blend(w: Window, code: int, mine: Purchases, n: int, near=None):
-    """The hand-weighted blend's top n (`CollabModel.blend`), bought articles included, at this cut."""
-    from .model import used_signals  # the model module imports this one
-
-    model = w.model
-    near = near if near is not None else w.neighbours(code)
-    profile = w.profile(mine, w.factor(code), near)
-    signals = model.signals(profile, used_signals(model.params.weights()), trend=w.blend_trend)
-    rows, scores, _ = model.blend(profile, signals, n, exclude_bought=False, weights=model.params.weights())
-    return rows.astype(np.int64), scores.astype(np.float32)
+def blend(w: Window, block: Block, n: int):
+    """The hand-weighted blend's top n (`CollabModel.blend_block`), bought articles included, at this cut."""
+    profiles = [w.profile(mine, w.factor(int(code)), near) for code, mine, near in zip(block.codes, block.mine, block.near)]
+    return w.model.blend_block(profiles, block.als, n, trend=w.blend_trend)
 
 
 SOURCE_FUNCTIONS = {name: globals()[name] for name in SOURCES}
-NEEDS_NEIGHBOURS = {"neighbours", "blend"}
+BLOCK_SOURCES = {"als", "blend"}  # called once for a block of customers: (block, n) -> one proposal per customer
+NEEDS_NEIGHBOURS = {"neighbours"}
 
 
 @dataclass
@@ -336,14 +379,28 @@ class Candidates:
 
 def candidates(w: Window, code: int, per_source: int, exclude: np.ndarray | None = None) -> Candidates:
     """Every source's proposals for one customer, merged (``exclude``: article rows never proposed)."""
-    mine = w.purchases(code)
-    near = w.neighbours(code)
-    proposals = []
-    for name in SOURCES:
-        if name in NEEDS_NEIGHBOURS:
-            proposals.append(SOURCE_FUNCTIONS[name](w, code, mine, per_source, near=near))
-        else:
-            proposals.append(SOURCE_FUNCTIONS[name](w, code, mine, per_source))
+    return candidates_block(w, w.block([code]), per_source, [exclude])[0]
+
+
+def candidates_block(w: Window, block: Block, per_source: int, exclude: list | None = None) -> list[Candidates]:
+    """`candidates` for each customer of a block (``exclude``: one array or None per customer)."""
+    together = {name: SOURCE_FUNCTIONS[name](w, block, per_source) for name in BLOCK_SOURCES}
+    out = []
+    for i, code in enumerate(block.codes):
+        mine, near = block.mine[i], block.near[i]
+        proposals = []
+        for name in SOURCES:
+            if name in BLOCK_SOURCES:
+                proposals.append(together[name][i])
+            elif name in NEEDS_NEIGHBOURS:
+                proposals.append(SOURCE_FUNCTIONS[name](w, int(code), mine, per_source, near=near))
+            else:
+                proposals.append(SOURCE_FUNCTIONS[name](w, int(code), mine, per_source))
+        out.append(_merge(proposals, near, mine, None if exclude is None else exclude[i]))
+    return out
+
+
+def _merge(proposals, near, mine: Purchases, exclude: np.ndarray | None) -> Candidates:
     articles = np.unique(np.concatenate([p[0] for p in proposals]))
     if exclude is not None and len(exclude):
         articles = np.setdiff1d(articles, exclude)

@@ -73,6 +73,16 @@ def build_hnsw(user_factors: np.ndarray, codes: np.ndarray, params: CollabParams
     return index
 
 
+def als_scores(user_factors: np.ndarray, item_factors_64: np.ndarray) -> np.ndarray:
+    """Customer factors · article factors for a block of customers: float32 [customers × articles].
+
+    The product runs in float64 and is rounded to float32: a float32 GEMM's last bits depend on the shape
+    of the block a customer is in, so a customer's scores (and, through near-ties, its lists) would differ
+    between a block and a one-customer call."""
+    with single_threaded_blas():
+        return (user_factors.astype(np.float64) @ item_factors_64.T).astype(np.float32)
+
+
 def nearest(index: hnswlib.Index, factor: np.ndarray, k: int, exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The k customers whose factors are closest to ``factor`` (codes, cosine similarities), without ``exclude``."""
     want = min(k + (exclude is not None), index.get_current_count())
