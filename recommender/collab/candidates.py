@@ -51,16 +51,28 @@ def top_rows(scores: np.ndarray, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
     if n <= 0 or not scores.shape[1]:
         return [(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in range(len(scores))]
     width = scores.shape[1]
-    keep = scores > 0
-    if width > n:  # the n-th largest of each row: keep it and everything above or tied with it
-        keep &= scores >= np.partition(scores, width - n, axis=1)[:, width - n, None]
-    rows, columns = np.nonzero(keep)
+    # Above 0 and at least the n-th largest of the row (when that is above 0 too) as one comparison.
+    least = np.full(len(scores), np.nextafter(np.float32(0), np.float32(1)), np.float32)
+    if width > n:
+        np.maximum(least, np.partition(scores, width - n, axis=1)[:, width - n], out=least)
+    rows, columns = _nonzero(scores >= least[:, None])
     values = scores[rows, columns]
     order = np.lexsort((columns, -values, rows))  # by row, then best first, ties: lower column first
     rows, columns, values = rows[order], columns[order], values[order]
     starts = np.searchsorted(rows, np.arange(len(scores) + 1))
     return [(columns[a : min(b, a + n)].astype(np.int64), values[a : min(b, a + n)].astype(np.float32))
             for a, b in zip(starts[:-1], starts[1:])]
+
+
+def _nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.nonzero` of a 2-d mask with few True values, scanning it 8 bytes at a time."""
+    flat = np.ascontiguousarray(mask).reshape(-1)
+    padded = np.zeros(-(-len(flat) // 8) * 8, bool)
+    padded[: len(flat)] = flat
+    words = np.flatnonzero(padded.view(np.uint64))
+    at = (words[:, None] * 8 + np.arange(8)).reshape(-1)
+    at = at[padded[at]]
+    return at // mask.shape[1], at % mask.shape[1]
 
 
 @dataclass
@@ -357,7 +369,7 @@ def blend(w: Window, block: Block, n: int):
 
 
 SOURCE_FUNCTIONS = {name: globals()[name] for name in SOURCES}
-BLOCK_SOURCES = {"als", "blend"}  # called once for a block of customers: (block, n) -> one proposal per customer
+BLOCK_SOURCES = ("als", "blend")  # called once for a block of customers: (block, n) -> one proposal per customer
 NEEDS_NEIGHBOURS = {"neighbours"}
 
 

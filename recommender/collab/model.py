@@ -43,7 +43,7 @@ from .params import SIGNALS, TREND_WINDOW_DAYS, CollabParams, Progress, no_progr
 from .stats import ArticleStats, robust_end
 
 ARTIFACT = "collab"
-BLOCK = 256  # customers ranked together: their ALS scores and blend are 256 × articles float32 matrices
+BLOCK = int(__import__('os').environ.get('XBLOCK', 32))  # customers ranked together: their ALS scores and blend are 256 × articles float32 matrices
 LISTED_COLUMNS = ["article_id", "prod_name", "product_type_name", "colour_group_name"]
 
 
@@ -409,22 +409,29 @@ class CollabModel:
         at once: each signal added to a [customers × articles] matrix in `signals`' order and arithmetic
         (``als``: the customers' ALS scores, `factors.als_scores`)."""
         weights = self.params.weights()
-        total = np.zeros((len(profiles), len(trend)), np.float32)
-        for name in used_signals(weights):
+        used = used_signals(weights)
+        if "als" in used:  # the first term: 0 + it is exact, so it starts the sum (in place from here on)
+            total = als / np.maximum(als.max(axis=1, keepdims=True), np.float32(1e-12))
+            np.maximum(total, 0.0, out=total)
+            total *= np.float32(weights["als"])
+        else:
+            total = np.zeros((len(profiles), len(trend)), np.float32)
+        for name in used:
             weight = np.float32(weights[name])
-            if name == "als":
-                signal = als / np.maximum(als.max(axis=1, keepdims=True), np.float32(1e-12))
-                total += weight * np.clip(signal, 0.0, None, out=signal)
-            elif name == "trend":
+            if name == "trend":
                 total += weight * trend
             elif name == "type":
-                shares = np.stack([self._type_shares(p) for p in profiles])[:, self.type_codes]
+                shares = np.take(np.stack([self._type_shares(p) for p in profiles]), self.type_codes, axis=1)
                 shares *= trend
                 shares /= np.maximum(shares.max(axis=1, keepdims=True), np.float32(1e-12))
-                total += weight * shares
-            else:  # sparse per customer: neighbours' purchases, the customer's own products
+                shares *= weight
+                total += shares
+            elif name == "neighbours":  # first: it commutes with the als term already in the sum
+                for i, (rows, values) in enumerate(self._neighbour_votes(profiles)):
+                    total[i, rows] += weight * values
+            elif name == "repurchase":
                 for i, profile in enumerate(profiles):
-                    rows, values = self._sparse_signal(name, profile)
+                    rows, values = self._repurchase_votes(profile)
                     total[i, rows] += weight * values
         total *= self.stats.availability
         return [(rows.astype(np.int64), total[i, rows]) for i, rows in enumerate(self._select_rows(total, k))]
@@ -435,26 +442,38 @@ class CollabModel:
         shares = np.bincount(self.type_codes[profile.articles], weights=profile.counts, minlength=len(self.type_names))
         return (shares / shares.sum()).astype(np.float32)
 
-    def _sparse_signal(self, name: str, profile: Profile) -> tuple[np.ndarray, np.ndarray]:
-        """`signals`' neighbours or repurchase signal where it is not 0: (article rows, values)."""
-        if name == "neighbours":
-            if not len(profile.neighbour_codes):
-                return np.zeros(0, np.int64), np.zeros(0, np.float32)
-            votes = self.signals(profile, ["neighbours"])["neighbours"]
-        elif not len(profile.articles):
+    def _neighbour_votes(self, profiles: Sequence[Profile]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`signals`' neighbours signal of each profile where it is not 0 (article rows, values): one sparse
+        product for all of them, each article's votes summed in the order of the neighbours as there."""
+        weights = [np.clip(p.neighbour_sims, 0.0, None).astype(np.float32) for p in profiles]
+        lengths = [len(p.neighbour_codes) for p in profiles]
+        voters = sp.csr_matrix(
+            (np.concatenate(weights), np.concatenate([p.neighbour_codes for p in profiles]),
+             np.concatenate([[0], np.cumsum(lengths)])), shape=(len(profiles), self.interactions.recency.shape[0]))
+        votes = voters @ self._bought
+        out = []
+        for i, w in enumerate(weights):
+            at = slice(votes.indptr[i], votes.indptr[i + 1])
+            out.append((votes.indices[at], votes.data[at] / max(float(w.sum()), 1e-12)))
+        return out
+
+    @cached_property
+    def _bought(self) -> sp.csr_matrix:
+        """customer × article: 1 where the customer bought the article (recency-decayed counts capped at 1)."""
+        return self.interactions.recency.minimum(1.0).tocsr()
+
+    def _repurchase_votes(self, profile: Profile) -> tuple[np.ndarray, np.ndarray]:
+        """`signals`' repurchase signal where it is not 0: the articles of the products the customer bought."""
+        if not len(profile.articles):
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        else:
-            order, offsets = self.product_articles
-            products = np.unique(self.product_codes[profile.articles])
-            rows = np.concatenate([order[offsets[p] : offsets[p + 1]] for p in products])
-            own = (profile.recency / profile.recency.max()).astype(np.float32)
-            weights = np.bincount(self.product_codes[profile.articles], weights=own, minlength=self.n_products)
-            votes = np.zeros(len(self.product_codes), np.float32)
-            votes[rows] = np.minimum(self.params.variant_factor * weights.astype(np.float32)[self.product_codes[rows]], 1.0)
-            votes[profile.articles] = own
-            return rows, votes[rows]
-        rows = np.flatnonzero(votes)
-        return rows, votes[rows]
+        own = (profile.recency / profile.recency.max()).astype(np.float32)
+        products, inverse = np.unique(self.product_codes[profile.articles], return_inverse=True)
+        weights = np.bincount(inverse, weights=own).astype(np.float32)
+        order, offsets = self.product_articles
+        rows = np.sort(np.concatenate([order[offsets[p] : offsets[p + 1]] for p in products]))
+        values = np.minimum(self.params.variant_factor * weights[np.searchsorted(products, self.product_codes[rows])], 1.0)
+        values[np.searchsorted(rows, profile.articles)] = own
+        return rows, values
 
     @cached_property
     def product_articles(self) -> tuple[np.ndarray, np.ndarray]:
@@ -491,18 +510,30 @@ class CollabModel:
 
     def _select_rows(self, total: np.ndarray, k: int) -> list[np.ndarray]:
         """`_select` of each row of a [customers × articles] matrix (one partition for the whole block)."""
-        limited = self.stats.limited
-        tops = [_unique_or_none(rows, values, k) for rows, values in top_rows(total, k + 1)]
-        cap = self._cap(k)
-        over = [i for i, best in enumerate(tops) if best is not None and limited[best].sum() > cap]
+        limited, cap = self.stats.limited, self._cap(k)
+        best = top_rows(total, k + 1)
+        tops = [_unique_or_none(rows, values, k) for rows, values in best]
+        over = [i for i, top in enumerate(tops) if top is not None and limited[top].sum() > cap]
         if over:
-            available = top_rows(np.where(limited, 0.0, total[over]), k + 1)
-            fillers = top_rows(np.where(limited, total[over], 0.0), k + 1)
+            available = self._top_among(total[over], ~limited, k)
+            # When the k + 1 best are all limited, they are the best limited ones as well.
+            fillers = [top if limited[best[i][0]].all() else None for i, top in ((i, tops[i]) for i in over)]
+            missing = [j for j, top in enumerate(fillers) if top is None]
+            if missing:
+                for j, top in zip(missing, self._top_among(total[[over[j] for j in missing]], limited, k)):
+                    fillers[j] = top
             for j, i in enumerate(over):
-                lists = _unique_or_none(*available[j], k), _unique_or_none(*fillers[j], k)
-                tops[i] = None if any(x is None for x in lists) else _cap_limited(*lists, total[i], k, cap)
+                tops[i] = (None if available[j] is None or fillers[j] is None
+                           else _cap_limited(available[j], fillers[j], total[i], k, cap))
         # a tie decides: the dense selection, as one customer at a time always did
-        return [best if best is not None else self._select(total[i], k) for i, best in enumerate(tops)]
+        return [top if top is not None else self._select(total[i], k) for i, top in enumerate(tops)]
+
+    @staticmethod
+    def _top_among(total: np.ndarray, among: np.ndarray, k: int) -> list[np.ndarray | None]:
+        """Each row's `_top_unique` among the articles ``among`` (a mask), as article rows."""
+        columns = np.flatnonzero(among)
+        return [None if best is None else columns[best]
+                for best in (_unique_or_none(rows, values, k) for rows, values in top_rows(total[:, columns], k + 1))]
 
     def _cap(self, k: int) -> int:
         return int(round(k * self.params.max_limited_share))
