@@ -64,6 +64,26 @@ def top_rows(scores: np.ndarray, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
             for a, b in zip(starts[:-1], starts[1:])]
 
 
+def _top_columns(columns: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """`_top` of a sparse row (``columns`` sorted): ties go to the lower column, as over the dense row."""
+    positions, top = _top(scores, n)
+    return columns[positions].astype(np.int64), top
+
+
+def weighted_rows(matrix: sp.csr_matrix, picks: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each (rows, weights) of ``picks``: Σ weight × matrix[row] as (columns sorted, sums), non-zero sums
+    only. One sparse product for all of them; each sum runs in the order the rows are given, as
+    `matrix[rows].T @ weights` sums them, so the float32 results are the same."""
+    lengths = [len(rows) for rows, _ in picks]
+    left = sp.csr_matrix(
+        (np.concatenate([np.zeros(0, np.float32)] + [weights for _, weights in picks]),
+         np.concatenate([np.zeros(0, np.int64)] + [rows for rows, _ in picks]), np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])),
+        shape=(len(picks), matrix.shape[0]))
+    product = left @ matrix
+    product.sort_indices()
+    return [(product.indices[a:b], product.data[a:b]) for a, b in zip(product.indptr[:-1], product.indptr[1:])]
+
+
 def _nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`np.nonzero` of a 2-d mask with few True values, scanning it 8 bytes at a time."""
     flat = np.ascontiguousarray(mask).reshape(-1)
@@ -296,14 +316,11 @@ def other_colours(w: Window, code: int, mine: Purchases, n: int):
     return _top(scores, n, siblings)
 
 
-def neighbours(w: Window, code: int, mine: Purchases, n: int, near=None):
+def neighbours(w: Window, block: Block, n: int):
     """What the customer's nearest customers (HNSW on ALS factors) bought lately, weighted by similarity."""
-    codes, sims = near if near is not None else w.neighbours(code)
-    if not len(codes):
-        return _top(np.zeros(0), 0, np.zeros(0, np.int64))
-    rows = w.recent_buyers[codes]
-    scores = np.asarray(rows.T @ np.clip(sims, 0.0, None).astype(np.float32)).ravel()
-    return _top(scores, n, np.unique(rows.indices))
+    votes = weighted_rows(w.recent_buyers, [(codes, np.clip(sims, 0.0, None).astype(np.float32))
+                                            for codes, sims in block.near])
+    return [_top_columns(columns, scores, n) for columns, scores in votes]
 
 
 def als(w: Window, block: Block, n: int):
@@ -316,15 +333,15 @@ def als(w: Window, block: Block, n: int):
     return [found if has else empty for found, has in zip(out, block.has_factor)]
 
 
-def bought_together(w: Window, code: int, mine: Purchases, n: int):
+def bought_together(w: Window, block: Block, n: int):
     """Articles bought in the same week as the customer's latest purchases, by other customers."""
-    seeds = pd.unique(mine.articles[::-1])[:TOGETHER_SEEDS]
-    if not len(seeds):
-        return _top(np.zeros(0), 0, np.zeros(0, np.int64))
-    rows = w.together[seeds]
-    scores = np.asarray(rows.sum(axis=0)).ravel()
-    among = np.setdiff1d(np.unique(rows.indices), mine.articles)
-    return _top(scores, n, among)
+    seeds = [pd.unique(mine.articles[::-1])[:TOGETHER_SEEDS] for mine in block.mine]
+    together = weighted_rows(w.together, [(rows, np.ones(len(rows), np.float32)) for rows in seeds])
+    out = []
+    for (columns, scores), mine in zip(together, block.mine):
+        new = ~np.isin(columns, mine.articles)
+        out.append(_top_columns(columns[new], scores[new], n))
+    return out
 
 
 def trending(w: Window, code: int, mine: Purchases, n: int):
@@ -369,8 +386,7 @@ def blend(w: Window, block: Block, n: int):
 
 
 SOURCE_FUNCTIONS = {name: globals()[name] for name in SOURCES}
-BLOCK_SOURCES = ("als", "blend")  # called once for a block of customers: (block, n) -> one proposal per customer
-NEEDS_NEIGHBOURS = {"neighbours"}
+BLOCK_SOURCES = ("neighbours", "als", "bought_together", "blend")  # (window, block, n): a proposal per customer
 
 
 @dataclass
@@ -404,8 +420,6 @@ def candidates_block(w: Window, block: Block, per_source: int, exclude: list | N
         for name in SOURCES:
             if name in BLOCK_SOURCES:
                 proposals.append(together[name][i])
-            elif name in NEEDS_NEIGHBOURS:
-                proposals.append(SOURCE_FUNCTIONS[name](w, int(code), mine, per_source, near=near))
             else:
                 proposals.append(SOURCE_FUNCTIONS[name](w, int(code), mine, per_source))
         out.append(_merge(proposals, near, mine, None if exclude is None else exclude[i]))

@@ -34,8 +34,8 @@ from ..errors import ArtifactError, InputError
 from ..interactions import Confidence, Interactions, build_interactions
 from ..store import ArtifactStore
 from .factors import build_hnsw, fit_als, nearest, single_threaded_blas
-from .candidates import Window, _top, candidates_block, top_rows
-from .features import features
+from .candidates import Window, _top, candidates_block, top_rows, weighted_rows
+from .features import features_block
 from .history import CustomerHistory
 from .ranker import Ranker
 from .reasons import explain
@@ -330,7 +330,7 @@ class CollabModel:
         block = w.block(codes)
         exclude = [np.unique(mine.articles) for mine in block.mine] if exclude_bought else None
         block_cands = candidates_block(w, block, self.params.candidates_per_source, exclude)
-        block_X = [features(w, int(code), cands) for code, cands in zip(block.codes, block_cands)]
+        block_X = features_block(w, block.codes, block_cands)
         rows = [X for X in block_X if len(X)]
         scores = self.ranker.score(np.vstack(rows)) if rows else np.zeros(0)
         out, at = [], 0
@@ -443,19 +443,10 @@ class CollabModel:
         return (shares / shares.sum()).astype(np.float32)
 
     def _neighbour_votes(self, profiles: Sequence[Profile]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """`signals`' neighbours signal of each profile where it is not 0 (article rows, values): one sparse
-        product for all of them, each article's votes summed in the order of the neighbours as there."""
+        """`signals`' neighbours signal of each profile where it is not 0 (article rows, values)."""
         weights = [np.clip(p.neighbour_sims, 0.0, None).astype(np.float32) for p in profiles]
-        lengths = [len(p.neighbour_codes) for p in profiles]
-        voters = sp.csr_matrix(
-            (np.concatenate(weights), np.concatenate([p.neighbour_codes for p in profiles]),
-             np.concatenate([[0], np.cumsum(lengths)])), shape=(len(profiles), self.interactions.recency.shape[0]))
-        votes = voters @ self._bought
-        out = []
-        for i, w in enumerate(weights):
-            at = slice(votes.indptr[i], votes.indptr[i + 1])
-            out.append((votes.indices[at], votes.data[at] / max(float(w.sum()), 1e-12)))
-        return out
+        votes = weighted_rows(self._bought, [(p.neighbour_codes, w) for p, w in zip(profiles, weights)])
+        return [(rows, values / max(float(w.sum()), 1e-12)) for (rows, values), w in zip(votes, weights)]
 
     @cached_property
     def _bought(self) -> sp.csr_matrix:
