@@ -43,7 +43,7 @@ from .params import SIGNALS, TREND_WINDOW_DAYS, CollabParams, Progress, no_progr
 from .stats import ArticleStats, robust_end
 
 ARTIFACT = "collab"
-BLOCK = int(__import__('os').environ.get('XBLOCK', 32))  # customers ranked together: their ALS scores and blend are 256 × articles float32 matrices
+BLOCK = 32  # customers ranked together: their ALS scores and blend, 32 × articles float32, stay in the CPU cache
 LISTED_COLUMNS = ["article_id", "prod_name", "product_type_name", "colour_group_name"]
 
 
