@@ -24,6 +24,8 @@ TREND_DAYS = 7
 POPULAR_DAYS = 30
 AGE_EDGES = (25, 35, 45, 55, 65)  # buckets: <25, 25–34, 35–44, 45–54, 55–64, 65+
 AGE_LABELS = ("under 25", "25–34", "35–44", "45–54", "55–64", "65+")
+BLOCK = 32  # customers whose candidates are computed together: their ALS scores and blend, 32 × articles
+# float32, stay in the CPU cache
 SOURCES = (
     "repurchase", "other_colours", "neighbours", "als", "bought_together",
     "trending", "age_trending", "index_group_trending", "popular", "last_purchases", "blend",
@@ -36,7 +38,7 @@ def age_buckets(ages: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(ages), -1, np.searchsorted(AGE_EDGES, np.nan_to_num(ages), side="right")).astype(np.int8)
 
 
-def _top(scores: np.ndarray, n: int, among: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def top_scores(scores: np.ndarray, n: int, among: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(articles, scores) of the n highest positive scores, best first; ``among`` restricts to those rows."""
     rows = np.flatnonzero(scores > 0) if among is None else among[scores[among] > 0]
     if len(rows) > n > 0:  # keep the n best and everything tied with the n-th, then sort only those
@@ -47,7 +49,7 @@ def _top(scores: np.ndarray, n: int, among: np.ndarray | None = None) -> tuple[n
 
 
 def top_rows(scores: np.ndarray, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """`_top` of each row of a [customers × columns] matrix: one partition for the whole block."""
+    """`top_scores` of each row of a [customers × columns] matrix: one partition for the whole block."""
     if n <= 0 or not scores.shape[1]:
         return [(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in range(len(scores))]
     width = scores.shape[1]
@@ -65,8 +67,8 @@ def top_rows(scores: np.ndarray, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def _top_columns(columns: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """`_top` of a sparse row (``columns`` sorted): ties go to the lower column, as over the dense row."""
-    positions, top = _top(scores, n)
+    """`top_scores` of a sparse row (``columns`` sorted): ties go to the lower column, as over the dense row."""
+    positions, top = top_scores(scores, n)
     return columns[positions].astype(np.int64), top
 
 
@@ -126,9 +128,11 @@ class Block:
     @cached_property
     def als(self) -> np.ndarray:
         """float32 [customers × articles]: customer factor · article factor (0 for customers without one)."""
-        w = self.window
-        scores = als_scores(w.model.als.user_factors[self.codes], w.item_factors_64)
-        scores[~self.has_factor] = 0.0
+        return self.als_among(self.window.model.als.item_factors)
+
+    def als_among(self, item_factors: np.ndarray) -> np.ndarray:
+        scores = np.zeros((len(self.codes), len(item_factors)), np.float32)
+        scores[self.has_factor] = als_scores(self.window.model.als.user_factors[self.codes[self.has_factor]], item_factors)
         return scores
 
 
@@ -231,13 +235,10 @@ class Window:
     # -- tables shared by all customers --------------------------------------------------------------
 
     @cached_property
-    def selling(self) -> np.ndarray:
-        """Articles sold in the last 30 days."""
-        return np.flatnonzero(self.sales_30d > 0)
-
-    @cached_property
-    def item_factors_64(self) -> np.ndarray:
-        return self.model.als.item_factors.astype(np.float64)
+    def selling(self) -> tuple[np.ndarray, np.ndarray]:
+        """Articles sold in the last 30 days and their ALS factors (contiguous: the ALS source's products)."""
+        rows = np.flatnonzero(self.sales_30d > 0)
+        return rows, np.ascontiguousarray(self.model.als.item_factors[rows])
 
     @cached_property
     def product_articles(self) -> tuple[np.ndarray, np.ndarray]:
@@ -297,23 +298,22 @@ def customer_age_array(catalog) -> np.ndarray:
 
 def repurchase(w: Window, code: int, mine: Purchases, n: int):
     """What the customer bought, each purchase worth less the older it is."""
-    scores = np.bincount(mine.articles, weights=np.exp2(-mine.age_days / REPURCHASE_HALF_LIFE_DAYS), minlength=w.n_articles)
-    return _top(scores, n, np.unique(mine.articles))
+    articles, inverse = np.unique(mine.articles, return_inverse=True)
+    scores = np.bincount(inverse, weights=np.exp2(-mine.age_days / REPURCHASE_HALF_LIFE_DAYS), minlength=len(articles))
+    return _top_columns(articles, scores, n)
 
 
 def other_colours(w: Window, code: int, mine: Purchases, n: int):
     """Other colours (same product_code) of what the customer bought, recent purchases and best sellers first."""
     if not len(mine):
-        return _top(np.zeros(0), 0, np.zeros(0, np.int64))
+        return top_scores(np.zeros(0), 0, np.zeros(0, np.int64))
     bought_products, inverse = np.unique(w.product_codes[mine.articles], return_inverse=True)
     weight = np.bincount(inverse, weights=np.exp2(-mine.age_days / REPURCHASE_HALF_LIFE_DAYS))
     order, offsets = w.product_articles
     siblings = np.concatenate([order[offsets[p] : offsets[p + 1]] for p in bought_products])
     siblings = np.setdiff1d(siblings, mine.articles)
-    scores = np.zeros(w.n_articles)
     product_weight = weight[np.searchsorted(bought_products, w.product_codes[siblings])]
-    scores[siblings] = product_weight * (1.0 + np.log1p(w.sales_30d[siblings]))
-    return _top(scores, n, siblings)
+    return _top_columns(siblings, product_weight * (1.0 + np.log1p(w.sales_30d[siblings])), n)
 
 
 def neighbours(w: Window, block: Block, n: int):
@@ -325,10 +325,11 @@ def neighbours(w: Window, block: Block, n: int):
 
 def als(w: Window, block: Block, n: int):
     """The ALS top-n: customer factor · article factors, among articles sold in the last 30 days."""
-    scores = block.als[:, w.selling]
+    selling, selling_factors = w.selling
+    scores = block.als_among(selling_factors)
     scores -= np.minimum(scores.min(axis=1, keepdims=True, initial=0.0), 0.0)  # the lowest score becomes 0 …
     scores += np.float32(1e-6)  # … and every selling article stays above 0
-    out = [(w.selling[positions], top) for positions, top in top_rows(scores, n)]
+    out = [(selling[positions], top) for positions, top in top_rows(scores, n)]
     empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
     return [found if has else empty for found, has in zip(out, block.has_factor)]
 
@@ -346,35 +347,35 @@ def bought_together(w: Window, block: Block, n: int):
 
 def trending(w: Window, code: int, mine: Purchases, n: int):
     """The week's best sellers overall (decayed by day)."""
-    return w.shared(("trending", n), lambda: _top(w.trend, n))
+    return w.shared(("trending", n), lambda: top_scores(w.trend, n))
 
 
 def age_trending(w: Window, code: int, mine: Purchases, n: int):
     """The week's best sellers among customers of the same age bucket."""
     scores = w.trending_by_age.get(int(w.customer_buckets[code]))
     if scores is None:
-        return _top(np.zeros(0), 0, np.zeros(0, np.int64))
-    return w.shared(("age", int(w.customer_buckets[code]), n), lambda: _top(scores, n))
+        return top_scores(np.zeros(0), 0, np.zeros(0, np.int64))
+    return w.shared(("age", int(w.customer_buckets[code]), n), lambda: top_scores(scores, n))
 
 
 def index_group_trending(w: Window, code: int, mine: Purchases, n: int):
     """The week's best sellers in the index group (Ladieswear, Menswear, …) the customer buys most."""
     if not len(mine):
-        return _top(np.zeros(0), 0, np.zeros(0, np.int64))
+        return top_scores(np.zeros(0), 0, np.zeros(0, np.int64))
     group = int(np.argmax(np.bincount(w.group_codes[mine.articles])))
-    return w.shared(("group", group, n), lambda: _top(w.trend, n, np.flatnonzero(w.group_codes == group)))
+    return w.shared(("group", group, n), lambda: top_scores(w.trend, n, np.flatnonzero(w.group_codes == group)))
 
 
 def popular(w: Window, code: int, mine: Purchases, n: int):
     """The month's best sellers: what a customer without history gets."""
-    return w.shared(("popular", n), lambda: _top(w.sales_30d, n))
+    return w.shared(("popular", n), lambda: top_scores(w.sales_30d, n))
 
 
 def last_purchases(w: Window, code: int, mine: Purchases, n: int):
     """The public "time is our best friend" heuristic as one list: the customer's own articles, most recently
     bought first, then the last 7 days' best sellers (score: n + 1 - position)."""
     own = pd.unique(mine.articles[::-1])[:n]
-    week, _ = w.shared(("week", n), lambda: _top(w.sales_7d, n))
+    week, _ = w.shared(("week", n), lambda: top_scores(w.sales_7d, n))
     picks = np.concatenate([own, week[~np.isin(week, own)]])[:n].astype(np.int64)
     return picks, np.arange(n, n - len(picks), -1).astype(np.float32)
 
@@ -413,28 +414,32 @@ def candidates(w: Window, code: int, per_source: int, exclude: np.ndarray | None
 def candidates_block(w: Window, block: Block, per_source: int, exclude: list | None = None) -> list[Candidates]:
     """`candidates` for each customer of a block (``exclude``: one array or None per customer)."""
     together = {name: SOURCE_FUNCTIONS[name](w, block, per_source) for name in BLOCK_SOURCES}
-    out = []
+    proposals = []  # per customer, per source: (articles, scores)
     for i, code in enumerate(block.codes):
-        mine, near = block.mine[i], block.near[i]
-        proposals = []
-        for name in SOURCES:
-            if name in BLOCK_SOURCES:
-                proposals.append(together[name][i])
-            else:
-                proposals.append(SOURCE_FUNCTIONS[name](w, int(code), mine, per_source))
-        out.append(_merge(proposals, near, mine, None if exclude is None else exclude[i]))
-    return out
+        proposals.append([together[name][i] if name in BLOCK_SOURCES
+                          else SOURCE_FUNCTIONS[name](w, int(code), block.mine[i], per_source) for name in SOURCES])
+    return _merge(w, block, proposals, exclude)
 
 
-def _merge(proposals, near, mine: Purchases, exclude: np.ndarray | None) -> Candidates:
-    articles = np.unique(np.concatenate([p[0] for p in proposals]))
-    if exclude is not None and len(exclude):
-        articles = np.setdiff1d(articles, exclude)
-    ranks = np.full((len(articles), len(SOURCES)), np.nan, np.float32)
+def _merge(w: Window, block: Block, proposals: list, exclude: list | None) -> list[Candidates]:
+    """Each customer's proposals as one table: every proposed article once, each source's rank and score."""
+    flat = [(i, s, rows, values) for i, lists in enumerate(proposals) for s, (rows, values) in enumerate(lists)]
+    lengths = [len(rows) for *_, rows, _ in flat]
+    customer = np.repeat([i for i, *_ in flat], lengths).astype(np.int64)
+    source = np.repeat([s for _, s, *_ in flat], lengths)
+    rank = np.concatenate([np.arange(1, n + 1) for n in lengths]) if flat else np.zeros(0, np.int64)
+    key = customer * w.n_articles + np.concatenate([rows for *_, rows, _ in flat] + [np.zeros(0, np.int64)])
+    keys = np.unique(key)  # (customer, article), by customer then article
+    if exclude is not None:
+        excluded = [i * w.n_articles + np.asarray(e, np.int64) for i, e in enumerate(exclude) if e is not None]
+        keys = np.setdiff1d(keys, np.concatenate(excluded)) if excluded else keys
+    at = np.minimum(np.searchsorted(keys, key), max(len(keys) - 1, 0))
+    found = keys[at] == key if len(keys) else np.zeros(len(key), bool)
+    ranks = np.full((len(keys), len(SOURCES)), np.nan, np.float32)
     scores = np.full_like(ranks, np.nan)
-    for i, (proposed, proposed_scores) in enumerate(proposals):
-        at = np.searchsorted(articles, proposed)
-        found = (at < len(articles)) & (articles[np.minimum(at, len(articles) - 1)] == proposed)
-        ranks[at[found], i] = np.arange(1, len(proposed) + 1)[found]
-        scores[at[found], i] = proposed_scores[found]
-    return Candidates(articles, ranks, scores, near, mine)
+    ranks[at[found], source[found]] = rank[found]
+    proposed_scores = np.concatenate([values for *_, values in flat] + [np.zeros(0, np.float32)])
+    scores[at[found], source[found]] = proposed_scores[found]
+    bounds = np.searchsorted(keys, np.arange(len(block.codes) + 1) * w.n_articles)
+    return [Candidates(keys[a:b] - i * w.n_articles, ranks[a:b], scores[a:b], block.near[i], block.mine[i])
+            for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]

@@ -34,7 +34,7 @@ from ..errors import ArtifactError, InputError
 from ..interactions import Confidence, Interactions, build_interactions
 from ..store import ArtifactStore
 from .factors import build_hnsw, fit_als, nearest, single_threaded_blas
-from .candidates import Window, _top, candidates_block, top_rows, weighted_rows
+from .candidates import BLOCK, Window, candidates_block, top_rows, top_scores, weighted_rows
 from .features import features_block
 from .history import CustomerHistory
 from .ranker import Ranker
@@ -43,7 +43,6 @@ from .params import SIGNALS, TREND_WINDOW_DAYS, CollabParams, Progress, no_progr
 from .stats import ArticleStats, robust_end
 
 ARTIFACT = "collab"
-BLOCK = 32  # customers ranked together: their ALS scores and blend, 32 × articles float32, stay in the CPU cache
 LISTED_COLUMNS = ["article_id", "prod_name", "product_type_name", "colour_group_name"]
 
 
@@ -650,4 +649,4 @@ def _unique_or_none(rows: np.ndarray, values: np.ndarray, k: int) -> np.ndarray 
 
 def _top_unique(scores: np.ndarray, k: int) -> np.ndarray | None:
     """`_top_positive`'s positions when no tie decides them, else None."""
-    return _unique_or_none(*_top(scores, k + 1), k)
+    return _unique_or_none(*top_scores(scores, k + 1), k)

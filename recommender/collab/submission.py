@@ -21,7 +21,7 @@ def prediction_rows(model: CollabModel, code: int, k: int) -> np.ndarray:
     return model.rank(profile, k, exclude_bought=False)[0]
 
 
-BLOCK = 1_024  # ids read and written together (the model ranks them model.BLOCK at a time)
+BLOCK = 1_024  # ids read and written together (ranked candidates.BLOCK at a time)
 
 
 def submission_lines(model: CollabModel, customer_ids: Iterable[str], k: int = 12) -> Iterator[str]:
