@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from recommender.collab import CollabModel, CollabParams
+from recommender.collab import CollabModel, CollabParams, used_signals
 from recommender.collab.features import FEATURES
 from recommender.collab.candidates import BLOCK, blend
 from recommender.collab.ranker import ARTIFACT, Ranker, build_ranker, train_ranker
@@ -104,13 +104,17 @@ def test_block_ranking_equals_one_customer_at_a_time(ranked_model, demo_catalog)
 
 
 def test_blend_source_of_a_block_is_the_one_customer_blend(ranked_model, demo_catalog):
+    # The dense one-customer blend over the catalogue (what evaluate's blend row ranks by): the very same
+    # articles and float32 scores (a feature of the ranker), for every customer.
     model, _ = ranked_model
-    window = model.window
+    window, weights = model.window, model.params.weights()
     codes = np.arange(len(demo_catalog.customer_ids))
     for start in range(0, len(codes), BLOCK):
         block = window.block(codes[start : start + BLOCK])
-        for code, (rows, scores) in zip(block.codes, blend(window, block, 48)):
-            expected, expected_scores, _ = model.rank(model.profile(int(code)), 48, exclude_bought=False)
+        for code, mine, near, (rows, scores) in zip(block.codes, block.mine, block.near, blend(window, block, 48)):
+            profile = window.profile(mine, window.factor(int(code)), near)
+            signals = model.signals(profile, used_signals(weights), trend=window.blend_trend)
+            expected, expected_scores, _ = model.blend(profile, signals, 48, exclude_bought=False, weights=weights)
             assert rows.tolist() == expected.tolist() and scores.tolist() == expected_scores.tolist()
 
 
