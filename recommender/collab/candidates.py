@@ -221,6 +221,7 @@ class Window:
         return self.model.als.user_factors[code] if counts.indptr[code + 1] > counts.indptr[code] else None
 
     def block(self, codes, near: list | None = None) -> Block:
+        """These customers' purchases and neighbours (``near``: given instead, one (codes, sims) each)."""
         codes = np.asarray(codes, dtype=np.int64)
         mine = [self.purchases(int(code)) for code in codes]
         near = near if near is not None else [self.neighbours(int(code)) for code in codes]
