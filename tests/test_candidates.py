@@ -76,7 +76,11 @@ def code(name: str) -> int:
 
 
 def proposed(source, window, name, n=10, **kwargs):
-    articles, scores = source(window, code(name), window.purchases(code(name)), n, **kwargs)
+    if source.__name__ in src.BLOCK_SOURCES:  # computed for a block of customers: here a block of one
+        near = [kwargs["near"]] if "near" in kwargs else None
+        articles, scores = source(window, window.block([code(name)], near=near), n)[0]
+    else:
+        articles, scores = source(window, code(name), window.purchases(code(name)), n, **kwargs)
     return articles.tolist(), scores
 
 

@@ -9,8 +9,9 @@ import re
 import numpy as np
 import pytest
 
-from recommender.collab import CollabModel, CollabParams
+from recommender.collab import CollabModel, CollabParams, used_signals
 from recommender.collab.features import FEATURES
+from recommender.collab.candidates import BLOCK, blend
 from recommender.collab.ranker import ARTIFACT, Ranker, build_ranker, train_ranker
 from recommender.collab import submission
 from recommender.collab.submission import HEADER, prediction_rows, write_submission
@@ -93,12 +94,50 @@ def test_thin_data_falls_back_to_the_blend_and_the_build_says_so(demo_catalog, t
 
 def test_block_ranking_equals_one_customer_at_a_time(ranked_model, demo_catalog):
     model, _ = ranked_model
-    codes = np.flatnonzero(np.diff(model.interactions.counts.indptr) > 0)
+    codes = np.arange(len(demo_catalog.customer_ids))  # every customer, with history or not, in several blocks
+    assert len(codes) > 3 * BLOCK
     for exclude_bought in (False, True):
         block = model.ranked_block(codes, 12, exclude_bought)
         assert len(block) == len(codes)
         for code, rows in zip(codes, block):
             assert rows.tolist() == model.ranked(int(code), 12, exclude_bought)[0].tolist()
+
+
+def test_blend_source_of_a_block_is_the_one_customer_blend(ranked_model, demo_catalog):
+    # The dense one-customer blend over the catalogue (what evaluate's blend row ranks by): the very same
+    # articles and float32 scores (a feature of the ranker), for every customer.
+    model, _ = ranked_model
+    window, weights = model.window, model.params.weights()
+    codes = np.arange(len(demo_catalog.customer_ids))
+    for start in range(0, len(codes), BLOCK):
+        block = window.block(codes[start : start + BLOCK])
+        for code, mine, near, (rows, scores) in zip(block.codes, block.mine, block.near, blend(window, block, 48)):
+            profile = window.profile(mine, window.factor(int(code)), near)
+            signals = model.signals(profile, used_signals(weights), trend=window.blend_trend)
+            expected, expected_scores, _ = model.blend(profile, signals, 48, exclude_bought=False, weights=weights)
+            assert rows.tolist() == expected.tolist() and scores.tolist() == expected_scores.tolist()
+
+
+def test_fast_selection_equals_the_dense_one_with_ties(ranked_model):
+    # The block paths select without a pass over the catalogue; where a tie decides, they fall back to the
+    # dense selection, whose tie order (np.argpartition's) the lists always had.
+    model, _ = ranked_model
+    n = len(model.stats.limited)
+    rng = np.random.default_rng(0)
+    totals = []
+    limited, available = np.flatnonzero(model.stats.limited), np.flatnonzero(~model.stats.limited)
+    for trial in range(120):
+        share = trial % 3 / 2  # none, half or all of the 150 from the limited articles (at most 3 of 12 shown)
+        picked = rng.choice(limited, min(int(150 * share), len(limited)), replace=False)
+        rows = np.sort(np.concatenate([picked, rng.choice(available, 150 - len(picked), replace=False)]))
+        scores = (rng.integers(1, 4 if trial % 2 else 10**6, len(rows)) / 7).astype(np.float32)  # many ties, or few
+        total = np.zeros(n, np.float32)
+        total[rows] = scores
+        totals.append(total)
+        assert model._select_among(rows, scores, 12).tolist() == model._select(total, 12).tolist()
+    block = model._select_rows(np.stack(totals), 12)
+    assert [rows.tolist() for rows in block] == [model._select(total, 12).tolist() for total in totals]
+    assert model.stats.limited.any() and not model.stats.limited.all()  # both kinds of articles take part
 
 
 def test_submission_file_format_and_row_count(ranked_model, demo_catalog, monkeypatch):

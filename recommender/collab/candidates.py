@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .factors import nearest, single_threaded_blas
+from .factors import als_scores, nearest
 from .history import CustomerHistory
 
 REPURCHASE_HALF_LIFE_DAYS = 14.0  # a purchase 2 weeks ago proposes its article half as strongly as one today
@@ -24,6 +24,8 @@ TREND_DAYS = 7
 POPULAR_DAYS = 30
 AGE_EDGES = (25, 35, 45, 55, 65)  # buckets: <25, 25–34, 35–44, 45–54, 55–64, 65+
 AGE_LABELS = ("under 25", "25–34", "35–44", "45–54", "55–64", "65+")
+BLOCK = 32  # customers whose candidates are computed together: their ALS scores and blend, 32 × articles
+# float32, stay in the CPU cache
 SOURCES = (
     "repurchase", "other_colours", "neighbours", "als", "bought_together",
     "trending", "age_trending", "index_group_trending", "popular", "last_purchases", "blend",
@@ -36,7 +38,7 @@ def age_buckets(ages: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(ages), -1, np.searchsorted(AGE_EDGES, np.nan_to_num(ages), side="right")).astype(np.int8)
 
 
-def _top(scores: np.ndarray, n: int, among: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def top_scores(scores: np.ndarray, n: int, among: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(articles, scores) of the n highest positive scores, best first; ``among`` restricts to those rows."""
     rows = np.flatnonzero(scores > 0) if among is None else among[scores[among] > 0]
     if len(rows) > n > 0:  # keep the n best and everything tied with the n-th, then sort only those
@@ -44,6 +46,55 @@ def _top(scores: np.ndarray, n: int, among: np.ndarray | None = None) -> tuple[n
         rows = rows[scores[rows] >= nth]
     order = rows[np.lexsort((rows, -scores[rows]))][:n]  # ties: lower article row first (deterministic)
     return order.astype(np.int64), scores[order].astype(np.float32)
+
+
+def top_rows(scores: np.ndarray, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`top_scores` of each row of a [customers × columns] matrix: one partition for the whole block."""
+    if n <= 0 or not scores.shape[1]:
+        return [(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in range(len(scores))]
+    width = scores.shape[1]
+    # Above 0 and at least the n-th largest of the row (when that is above 0 too) as one comparison.
+    least = np.full(len(scores), np.nextafter(np.float32(0), np.float32(1)), np.float32)
+    if width > n:
+        np.maximum(least, np.partition(scores, width - n, axis=1)[:, width - n], out=least)
+    rows, columns = _nonzero(scores >= least[:, None])
+    values = scores[rows, columns]
+    order = np.lexsort((columns, -values, rows))  # by row, then best first, ties: lower column first
+    rows, columns, values = rows[order], columns[order], values[order]
+    starts = np.searchsorted(rows, np.arange(len(scores) + 1))
+    return [(columns[a : min(b, a + n)].astype(np.int64), values[a : min(b, a + n)].astype(np.float32))
+            for a, b in zip(starts[:-1], starts[1:])]
+
+
+def _top_columns(columns: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """`top_scores` of a sparse row (``columns`` sorted): ties go to the lower column, as over the dense row."""
+    positions, top = top_scores(scores, n)
+    return columns[positions].astype(np.int64), top
+
+
+def weighted_rows(matrix: sp.csr_matrix, picks: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each (rows, weights) of ``picks``: Σ weight × matrix[row] as (columns sorted, sums), non-zero sums
+    only. One sparse product for all of them; each sum runs in the order the rows are given, as
+    `matrix[rows].T @ weights` sums them, so the float32 results are the same."""
+    lengths = [len(rows) for rows, _ in picks]
+    left = sp.csr_matrix(
+        (np.concatenate([np.zeros(0, np.float32)] + [weights for _, weights in picks]),
+         np.concatenate([np.zeros(0, np.int64)] + [rows for rows, _ in picks]), np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])),
+        shape=(len(picks), matrix.shape[0]))
+    product = left @ matrix
+    product.sort_indices()
+    return [(product.indices[a:b], product.data[a:b]) for a, b in zip(product.indptr[:-1], product.indptr[1:])]
+
+
+def _nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.nonzero` of a 2-d mask with few True values, scanning it 8 bytes at a time."""
+    flat = np.ascontiguousarray(mask).reshape(-1)
+    padded = np.zeros(-(-len(flat) // 8) * 8, bool)
+    padded[: len(flat)] = flat
+    words = np.flatnonzero(padded.view(np.uint64))
+    at = (words[:, None] * 8 + np.arange(8)).reshape(-1)
+    at = at[padded[at]]
+    return at // mask.shape[1], at % mask.shape[1]
 
 
 @dataclass
@@ -57,6 +108,32 @@ class Purchases:
 
     def __len__(self) -> int:
         return len(self.articles)
+
+
+@dataclass
+class Block:
+    """Customers whose candidates are computed together: their purchases, neighbours, and (on first use)
+    their ALS scores over the whole catalogue as one matrix product."""
+
+    window: "Window"
+    codes: np.ndarray
+    mine: list[Purchases]
+    near: list[tuple[np.ndarray, np.ndarray]]
+
+    @cached_property
+    def has_factor(self) -> np.ndarray:
+        counts = self.window.model.interactions.counts
+        return counts.indptr[self.codes + 1] > counts.indptr[self.codes]
+
+    @cached_property
+    def als(self) -> np.ndarray:
+        """float32 [customers × articles]: customer factor · article factor (0 for customers without one)."""
+        return self.als_among(self.window.model.als.item_factors)
+
+    def als_among(self, item_factors: np.ndarray) -> np.ndarray:
+        scores = np.zeros((len(self.codes), len(item_factors)), np.float32)
+        scores[self.has_factor] = als_scores(self.window.model.als.user_factors[self.codes[self.has_factor]], item_factors)
+        return scores
 
 
 class Window:
@@ -143,6 +220,13 @@ class Window:
         counts = self.model.interactions.counts
         return self.model.als.user_factors[code] if counts.indptr[code + 1] > counts.indptr[code] else None
 
+    def block(self, codes, near: list | None = None) -> Block:
+        """These customers' purchases and neighbours (``near``: given instead, one (codes, sims) each)."""
+        codes = np.asarray(codes, dtype=np.int64)
+        mine = [self.purchases(int(code)) for code in codes]
+        near = near if near is not None else [self.neighbours(int(code)) for code in codes]
+        return Block(self, codes, mine, near)
+
     def neighbours(self, code: int) -> tuple[np.ndarray, np.ndarray]:
         factor = self.factor(code)
         if factor is None:
@@ -153,7 +237,7 @@ class Window:
 
     @cached_property
     def selling(self) -> tuple[np.ndarray, np.ndarray]:
-        """Articles sold in the last 30 days and their ALS factors (contiguous: one product per customer)."""
+        """Articles sold in the last 30 days and their ALS factors (contiguous: the ALS source's products)."""
         rows = np.flatnonzero(self.sales_30d > 0)
         return rows, np.ascontiguousarray(self.model.als.item_factors[rows])
 
@@ -215,107 +299,96 @@ def customer_age_array(catalog) -> np.ndarray:
 
 def repurchase(w: Window, code: int, mine: Purchases, n: int):
     """What the customer bought, each purchase worth less the older it is."""
-    scores = np.bincount(mine.articles, weights=np.exp2(-mine.age_days / REPURCHASE_HALF_LIFE_DAYS), minlength=w.n_articles)
-    return _top(scores, n, np.unique(mine.articles))
+    articles, inverse = np.unique(mine.articles, return_inverse=True)
+    scores = np.bincount(inverse, weights=np.exp2(-mine.age_days / REPURCHASE_HALF_LIFE_DAYS), minlength=len(articles))
+    return _top_columns(articles, scores, n)
 
 
 def other_colours(w: Window, code: int, mine: Purchases, n: int):
     """Other colours (same product_code) of what the customer bought, recent purchases and best sellers first."""
     if not len(mine):
-        return _top(np.zeros(0), 0, np.zeros(0, np.int64))
+        return top_scores(np.zeros(0), 0, np.zeros(0, np.int64))
     bought_products, inverse = np.unique(w.product_codes[mine.articles], return_inverse=True)
     weight = np.bincount(inverse, weights=np.exp2(-mine.age_days / REPURCHASE_HALF_LIFE_DAYS))
     order, offsets = w.product_articles
     siblings = np.concatenate([order[offsets[p] : offsets[p + 1]] for p in bought_products])
     siblings = np.setdiff1d(siblings, mine.articles)
-    scores = np.zeros(w.n_articles)
     product_weight = weight[np.searchsorted(bought_products, w.product_codes[siblings])]
-    scores[siblings] = product_weight * (1.0 + np.log1p(w.sales_30d[siblings]))
-    return _top(scores, n, siblings)
+    return _top_columns(siblings, product_weight * (1.0 + np.log1p(w.sales_30d[siblings])), n)
 
 
-def neighbours(w: Window, code: int, mine: Purchases, n: int, near=None):
+def neighbours(w: Window, block: Block, n: int):
     """What the customer's nearest customers (HNSW on ALS factors) bought lately, weighted by similarity."""
-    codes, sims = near if near is not None else w.neighbours(code)
-    if not len(codes):
-        return _top(np.zeros(0), 0, np.zeros(0, np.int64))
-    rows = w.recent_buyers[codes]
-    scores = np.asarray(rows.T @ np.clip(sims, 0.0, None).astype(np.float32)).ravel()
-    return _top(scores, n, np.unique(rows.indices))
+    votes = weighted_rows(w.recent_buyers, [(codes, np.clip(sims, 0.0, None).astype(np.float32))
+                                            for codes, sims in block.near])
+    return [_top_columns(columns, scores, n) for columns, scores in votes]
 
 
-def als(w: Window, code: int, mine: Purchases, n: int):
+def als(w: Window, block: Block, n: int):
     """The ALS top-n: customer factor · article factors, among articles sold in the last 30 days."""
-    factor = w.factor(code)
-    if factor is None:
-        return _top(np.zeros(0), 0, np.zeros(0, np.int64))
     selling, selling_factors = w.selling
-    with single_threaded_blas():
-        scores = selling_factors @ factor
-    positions, scores = _top(scores - min(float(scores.min(initial=0.0)), 0.0) + 1e-6, n)
-    return selling[positions], scores
+    scores = block.als_among(selling_factors)
+    scores -= np.minimum(scores.min(axis=1, keepdims=True, initial=0.0), 0.0)  # the lowest score becomes 0 …
+    scores += np.float32(1e-6)  # … and every selling article stays above 0
+    out = [(selling[positions], top) for positions, top in top_rows(scores, n)]
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+    return [found if has else empty for found, has in zip(out, block.has_factor)]
 
 
-def bought_together(w: Window, code: int, mine: Purchases, n: int):
+def bought_together(w: Window, block: Block, n: int):
     """Articles bought in the same week as the customer's latest purchases, by other customers."""
-    seeds = pd.unique(mine.articles[::-1])[:TOGETHER_SEEDS]
-    if not len(seeds):
-        return _top(np.zeros(0), 0, np.zeros(0, np.int64))
-    rows = w.together[seeds]
-    scores = np.asarray(rows.sum(axis=0)).ravel()
-    among = np.setdiff1d(np.unique(rows.indices), mine.articles)
-    return _top(scores, n, among)
+    seeds = [pd.unique(mine.articles[::-1])[:TOGETHER_SEEDS] for mine in block.mine]
+    together = weighted_rows(w.together, [(rows, np.ones(len(rows), np.float32)) for rows in seeds])
+    out = []
+    for (columns, scores), mine in zip(together, block.mine):
+        new = ~np.isin(columns, mine.articles)
+        out.append(_top_columns(columns[new], scores[new], n))
+    return out
 
 
 def trending(w: Window, code: int, mine: Purchases, n: int):
     """The week's best sellers overall (decayed by day)."""
-    return w.shared(("trending", n), lambda: _top(w.trend, n))
+    return w.shared(("trending", n), lambda: top_scores(w.trend, n))
 
 
 def age_trending(w: Window, code: int, mine: Purchases, n: int):
     """The week's best sellers among customers of the same age bucket."""
     scores = w.trending_by_age.get(int(w.customer_buckets[code]))
     if scores is None:
-        return _top(np.zeros(0), 0, np.zeros(0, np.int64))
-    return w.shared(("age", int(w.customer_buckets[code]), n), lambda: _top(scores, n))
+        return top_scores(np.zeros(0), 0, np.zeros(0, np.int64))
+    return w.shared(("age", int(w.customer_buckets[code]), n), lambda: top_scores(scores, n))
 
 
 def index_group_trending(w: Window, code: int, mine: Purchases, n: int):
     """The week's best sellers in the index group (Ladieswear, Menswear, …) the customer buys most."""
     if not len(mine):
-        return _top(np.zeros(0), 0, np.zeros(0, np.int64))
+        return top_scores(np.zeros(0), 0, np.zeros(0, np.int64))
     group = int(np.argmax(np.bincount(w.group_codes[mine.articles])))
-    return w.shared(("group", group, n), lambda: _top(w.trend, n, np.flatnonzero(w.group_codes == group)))
+    return w.shared(("group", group, n), lambda: top_scores(w.trend, n, np.flatnonzero(w.group_codes == group)))
 
 
 def popular(w: Window, code: int, mine: Purchases, n: int):
     """The month's best sellers: what a customer without history gets."""
-    return w.shared(("popular", n), lambda: _top(w.sales_30d, n))
+    return w.shared(("popular", n), lambda: top_scores(w.sales_30d, n))
 
 
 def last_purchases(w: Window, code: int, mine: Purchases, n: int):
     """The public "time is our best friend" heuristic as one list: the customer's own articles, most recently
     bought first, then the last 7 days' best sellers (score: n + 1 - position)."""
     own = pd.unique(mine.articles[::-1])[:n]
-    week, _ = w.shared(("week", n), lambda: _top(w.sales_7d, n))
+    week, _ = w.shared(("week", n), lambda: top_scores(w.sales_7d, n))
     picks = np.concatenate([own, week[~np.isin(week, own)]])[:n].astype(np.int64)
     return picks, np.arange(n, n - len(picks), -1).astype(np.float32)
 
 
-def blend(w: Window, code: int, mine: Purchases, n: int, near=None):
-    """The hand-weighted blend's top n (`CollabModel.blend`), bought articles included, at this cut."""
-    from .model import used_signals  # the model module imports this one
-
-    model = w.model
-    near = near if near is not None else w.neighbours(code)
-    profile = w.profile(mine, w.factor(code), near)
-    signals = model.signals(profile, used_signals(model.params.weights()), trend=w.blend_trend)
-    rows, scores, _ = model.blend(profile, signals, n, exclude_bought=False, weights=model.params.weights())
-    return rows.astype(np.int64), scores.astype(np.float32)
+def blend(w: Window, block: Block, n: int):
+    """The hand-weighted blend's top n (`CollabModel.blend_block`), bought articles included, at this cut."""
+    profiles = [w.profile(mine, w.factor(int(code)), near) for code, mine, near in zip(block.codes, block.mine, block.near)]
+    return w.model.blend_block(profiles, block.als, n, trend=w.blend_trend)
 
 
 SOURCE_FUNCTIONS = {name: globals()[name] for name in SOURCES}
-NEEDS_NEIGHBOURS = {"neighbours", "blend"}
+BLOCK_SOURCES = ("neighbours", "als", "bought_together", "blend")  # (window, block, n): a proposal per customer
 
 
 @dataclass
@@ -336,22 +409,38 @@ class Candidates:
 
 def candidates(w: Window, code: int, per_source: int, exclude: np.ndarray | None = None) -> Candidates:
     """Every source's proposals for one customer, merged (``exclude``: article rows never proposed)."""
-    mine = w.purchases(code)
-    near = w.neighbours(code)
-    proposals = []
-    for name in SOURCES:
-        if name in NEEDS_NEIGHBOURS:
-            proposals.append(SOURCE_FUNCTIONS[name](w, code, mine, per_source, near=near))
-        else:
-            proposals.append(SOURCE_FUNCTIONS[name](w, code, mine, per_source))
-    articles = np.unique(np.concatenate([p[0] for p in proposals]))
-    if exclude is not None and len(exclude):
-        articles = np.setdiff1d(articles, exclude)
-    ranks = np.full((len(articles), len(SOURCES)), np.nan, np.float32)
+    return candidates_block(w, w.block([code]), per_source, [exclude])[0]
+
+
+def candidates_block(w: Window, block: Block, per_source: int, exclude: list | None = None) -> list[Candidates]:
+    """`candidates` for each customer of a block (``exclude``: one array or None per customer)."""
+    together = {name: SOURCE_FUNCTIONS[name](w, block, per_source) for name in BLOCK_SOURCES}
+    proposals = []  # per customer, per source: (articles, scores)
+    for i, code in enumerate(block.codes):
+        proposals.append([together[name][i] if name in BLOCK_SOURCES
+                          else SOURCE_FUNCTIONS[name](w, int(code), block.mine[i], per_source) for name in SOURCES])
+    return _merge(w, block, proposals, exclude)
+
+
+def _merge(w: Window, block: Block, proposals: list, exclude: list | None) -> list[Candidates]:
+    """Each customer's proposals as one table: every proposed article once, each source's rank and score."""
+    flat = [(i, s, rows, values) for i, lists in enumerate(proposals) for s, (rows, values) in enumerate(lists)]
+    lengths = [len(rows) for *_, rows, _ in flat]
+    customer = np.repeat([i for i, *_ in flat], lengths).astype(np.int64)
+    source = np.repeat([s for _, s, *_ in flat], lengths)
+    rank = np.concatenate([np.arange(1, n + 1) for n in lengths]) if flat else np.zeros(0, np.int64)
+    key = customer * w.n_articles + np.concatenate([rows for *_, rows, _ in flat] + [np.zeros(0, np.int64)])
+    keys = np.unique(key)  # (customer, article), by customer then article
+    if exclude is not None:
+        excluded = [i * w.n_articles + np.asarray(e, np.int64) for i, e in enumerate(exclude) if e is not None]
+        keys = np.setdiff1d(keys, np.concatenate(excluded)) if excluded else keys
+    at = np.minimum(np.searchsorted(keys, key), max(len(keys) - 1, 0))
+    found = keys[at] == key if len(keys) else np.zeros(len(key), bool)
+    ranks = np.full((len(keys), len(SOURCES)), np.nan, np.float32)
     scores = np.full_like(ranks, np.nan)
-    for i, (proposed, proposed_scores) in enumerate(proposals):
-        at = np.searchsorted(articles, proposed)
-        found = (at < len(articles)) & (articles[np.minimum(at, len(articles) - 1)] == proposed)
-        ranks[at[found], i] = np.arange(1, len(proposed) + 1)[found]
-        scores[at[found], i] = proposed_scores[found]
-    return Candidates(articles, ranks, scores, near, mine)
+    ranks[at[found], source[found]] = rank[found]
+    proposed_scores = np.concatenate([values for *_, values in flat] + [np.zeros(0, np.float32)])
+    scores[at[found], source[found]] = proposed_scores[found]
+    bounds = np.searchsorted(keys, np.arange(len(block.codes) + 1) * w.n_articles)
+    return [Candidates(keys[a:b] - i * w.n_articles, ranks[a:b], scores[a:b], block.near[i], block.mine[i])
+            for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]

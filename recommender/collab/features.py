@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .candidates import SOURCES, Candidates, Window
+from .candidates import SOURCES, Candidates, Window, weighted_rows
 from .factors import single_threaded_blas
 
 CUSTOMER_FEATURES = ["purchases", "days_since_last_purchase", "online_share", "age_bucket"]
@@ -18,63 +18,93 @@ FEATURES = (
 )
 
 
-def _share(codes_bought: np.ndarray, codes_candidates: np.ndarray, minlength: int) -> np.ndarray:
-    """Share of the customer's purchases with each candidate's code (type, colour, index group)."""
-    if not len(codes_bought):
-        return np.zeros(len(codes_candidates), np.float32)
-    counts = np.bincount(codes_bought, minlength=minlength)
-    return (counts[codes_candidates] / len(codes_bought)).astype(np.float32)
+def _lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray, missing) -> np.ndarray:
+    """values at ``wanted`` among ``keys`` (sorted, unique); ``missing`` where a key is absent."""
+    out = np.full(len(wanted), missing, dtype=np.result_type(values, type(missing)))
+    if len(keys) and len(wanted):
+        at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        found = keys[at] == wanted
+        out[found] = values[at[found]]
+    return out
 
 
 def _days_since(bought_keys: np.ndarray, ages: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Days since the most recent purchase of each key (NaN: never bought)."""
-    out = np.full(len(keys), np.nan, np.float32)
-    if len(bought_keys) and len(keys):
-        order = np.lexsort((ages, bought_keys))  # by key, the most recent purchase first
-        unique, first = np.unique(bought_keys[order], return_index=True)
-        at = np.minimum(np.searchsorted(unique, keys), len(unique) - 1)
-        found = unique[at] == keys
-        out[found] = ages[order][first[at[found]]]
-    return out
+    order = np.lexsort((ages, bought_keys))  # by key, the most recent purchase first
+    unique, first = np.unique(bought_keys[order], return_index=True)
+    return _lookup(unique, ages[order][first], keys, np.float32(np.nan)).astype(np.float32)
+
+
+def _share(bought_keys: np.ndarray, keys: np.ndarray, bought: np.ndarray) -> np.ndarray:
+    """Share of the customer's purchases with each candidate's code (type, colour, index group); ``bought``:
+    the customer's number of purchases, per candidate."""
+    unique, counts = np.unique(bought_keys, return_counts=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = _lookup(unique, counts, keys, 0) / bought
+    return np.where(bought > 0, share, 0.0).astype(np.float32)
 
 
 def features(w: Window, code: int, cands: Candidates) -> np.ndarray:
     """float32 [candidates × len(FEATURES)], NaN where a value does not exist (LightGBM treats it as missing)."""
-    articles, mine = cands.articles, cands.mine
-    n = len(articles)
+    return features_block(w, [code], [cands])[0]
+
+
+def features_block(w: Window, codes, block: list[Candidates]) -> list[np.ndarray]:
+    """`features` of several customers' candidates, computed over all their (customer, candidate) pairs at once."""
+    sizes = [len(cands.articles) for cands in block]
+    if not sum(sizes):
+        return [np.zeros((0, len(FEATURES)), np.float32) for _ in block]
+    customer = np.repeat(np.arange(len(block)), sizes)  # each pair's customer (position in the block)
+    articles = np.concatenate([cands.articles for cands in block])
+    mine = [cands.mine for cands in block]
+    bought = np.repeat([len(m) for m in mine], sizes)  # the pair's customer's purchases
+    owner = np.concatenate([np.full(len(m), i, np.int64) for i, m in enumerate(mine)])  # each purchase's customer
+    mine_articles = np.concatenate([m.articles for m in mine]).astype(np.int64)
+    mine_ages = np.concatenate([m.age_days for m in mine])
+    key = lambda who, values, span: who * span + values  # (customer, value) as one sortable number
+
     columns: dict[str, np.ndarray] = {}
+    ranks, scores = np.vstack([cands.ranks for cands in block]), np.vstack([cands.scores for cands in block])
     for i, source in enumerate(SOURCES):
-        columns[f"rank_{source}"] = cands.ranks[:, i]
-        columns[f"score_{source}"] = cands.scores[:, i]
-    columns["sources"] = np.isfinite(cands.ranks).sum(axis=1).astype(np.float32)
-    factor = w.factor(code)
-    if factor is not None:
-        with single_threaded_blas():
-            columns["als_score"] = (w.model.als.item_factors[articles] @ factor).astype(np.float32)
-    else:
-        columns["als_score"] = np.full(n, np.nan, np.float32)
-    near_codes, _ = cands.near
-    if len(near_codes):
-        columns["neighbour_votes"] = np.asarray(w.recent_buyers[near_codes][:, articles].sum(axis=0)).ravel()
-    else:
-        columns["neighbour_votes"] = np.zeros(n, np.float32)
-    columns["days_since_bought_article"] = _days_since(mine.articles, mine.age_days, articles)
+        columns[f"rank_{source}"] = ranks[:, i]
+        columns[f"score_{source}"] = scores[:, i]
+    columns["sources"] = np.isfinite(ranks).sum(axis=1).astype(np.float32)
+    columns["als_score"] = np.concatenate([_als_scores(w, int(code), cands.articles) for code, cands in zip(codes, block)])
+    votes = weighted_rows(w.recent_buyers, [(cands.near[0], np.ones(len(cands.near[0]), np.float32)) for cands in block])
+    columns["neighbour_votes"] = _lookup(
+        np.concatenate([key(i, rows.astype(np.int64), w.n_articles) for i, (rows, _) in enumerate(votes)]),
+        np.concatenate([values for _, values in votes]), key(customer, articles, w.n_articles), np.float32(0))
+    columns["days_since_bought_article"] = _days_since(
+        key(owner, mine_articles, w.n_articles), mine_ages, key(customer, articles, w.n_articles))
+    n_products = int(w.product_codes.max()) + 1
     columns["days_since_bought_product"] = _days_since(
-        w.product_codes[mine.articles], mine.age_days, w.product_codes[articles])
-    columns["times_bought"] = np.bincount(mine.articles, minlength=w.n_articles)[articles].astype(np.float32)
-    usual_price = float(np.mean(mine.prices)) if len(mine) else np.nan
-    columns["price_ratio"] = w.article_price[articles] / usual_price if len(mine) else np.full(n, np.nan, np.float32)
-    columns["type_share"] = _share(w.type_codes[mine.articles], w.type_codes[articles], int(w.type_codes.max()) + 1)
-    columns["colour_share"] = _share(w.colour_codes[mine.articles], w.colour_codes[articles], int(w.colour_codes.max()) + 1)
-    columns["index_group_share"] = _share(w.group_codes[mine.articles], w.group_codes[articles], int(w.group_codes.max()) + 1)
-    columns["purchases"] = np.full(n, len(mine), np.float32)
-    columns["days_since_last_purchase"] = np.full(n, mine.age_days.min() if len(mine) else np.nan, np.float32)
-    columns["online_share"] = np.full(n, np.mean(mine.channels == 2) if len(mine) else np.nan, np.float32)
-    bucket = w.customer_buckets[code]
-    columns["age_bucket"] = np.full(n, bucket if bucket >= 0 else np.nan, np.float32)
+        key(owner, w.product_codes[mine_articles], n_products), mine_ages, key(customer, w.product_codes[articles], n_products))
+    unique, counts = np.unique(key(owner, mine_articles, w.n_articles), return_counts=True)
+    columns["times_bought"] = _lookup(unique, counts, key(customer, articles, w.n_articles), 0).astype(np.float32)
+    usual_price = np.array([np.mean(m.prices) if len(m) else np.nan for m in mine], np.float32)
+    columns["price_ratio"] = w.article_price[articles] / usual_price[customer]
+    for name, codes_of in (("type_share", w.type_codes), ("colour_share", w.colour_codes), ("index_group_share", w.group_codes)):
+        span = int(codes_of.max()) + 1
+        columns[name] = _share(key(owner, codes_of[mine_articles], span), key(customer, codes_of[articles], span), bought)
+    columns["purchases"] = bought.astype(np.float32)
+    columns["days_since_last_purchase"] = np.array([m.age_days.min() if len(m) else np.nan for m in mine], np.float32)[customer]
+    columns["online_share"] = np.array([np.mean(m.channels == 2) if len(m) else np.nan for m in mine], np.float32)[customer]
+    buckets = w.customer_buckets[np.asarray(codes, dtype=np.int64)]
+    columns["age_bucket"] = np.where(buckets >= 0, buckets, np.nan).astype(np.float32)[customer]
     columns["article_age"] = w.article_age[articles]
     columns["sales_1d"] = w.sales_1d[articles]
     columns["sales_7d"] = w.sales_7d[articles]
     columns["sales_30d"] = w.sales_30d[articles]
     columns["article_online_share"] = w.article_online[articles]
-    return np.column_stack([np.asarray(columns[name], np.float32) for name in FEATURES]) if n else np.zeros((0, len(FEATURES)), np.float32)
+    X = np.column_stack([np.asarray(columns[name], np.float32) for name in FEATURES])
+    return np.split(X, np.cumsum(sizes)[:-1])
+
+
+def _als_scores(w: Window, code: int, articles: np.ndarray) -> np.ndarray:
+    """The customer's ALS score of each candidate (NaN without a factor): the ranker was trained on this
+    float32 product, so it stays one small product per customer."""
+    factor = w.factor(code)
+    if factor is None:
+        return np.full(len(articles), np.nan, np.float32)
+    with single_threaded_blas():
+        return (w.model.als.item_factors[articles] @ factor).astype(np.float32)

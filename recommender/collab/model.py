@@ -34,8 +34,8 @@ from ..errors import ArtifactError, InputError
 from ..interactions import Confidence, Interactions, build_interactions
 from ..store import ArtifactStore
 from .factors import build_hnsw, fit_als, nearest, single_threaded_blas
-from .candidates import Window, candidates
-from .features import features
+from .candidates import BLOCK, Window, candidates_block, top_rows, top_scores, weighted_rows
+from .features import features_block
 from .history import CustomerHistory
 from .ranker import Ranker
 from .reasons import explain
@@ -314,33 +314,32 @@ class CollabModel:
 
     def ranked(self, code: int, k: int, exclude_bought: bool):
         """The ranker's top-k for a customer code: (article rows, scores, candidates, candidate features)."""
-        cands, X = self._candidate_features(code, exclude_bought)
-        scores = self.ranker.score(X) if len(cands.articles) else np.zeros(0)
-        rows = self._select_ranked(cands, scores, k)
-        return rows, scores[np.searchsorted(cands.articles, rows)], cands, X
+        return self._ranked_block([code], k, exclude_bought)[0]
 
     def ranked_block(self, codes: Sequence[int], k: int, exclude_bought: bool) -> list[np.ndarray]:
-        """`ranked`'s article rows for many customer codes, with one LightGBM call for all their candidates
-        (per-call overhead dominates a ~200-row prediction)."""
-        block = [self._candidate_features(int(code), exclude_bought) for code in codes]
-        rows = [X for _, X in block if len(X)]
-        scores = self.ranker.score(np.vstack(rows)) if rows else np.zeros(0)
-        out, at = [], 0
-        for cands, X in block:
-            out.append(self._select_ranked(cands, scores[at : at + len(X)], k))
-            at += len(X)
+        """`ranked`'s article rows for many customer codes: candidates a block of customers at a time, one
+        LightGBM call a block (per-call overhead dominates a ~200-row prediction)."""
+        out = []
+        for start in range(0, len(codes), BLOCK):
+            out += [rows for rows, *_ in self._ranked_block(codes[start : start + BLOCK], k, exclude_bought)]
         return out
 
-    def _candidate_features(self, code: int, exclude_bought: bool):
+    def _ranked_block(self, codes: Sequence[int], k: int, exclude_bought: bool):
         w = self.window
-        exclude = np.unique(self.purchases.articles[self.purchases.rows(code)]) if exclude_bought else None
-        cands = candidates(w, code, self.params.candidates_per_source, exclude=exclude)
-        return cands, features(w, code, cands)
-
-    def _select_ranked(self, cands, scores: np.ndarray, k: int) -> np.ndarray:
-        total = np.zeros(self.window.n_articles, np.float32)
-        total[cands.articles] = 1.0 + scores - scores.min(initial=0.0)  # positive, in the ranker's order
-        return self._select(total, k)
+        block = w.block(codes)
+        exclude = [np.unique(mine.articles) for mine in block.mine] if exclude_bought else None
+        block_cands = candidates_block(w, block, self.params.candidates_per_source, exclude)
+        block_X = features_block(w, block.codes, block_cands)
+        rows = [X for X in block_X if len(X)]
+        scores = self.ranker.score(np.vstack(rows)) if rows else np.zeros(0)
+        out, at = [], 0
+        for cands, X in zip(block_cands, block_X):
+            mine = scores[at : at + len(X)]
+            at += len(X)
+            # positive, in the ranker's order (float32, as the dense selection always held them)
+            ranked = self._select_among(cands.articles, (1.0 + mine - mine.min(initial=0.0)).astype(np.float32), k)
+            out.append((ranked, mine[np.searchsorted(cands.articles, ranked)], cands, X))
+        return out
 
     def recommend_for_items(self, article_ids: Sequence[str], k: int = 12) -> pd.DataFrame:
         """Cold start: recommendations for a shopper who picked a few articles (never the picks themselves).
@@ -404,6 +403,74 @@ class CollabModel:
             contributions[SIGNALS.index(name)] = weights[name] * signals[name][top] * self.stats.availability[top]
         return top, total[top], contributions
 
+    def blend_block(self, profiles: Sequence[Profile], als: np.ndarray, k: int, trend: np.ndarray) -> list:
+        """`blend`'s (rows, scores) with the default weights, bought articles included, for several customers
+        at once: each signal added to a [customers × articles] matrix in `signals`' order and arithmetic
+        (``als``: the customers' ALS scores, `factors.als_scores`)."""
+        weights = self.params.weights()
+        used = used_signals(weights)
+        if "als" in used:  # the first term: 0 + it is exact, so it starts the sum (in place from here on)
+            total = als / np.maximum(als.max(axis=1, keepdims=True), np.float32(1e-12))
+            np.maximum(total, 0.0, out=total)
+            total *= np.float32(weights["als"])
+        else:
+            total = np.zeros((len(profiles), len(trend)), np.float32)
+        for name in used:
+            weight = np.float32(weights[name])
+            if name == "trend":
+                total += weight * trend
+            elif name == "type":
+                shares = np.take(np.stack([self._type_shares(p) for p in profiles]), self.type_codes, axis=1)
+                shares *= trend
+                shares /= np.maximum(shares.max(axis=1, keepdims=True), np.float32(1e-12))
+                shares *= weight
+                total += shares
+            elif name == "neighbours":  # first: it commutes with the als term already in the sum
+                for i, (rows, values) in enumerate(self._neighbour_votes(profiles)):
+                    total[i, rows] += weight * values
+            elif name == "repurchase":
+                for i, profile in enumerate(profiles):
+                    rows, values = self._repurchase_votes(profile)
+                    total[i, rows] += weight * values
+        total *= self.stats.availability
+        return [(rows.astype(np.int64), total[i, rows]) for i, rows in enumerate(self._select_rows(total, k))]
+
+    def _type_shares(self, profile: Profile) -> np.ndarray:
+        if not len(profile.articles):
+            return np.zeros(len(self.type_names), np.float32)
+        shares = np.bincount(self.type_codes[profile.articles], weights=profile.counts, minlength=len(self.type_names))
+        return (shares / shares.sum()).astype(np.float32)
+
+    def _neighbour_votes(self, profiles: Sequence[Profile]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`signals`' neighbours signal of each profile where it is not 0 (article rows, values)."""
+        weights = [np.clip(p.neighbour_sims, 0.0, None).astype(np.float32) for p in profiles]
+        votes = weighted_rows(self._bought, [(p.neighbour_codes, w) for p, w in zip(profiles, weights)])
+        return [(rows, values / max(float(w.sum()), 1e-12)) for (rows, values), w in zip(votes, weights)]
+
+    @cached_property
+    def _bought(self) -> sp.csr_matrix:
+        """customer × article: 1 where the customer bought the article (recency-decayed counts capped at 1)."""
+        return self.interactions.recency.minimum(1.0).tocsr()
+
+    def _repurchase_votes(self, profile: Profile) -> tuple[np.ndarray, np.ndarray]:
+        """`signals`' repurchase signal where it is not 0: the articles of the products the customer bought."""
+        if not len(profile.articles):
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        own = (profile.recency / profile.recency.max()).astype(np.float32)
+        products, inverse = np.unique(self.product_codes[profile.articles], return_inverse=True)
+        weights = np.bincount(inverse, weights=own).astype(np.float32)
+        order, offsets = self.product_articles
+        rows = np.sort(np.concatenate([order[offsets[p] : offsets[p + 1]] for p in products]))
+        values = np.minimum(self.params.variant_factor * weights[np.searchsorted(products, self.product_codes[rows])], 1.0)
+        values[np.searchsorted(rows, profile.articles)] = own
+        return rows, values
+
+    @cached_property
+    def product_articles(self) -> tuple[np.ndarray, np.ndarray]:
+        """Article rows grouped by product (order, offsets): a product's colours without scanning the catalogue."""
+        order = np.argsort(self.product_codes, kind="stable")
+        return order, np.searchsorted(self.product_codes[order], np.arange(self.n_products + 1))
+
     def _select(self, total: np.ndarray, k: int) -> np.ndarray:
         """The k best-scoring articles, of which at most max_limited_share have no image or no longer sell
         (more only when nothing else scores above 0)."""
@@ -414,12 +481,52 @@ class CollabModel:
             return best
         available = _top_positive(np.where(limited, 0.0, total), k)
         fillers = _top_positive(np.where(limited, total, 0.0), k)
-        chosen = np.concatenate([available, fillers[:cap]])
-        chosen = chosen[np.argsort(-total[chosen], kind="stable")][:k]
-        if len(chosen) < k:  # too few available articles: fill with the limited ones after all
-            chosen = np.concatenate([chosen, fillers[cap : cap + k - len(chosen)]])
-            chosen = chosen[np.argsort(-total[chosen], kind="stable")]
-        return chosen
+        return _cap_limited(available, fillers, total, k, cap)
+
+    def _select_among(self, rows: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+        """`_select` where only the articles ``rows`` (sorted) score, without a pass over the catalogue."""
+        limited, cap = self.stats.limited[rows], self._cap(k)
+        picks = _top_unique(scores, k)
+        if picks is not None and limited[picks].sum() > cap:
+            available, fillers = np.flatnonzero(~limited), np.flatnonzero(limited)
+            lists = _top_unique(scores[available], k), _top_unique(scores[fillers], k)
+            picks = (None if any(x is None for x in lists)
+                     else _cap_limited(available[lists[0]], fillers[lists[1]], scores, k, cap))
+        if picks is not None:
+            return rows[picks]
+        total = np.zeros(len(self.stats.limited), np.float32)  # a tie decides: as the dense selection does
+        total[rows] = scores
+        return self._select(total, k)
+
+    def _select_rows(self, total: np.ndarray, k: int) -> list[np.ndarray]:
+        """`_select` of each row of a [customers × articles] matrix (one partition for the whole block)."""
+        limited, cap = self.stats.limited, self._cap(k)
+        best = top_rows(total, k + 1)
+        tops = [_unique_or_none(rows, values, k) for rows, values in best]
+        over = [i for i, top in enumerate(tops) if top is not None and limited[top].sum() > cap]
+        if over:
+            available = self._top_among(total[over], ~limited, k)
+            # When the k + 1 best are all limited, they are the best limited ones as well.
+            fillers = [top if limited[best[i][0]].all() else None for i, top in ((i, tops[i]) for i in over)]
+            missing = [j for j, top in enumerate(fillers) if top is None]
+            if missing:
+                for j, top in zip(missing, self._top_among(total[[over[j] for j in missing]], limited, k)):
+                    fillers[j] = top
+            for j, i in enumerate(over):
+                tops[i] = (None if available[j] is None or fillers[j] is None
+                           else _cap_limited(available[j], fillers[j], total[i], k, cap))
+        # a tie decides: the dense selection, as one customer at a time always did
+        return [top if top is not None else self._select(total[i], k) for i, top in enumerate(tops)]
+
+    @staticmethod
+    def _top_among(total: np.ndarray, among: np.ndarray, k: int) -> list[np.ndarray | None]:
+        """Each row's `_top_unique` among the articles ``among`` (a mask), as article rows."""
+        columns = np.flatnonzero(among)
+        return [None if best is None else columns[best]
+                for best in (_unique_or_none(rows, values, k) for rows, values in top_rows(total[:, columns], k + 1))]
+
+    def _cap(self, k: int) -> int:
+        return int(round(k * self.params.max_limited_share))
 
     def _frame(self, profile: Profile, k: int, exclude_bought: bool) -> pd.DataFrame:
         _check_k(k)
@@ -518,3 +625,28 @@ def _top_positive(scores: np.ndarray, k: int) -> np.ndarray:
         return np.zeros(0, np.int64)
     top = np.argpartition(-scores, k - 1)[:k]
     return top[np.argsort(-scores[top], kind="stable")]
+
+
+def _cap_limited(available: np.ndarray, fillers: np.ndarray, total: np.ndarray, k: int, cap: int) -> np.ndarray:
+    """The best ``available`` articles with at most ``cap`` limited ones (``fillers``), more only to fill k."""
+    chosen = np.concatenate([available, fillers[:cap]])
+    chosen = chosen[np.argsort(-total[chosen], kind="stable")][:k]
+    if len(chosen) < k:  # too few available articles: fill with the limited ones after all
+        chosen = np.concatenate([chosen, fillers[cap : cap + k - len(chosen)]])
+        chosen = chosen[np.argsort(-total[chosen], kind="stable")]
+    return chosen
+
+
+# The dense selection breaks ties among equal scores as np.argpartition leaves them. The fast paths below
+# give the same lists whenever no tie decides them (the k best and the next one all differ) and say
+# None otherwise, so that the caller falls back to it: the same lists one customer at a time or in a block.
+
+
+def _unique_or_none(rows: np.ndarray, values: np.ndarray, k: int) -> np.ndarray | None:
+    """The first k of a best-first list of k + 1, or None when two of them tie."""
+    return None if np.any(values[1:] == values[:-1]) else rows[:k]
+
+
+def _top_unique(scores: np.ndarray, k: int) -> np.ndarray | None:
+    """`_top_positive`'s positions when no tie decides them, else None."""
+    return _unique_or_none(*top_scores(scores, k + 1), k)

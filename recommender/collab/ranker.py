@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ..store import ArtifactStore
-from .candidates import Window, candidates
-from .features import FEATURES, features
+from .candidates import BLOCK, Window, candidates_block
+from .features import FEATURES, features_block
 from .params import CollabParams, Progress, no_progress
 
 ARTIFACT = "ranker"
@@ -76,13 +76,14 @@ def training_rows(window: Window, bought: pd.Series, per_source: int, limit: int
     codes = bought.index.to_numpy()
     if len(codes) > limit:  # a seeded sample keeps H&M-scale training in memory
         codes = np.sort(np.random.default_rng(SEED).choice(codes, limit, replace=False))
-    for code in codes:
-        cands = candidates(window, int(code), per_source)
-        labels = np.isin(cands.articles, bought.at[code])
-        if labels.any():
-            X.append(features(window, int(code), cands))
-            y.append(labels.astype(np.int8))
-            groups.append(len(labels))
+    for start in range(0, len(codes), BLOCK):
+        block = window.block(codes[start : start + BLOCK])
+        block_cands = candidates_block(window, block, per_source)
+        labels = [np.isin(cands.articles, bought.at[code]) for code, cands in zip(block.codes, block_cands)]
+        taught = [i for i, bought_some in enumerate(labels) if bought_some.any()]
+        X += features_block(window, block.codes[taught], [block_cands[i] for i in taught])
+        y += [labels[i].astype(np.int8) for i in taught]
+        groups += [len(labels[i]) for i in taught]
     return X, y, groups
 
 

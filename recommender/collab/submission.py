@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Iterable, Iterator, TextIO
 
 import numpy as np
+import pandas as pd
 
 from ..errors import InputError
 from .model import CollabModel, Profile
@@ -20,26 +21,38 @@ def prediction_rows(model: CollabModel, code: int, k: int) -> np.ndarray:
     return model.rank(profile, k, exclude_bought=False)[0]
 
 
-BLOCK = 1_000  # customers ranked together: one LightGBM call per block
+BLOCK = 1_024  # ids read and written together (ranked candidates.BLOCK at a time)
 
 
 def submission_lines(model: CollabModel, customer_ids: Iterable[str], k: int = 12) -> Iterator[str]:
-    """The header, then one line per customer id, in blocks of BLOCK customers (constant memory).
+    """The header, then one line per customer id, in blocks of customers (constant memory).
     A well-formed id that the data lacks gets the predictions of a customer without history."""
     yield HEADER
-    block: list[tuple[str, int]] = []
-    for customer_id in customer_ids:
-        try:
-            code = model.catalog.customer_code(customer_id)
-        except InputError:
-            if len(str(customer_id).strip()) != 64:
-                raise
-            code = -1
-        block.append((customer_id, code))
-        if len(block) == BLOCK:
-            yield from _block_lines(model, block, k)
-            block = []
-    yield from _block_lines(model, block, k)
+    known = pd.Index(model.catalog.customer_ids)  # one lookup a block, not one a customer
+    for ids in _batches(customer_ids, BLOCK):
+        codes = known.get_indexer([str(customer_id).strip().lower() for customer_id in ids])
+        yield from _block_lines(model, [(cid, int(code) if code >= 0 else _code(model, cid)) for cid, code in zip(ids, codes)], k)
+
+
+def _batches(items: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _code(model: CollabModel, customer_id: str) -> int:
+    """The code of an id the data lacks: -1 when it is well-formed, else the catalogue's InputError."""
+    try:
+        return model.catalog.customer_code(customer_id)
+    except InputError:
+        if len(str(customer_id).strip()) != 64:
+            raise
+        return -1
 
 
 def _block_lines(model: CollabModel, block: list[tuple[str, int]], k: int) -> Iterator[str]:
