@@ -1,4 +1,4 @@
-"""Product tiles in rows: thumbnail (or a placeholder), name, type · colour, a detail line, buttons.
+"""Product tiles in a wrapping row: thumbnail (or a placeholder), name, type · colour, a detail line, buttons.
 
 Thumbnails are made once per photo file and kept, for every session, as small JPEG data URLs: a rerun
 neither decodes a photo nor makes Streamlit re-read and register it, and the browser gets each tile's
@@ -170,9 +170,9 @@ def _tile(row, catalog: Catalog, key: str, detail, actions: tuple[Action, ...], 
             lines.append("no photo · found by its description")
     if detail is not None:
         lines.append(detail(row))
-    # Name and details in one element, a line each: every element costs the server and the browser a render.
+    # Photo, name and small print in one element (every element costs the server and the browser a
+    # render): our own <img> (the alt HTML-escaped), then markdown whose catalogue text md() escapes.
     details = "  \n".join(f":small[:gray[{line}]]" for line in lines if line)
-    # The photo in the same element too: a raw <img> (our data URL, the name HTML-escaped), then markdown.
     text = f"**{md(row.prod_name)}**" + (f"  \n{details}" if details else "")
     st.markdown(f"{picture}\n\n{text}", unsafe_allow_html=True)
     for action in actions:  # a line each: a tile is too narrow for two side by side
