@@ -9,10 +9,14 @@ from web.layout import CSS
 
 @st.cache_resource(show_spinner=False)
 def _threads_configured() -> bool:
-    """BLAS / OpenMP / torch thread counts, set once per server process (not per rerun)."""
+    """BLAS / OpenMP / torch thread counts, set once per server process (not per rerun).
+
+    One core per query: every session reruns in its own script thread and nothing bounds how many run
+    at once, so a forward pass over all cores per session oversubscribed them as soon as sessions
+    overlapped (the HTTP API, whose pool bounds its calls to the cores, lets one call use them all)."""
     from recommender.runtime import configure_threads
 
-    configure_threads("serve")
+    configure_threads("serve", cores=1)
     return True
 
 
