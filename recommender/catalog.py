@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -118,7 +118,7 @@ class Catalog:
         return np.array([self.article_row(a) for a in article_ids], dtype=np.int64)
 
     def customer_code(self, customer_id: object) -> int:
-        cid = str(customer_id).strip().lower()
+        cid = _customer_key(customer_id)
         if not CUSTOMER_ID.match(cid):
             raise InputError(
                 f"{_clip(str(customer_id))!r} is not a customer id (64 hexadecimal characters)"
@@ -127,6 +127,10 @@ class Catalog:
         if code < 0:
             raise InputError(f"customer {cid[:12]}… is not in this dataset ({self.root})")
         return int(code)
+
+    def customer_codes(self, customer_ids: Sequence[object]) -> np.ndarray:
+        """Codes of many ids in one lookup: -1 for an id the data lacks (the id itself is not checked)."""
+        return self._customer_index.get_indexer([_customer_key(c) for c in customer_ids])
 
     def image_path(self, article_id: object) -> Path | None:
         row = self.article_row(article_id)
@@ -508,6 +512,11 @@ def _refuse_stray_dates(path: Path, dates: np.ndarray) -> None:
             f"{path}, line {row + 2}, column t_dat: {str(dates[row])[:10]} {reason}; correct or remove "
             f"the row{_more(int(bad.sum()), 'such row')}"
         )
+
+
+def _customer_key(customer_id: object) -> str:
+    """A customer id as the data keeps it: trimmed, lower-case."""
+    return str(customer_id).strip().lower()
 
 
 def _clip(text: str, limit: int = 60) -> str:

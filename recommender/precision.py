@@ -1,7 +1,7 @@
 """The precision queries are encoded in, chosen by timing on this machine.
 
 What is fastest depends on the CPU: a CPU that reports native bf16 is not always faster in bf16 (one
-machine ran the vision tower 2.3× faster than in float32, another with avx512_bf16 slower), and int8
+machine ran the vision tower much faster than in float32, another with avx512_bf16 slower), and int8
 weights (recommender/quantize.py) pay off where float32 matrix products are slow. So when the engine
 loads, each tower's candidates are timed on a query-sized input and the fastest one whose vectors agree
 with float32 (cosine at least AGREEMENT) is kept, if it beats float32 by MIN_GAIN: for photos float32,

@@ -97,6 +97,8 @@ def test_codes_and_lookups(tmp_path):
     with pytest.raises(InputError, match="is not in this dataset"):
         cat.customer_code("f" * 64)
     assert cat.customer_code(CUSTOMER_B.upper()) == cat.customer_code(CUSTOMER_B)
+    assert cat.customer_codes([f" {CUSTOMER_B.upper()}", "f" * 64, CUSTOMER_A]).tolist() == [
+        cat.customer_code(CUSTOMER_B), -1, cat.customer_code(CUSTOMER_A)]
 
 
 def test_search_only_catalogue_needs_only_articles(tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Iterable, Iterator, TextIO
 
 import numpy as np
-import pandas as pd
 
 from ..errors import InputError
 from .model import CollabModel, Profile
@@ -28,9 +27,8 @@ def submission_lines(model: CollabModel, customer_ids: Iterable[str], k: int = 1
     """The header, then one line per customer id, in blocks of customers (constant memory).
     A well-formed id that the data lacks gets the predictions of a customer without history."""
     yield HEADER
-    known = pd.Index(model.catalog.customer_ids)  # one lookup a block, not one a customer
     for ids in _batches(customer_ids, BLOCK):
-        codes = known.get_indexer([str(customer_id).strip().lower() for customer_id in ids])
+        codes = model.catalog.customer_codes(ids)  # one lookup a block, not one a customer
         yield from _block_lines(model, [(cid, int(code) if code >= 0 else _code(model, cid)) for cid, code in zip(ids, codes)], k)
 
 
