@@ -170,7 +170,8 @@ def cmd_recommend(args) -> None:
     if args.submission:  # streamed: the file may hold every customer of the data
         from .collab.submission import write_submission
 
-        write_submission(collab, customer_ids, sys.stdout, k=args.k)
+        with tqdm_progress("submission") as progress:
+            write_submission(collab, customer_ids, sys.stdout, k=args.k, progress=progress, total=len(customer_ids))
         return
     for customer_id in customer_ids:
         frame = collab.recommend(customer_id, k=args.k, exclude_bought=not args.include_bought)

@@ -1,4 +1,5 @@
-"""Thread counts for the whole process, set once at start by the CLI, the app and any server.
+"""Thread counts for the whole process, set once at start by the CLI, the app and any server; and
+forked worker processes for work that splits into independent pieces (`forked_map`).
 
 Per-call limits do not hold: BLAS pools are process-wide and a limit set from a request thread is
 ignored by OpenBLAS built with pthreads, and OpenMP reads OMP_NUM_THREADS once, when it is loaded, as
@@ -17,8 +18,13 @@ milliseconds in the app that way).
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
+import threading
+from itertools import chain, islice
+from typing import Callable, Iterable, Iterator, TypeVar
 
+T, R = TypeVar("T"), TypeVar("R")
 PURPOSES = ("serve", "build")
 # Read when a BLAS library loads: libraries imported after configure_threads start with the limit.
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
@@ -72,3 +78,34 @@ def configure_threads(purpose: str = "serve", cores: int | None = None) -> dict[
     except RuntimeError:  # may be set once only, before any inter-op work: a second call keeps the first
         pass
     return plan
+
+
+def forked_map(function: Callable[[T], R], items: Iterable[T], workers: int | None = None) -> Iterator[R]:
+    """``function`` of each item, in the items' order, computed by ``workers`` processes (default: one a
+    core) forked from this one: they see this process's memory as it is at the fork (a loaded model, its
+    tables) without copying or pickling it, so build what they share first. Only items and results travel.
+    Everything runs here with one worker, with fewer than ITEMS_PER_WORKER items a worker (starting the
+    processes would cost more than it saves), outside the main thread (the app's sessions, a server's
+    requests: forking a process whose other threads may hold locks is unsafe), and where fork does not exist."""
+    items = iter(items)
+    workers = available_cores() if workers is None else workers
+    head = list(islice(items, ITEMS_PER_WORKER * workers))
+    forkable = "fork" in multiprocessing.get_all_start_methods() and threading.current_thread() is threading.main_thread()
+    if len(head) < ITEMS_PER_WORKER * workers or workers <= 1 or not forkable:
+        yield from map(function, chain(head, items))
+        return
+    global _forked_function
+    _forked_function = function
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            yield from pool.imap(_call_forked, chain(head, items))
+    finally:
+        _forked_function = None
+
+
+ITEMS_PER_WORKER = 4
+_forked_function = None  # what forked workers call: inherited at the fork, never pickled
+
+
+def _call_forked(item):
+    return _forked_function(item)

@@ -5,11 +5,13 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from recommender.runtime import thread_plan
+from recommender.errors import InputError
+from recommender.runtime import ITEMS_PER_WORKER, forked_map, thread_plan
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,3 +61,38 @@ def test_building_lets_every_library_use_every_core():
 def test_an_unknown_purpose_is_refused():
     with pytest.raises(ValueError, match="purpose must be one of serve, build, not 'query'"):
         thread_plan("query", 4)
+
+
+def test_forked_map_keeps_the_items_order_and_runs_in_other_processes():
+    parent = os.getpid()
+    items = list(range(4 * ITEMS_PER_WORKER))
+    results = list(forked_map(lambda i: (i * i, os.getpid()), items, workers=2))
+    assert [square for square, _ in results] == [i * i for i in items]
+    pids = {pid for _, pid in results}
+    assert parent not in pids and len(pids) == 2  # both workers took items; the parent took none
+
+
+def test_forked_map_runs_here_when_there_is_too_little_to_share():
+    parent = os.getpid()
+    few = list(forked_map(lambda i: os.getpid(), range(2 * ITEMS_PER_WORKER - 1), workers=2))
+    assert set(few) == {parent}
+    assert list(forked_map(lambda i: os.getpid(), range(100), workers=1)) == [parent] * 100
+
+
+def test_forked_map_runs_here_outside_the_main_thread():
+    # a Streamlit session or a server request: forking beside other threads is unsafe
+    out = []
+    worker = threading.Thread(target=lambda: out.extend(forked_map(lambda i: os.getpid(), range(40), workers=2)))
+    worker.start()
+    worker.join()
+    assert set(out) == {os.getpid()}
+
+
+def test_an_error_in_a_forked_worker_reaches_the_caller_with_its_message():
+    def check(i):
+        if i == 9:
+            raise InputError(f"item {i} is malformed")
+        return i
+
+    with pytest.raises(InputError, match="item 9 is malformed"):
+        list(forked_map(check, range(20), workers=2))

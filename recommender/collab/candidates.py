@@ -128,11 +128,9 @@ class Block:
     @cached_property
     def als(self) -> np.ndarray:
         """float32 [customers × articles]: customer factor · article factor (0 for customers without one)."""
-        return self.als_among(self.window.model.als.item_factors)
-
-    def als_among(self, item_factors: np.ndarray) -> np.ndarray:
-        scores = np.zeros((len(self.codes), len(item_factors)), np.float32)
-        scores[self.has_factor] = als_scores(self.window.model.als.user_factors[self.codes[self.has_factor]], item_factors)
+        scores = np.zeros((len(self.codes), self.window.n_articles), np.float32)
+        model = self.window.model
+        scores[self.has_factor] = als_scores(model.als.user_factors[self.codes[self.has_factor]], model.als.item_factors)
         return scores
 
 
@@ -189,6 +187,14 @@ class Window:
         trend = np.bincount(self.tx_articles, weights=np.exp2(-self.tx_age / half_life), minlength=self.n_articles)
         return (trend / max(trend.max(), 1e-12)).astype(np.float32)
 
+    def prepare(self) -> "Window":
+        """Build now every table the sources share, rather than on first use: forked workers then share
+        one copy instead of each building its own."""
+        for name in ("selling", "product_articles", "recent_buyers", "together", "trending_by_age", "blend_trend"):
+            getattr(self, name)
+        self.model.product_articles, self.model._bought  # the blend's
+        return self
+
     def shared(self, key, compute):
         """A proposal list that does not depend on the customer (trending, by age, …), computed once."""
         if key not in self._shared:
@@ -236,10 +242,9 @@ class Window:
     # -- tables shared by all customers --------------------------------------------------------------
 
     @cached_property
-    def selling(self) -> tuple[np.ndarray, np.ndarray]:
-        """Articles sold in the last 30 days and their ALS factors (contiguous: the ALS source's products)."""
-        rows = np.flatnonzero(self.sales_30d > 0)
-        return rows, np.ascontiguousarray(self.model.als.item_factors[rows])
+    def selling(self) -> np.ndarray:
+        """Articles sold in the last 30 days: the ALS source's choice."""
+        return np.flatnonzero(self.sales_30d > 0)
 
     @cached_property
     def product_articles(self) -> tuple[np.ndarray, np.ndarray]:
@@ -326,8 +331,8 @@ def neighbours(w: Window, block: Block, n: int):
 
 def als(w: Window, block: Block, n: int):
     """The ALS top-n: customer factor · article factors, among articles sold in the last 30 days."""
-    selling, selling_factors = w.selling
-    scores = block.als_among(selling_factors)
+    selling = w.selling
+    scores = block.als[:, selling]
     scores -= np.minimum(scores.min(axis=1, keepdims=True, initial=0.0), 0.0)  # the lowest score becomes 0 …
     scores += np.float32(1e-6)  # … and every selling article stays above 0
     out = [(selling[positions], top) for positions, top in top_rows(scores, n)]

@@ -73,24 +73,12 @@ def build_hnsw(user_factors: np.ndarray, codes: np.ndarray, params: CollabParams
     return index
 
 
-ARTICLE_SLICE = 4096  # articles a matrix-vector product covers at once: 1 MB of factors, kept in the CPU cache
-
-
 def als_scores(user_factors: np.ndarray, item_factors: np.ndarray) -> np.ndarray:
-    """Customer factors · article factors for a block of customers: float32 [customers × articles].
-
-    Each score has exactly the bits of the one-customer product `item_factors @ factor` that the lists were
-    always ranked by: a matrix product (GEMM) would round differently, and differently for different block
-    shapes. So each customer gets matrix-vector products over slices of the articles, each slice reused by
-    the whole block while it is in the cache; the kernel's result for an article does not depend on the
-    slice when slices start at multiples of 8 articles."""
-    out = np.empty((len(user_factors), len(item_factors)), np.float32)
+    """Customer factors · article factors for a block of customers: float32 [customers × articles], one
+    single-threaded matrix product (GEMM). Its rounding depends on the block's shape, so a score may differ
+    in the last bit from the same customer's score in another block: only an exact tie could turn on it."""
     with single_threaded_blas():
-        for start in range(0, len(item_factors), ARTICLE_SLICE):
-            articles = item_factors[start : start + ARTICLE_SLICE]
-            for row, factor in zip(out, user_factors):
-                row[start : start + len(articles)] = articles @ factor
-    return out
+        return np.ascontiguousarray(user_factors, np.float32) @ item_factors.T
 
 
 def nearest(index: hnswlib.Index, factor: np.ndarray, k: int, exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:

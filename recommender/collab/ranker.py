@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from ..runtime import forked_map
 from ..store import ArtifactStore
 from .candidates import BLOCK, Window, candidates_block
 from .features import FEATURES, features_block
@@ -71,20 +72,26 @@ def week_purchases(catalog, start: np.datetime64) -> pd.Series:
 
 
 def training_rows(window: Window, bought: pd.Series, per_source: int, limit: int):
-    """(features, labels, group sizes) for customers who bought something among their candidates."""
-    X, y, groups = [], [], []
+    """(features, labels, group sizes) for customers who bought something among their candidates; blocks of
+    customers in worker processes (`forked_map`), in order, so the rows do not depend on the worker count."""
     codes = bought.index.to_numpy()
     if len(codes) > limit:  # a seeded sample keeps H&M-scale training in memory
         codes = np.sort(np.random.default_rng(SEED).choice(codes, limit, replace=False))
-    for start in range(0, len(codes), BLOCK):
-        block = window.block(codes[start : start + BLOCK])
+
+    def block_rows(block_codes):
+        block = window.block(block_codes)
         block_cands = candidates_block(window, block, per_source)
         labels = [np.isin(cands.articles, bought.at[code]) for code, cands in zip(block.codes, block_cands)]
         taught = [i for i, bought_some in enumerate(labels) if bought_some.any()]
-        X += features_block(window, block.codes[taught], [block_cands[i] for i in taught])
-        y += [labels[i].astype(np.int8) for i in taught]
-        groups += [len(labels[i]) for i in taught]
-    return X, y, groups
+        return (features_block(window, block.codes[taught], [block_cands[i] for i in taught]),
+                [labels[i].astype(np.int8) for i in taught])
+
+    X, y = [], []
+    window.prepare()
+    for block_X, block_y in forked_map(block_rows, (codes[start : start + BLOCK] for start in range(0, len(codes), BLOCK))):
+        X += block_X
+        y += block_y
+    return X, y, [len(labels) for labels in y]
 
 
 @dataclass

@@ -6,6 +6,8 @@ from typing import Iterable, Iterator, TextIO
 import numpy as np
 
 from ..errors import InputError
+from ..progress import Progress
+from ..runtime import forked_map
 from .model import CollabModel, Profile
 
 HEADER = "customer_id,prediction"
@@ -20,16 +22,18 @@ def prediction_rows(model: CollabModel, code: int, k: int) -> np.ndarray:
     return model.rank(profile, k, exclude_bought=False)[0]
 
 
-BLOCK = 1_024  # ids read and written together (ranked candidates.BLOCK at a time)
+BLOCK = 1_024  # ids read, ranked and written together (ranked candidates.BLOCK at a time)
 
 
-def submission_lines(model: CollabModel, customer_ids: Iterable[str], k: int = 12) -> Iterator[str]:
-    """The header, then one line per customer id, in blocks of customers (constant memory).
-    A well-formed id that the data lacks gets the predictions of a customer without history."""
+def submission_lines(model: CollabModel, customer_ids: Iterable[str], k: int = 12,
+                     workers: int | None = None) -> Iterator[str]:
+    """The header, then one line per customer id, in the ids' order, in blocks of customers (constant
+    memory). A well-formed id that the data lacks gets the predictions of a customer without history.
+    Blocks are independent: ``workers`` processes (default: one a core) rank them side by side."""
     yield HEADER
-    for ids in _batches(customer_ids, BLOCK):
-        codes = model.catalog.customer_codes(ids)  # one lookup a block, not one a customer
-        yield from _block_lines(model, [(cid, int(code) if code >= 0 else _code(model, cid)) for cid, code in zip(ids, codes)], k)
+    model.window.prepare()  # once, before the workers fork: they share it
+    for lines in forked_map(lambda ids: list(_block_lines(model, ids, k)), _batches(customer_ids, BLOCK), workers):
+        yield from lines
 
 
 def _batches(items: Iterable, size: int) -> Iterator[list]:
@@ -53,7 +57,9 @@ def _code(model: CollabModel, customer_id: str) -> int:
         return -1
 
 
-def _block_lines(model: CollabModel, block: list[tuple[str, int]], k: int) -> Iterator[str]:
+def _block_lines(model: CollabModel, ids: list[str], k: int) -> Iterator[str]:
+    codes = model.catalog.customer_codes(ids)  # one lookup a block, not one a customer
+    block = [(cid, int(code) if code >= 0 else _code(model, cid)) for cid, code in zip(ids, codes)]
     article_ids = model.catalog.articles["article_id"].to_numpy()
     ranked = [code for _, code in block if code >= 0] if model.ranker is not None else []
     rows = dict(zip(ranked, model.ranked_block(ranked, k, exclude_bought=False))) if ranked else {}
@@ -62,9 +68,15 @@ def _block_lines(model: CollabModel, block: list[tuple[str, int]], k: int) -> It
         yield f"{customer_id},{' '.join(article_ids[picks])}"
 
 
-def write_submission(model: CollabModel, customer_ids: Iterable[str], out: TextIO, k: int = 12) -> int:
-    """Stream the file to ``out``; returns the number of customers written."""
+def write_submission(model: CollabModel, customer_ids: Iterable[str], out: TextIO, k: int = 12,
+                     workers: int | None = None, progress: Progress | None = None, total: int | None = None) -> int:
+    """Stream the file to ``out``; returns the number of customers written (``total``: how many ids there
+    are, for ``progress``)."""
     written = -1
-    for written, line in enumerate(submission_lines(model, customer_ids, k)):
+    for written, line in enumerate(submission_lines(model, customer_ids, k, workers)):
         out.write(line + "\n")
+        if progress and total and written % BLOCK == 0:
+            progress(written / total, f"{written:,} of {total:,} customers")
+    if progress and total:
+        progress(1.0, f"{max(written, 0):,} customers")
     return written
