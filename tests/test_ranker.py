@@ -120,9 +120,9 @@ def test_blend_source_of_a_block_is_the_one_customer_blend(ranked_model, demo_ca
             np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
 
 
-def test_fast_selection_equals_the_dense_one_with_ties(ranked_model):
-    # The block paths select without a pass over the catalogue; where a tie decides, they fall back to the
-    # dense selection, whose tie order (np.argpartition's) the lists always had.
+def test_block_selection_equals_the_dense_one_with_ties(ranked_model):
+    # A block's selection (one partition for all its customers) against the one-customer selection over the
+    # catalogue: the same lists, ties included.
     model, _ = ranked_model
     n = len(model.stats.limited)
     rng = np.random.default_rng(0)
@@ -136,10 +136,28 @@ def test_fast_selection_equals_the_dense_one_with_ties(ranked_model):
         total = np.zeros(n, np.float32)
         total[rows] = scores
         totals.append(total)
-        assert model._select_among(rows, scores, 12).tolist() == model._select(total, 12).tolist()
     block = model._select_rows(np.stack(totals), 12)
     assert [rows.tolist() for rows in block] == [model._select(total, 12).tolist() for total in totals]
     assert model.stats.limited.any() and not model.stats.limited.all()  # both kinds of articles take part
+
+
+def test_selection_caps_limited_articles_and_breaks_ties_by_article_row(ranked_model):
+    model, _ = ranked_model
+    limited, available = np.flatnonzero(model.stats.limited)[:6], np.flatnonzero(~model.stats.limited)[:12]
+    rows = np.sort(np.concatenate([limited, available]))
+    scores = np.zeros(len(rows), np.float32)
+    scores[np.isin(rows, limited)] = 5.0  # the six best are all limited, tied
+    scores[np.isin(rows, available)] = np.repeat([3.0, 2.0, 1.0], 4)  # then four ties of three scores
+    # 3 of 12 limited (the lowest rows of the tie), then the available ones by score, lower row first
+    assert model._select_from(rows, scores, 12).tolist() == limited[:3].tolist() + available[:9].tolist()
+    # too few available: limited ones fill the list, in score order
+    assert model._select_from(rows, scores, 18).tolist() == limited.tolist() + available.tolist()
+    # over the catalogue, and for a block of customers: the same
+    total = np.zeros(len(model.stats.limited), np.float32)
+    total[rows] = scores
+    assert model._select(total, 12).tolist() == limited[:3].tolist() + available[:9].tolist()
+    assert model._select_rows(np.stack([total, total * 0]), 12)[0].tolist() == model._select(total, 12).tolist()
+    assert model._select_rows(np.stack([total, total * 0]), 12)[1].tolist() == []  # nothing above 0: nothing
 
 
 def test_submission_file_format_and_row_count(ranked_model, demo_catalog, monkeypatch):

@@ -336,8 +336,7 @@ class CollabModel:
         for cands, X in zip(block_cands, block_X):
             mine = scores[at : at + len(X)]
             at += len(X)
-            # positive, in the ranker's order (float32, as the dense selection always held them)
-            ranked = self._select_among(cands.articles, (1.0 + mine - mine.min(initial=0.0)).astype(np.float32), k)
+            ranked = self._select_from(cands.articles, mine - mine.min(initial=0.0) + 1.0, k)  # all above 0
             out.append((ranked, mine[np.searchsorted(cands.articles, ranked)], cands, X))
         return out
 
@@ -471,59 +470,33 @@ class CollabModel:
         order = np.argsort(self.product_codes, kind="stable")
         return order, np.searchsorted(self.product_codes[order], np.arange(self.n_products + 1))
 
-    def _select(self, total: np.ndarray, k: int) -> np.ndarray:
-        """The k best-scoring articles, of which at most max_limited_share have no image or no longer sell
-        (more only when nothing else scores above 0)."""
-        best = _top_positive(total, k)
-        limited = self.stats.limited
-        cap = int(round(k * self.params.max_limited_share))
-        if limited[best].sum() <= cap:
-            return best
-        available = _top_positive(np.where(limited, 0.0, total), k)
-        fillers = _top_positive(np.where(limited, total, 0.0), k)
-        return _cap_limited(available, fillers, total, k, cap)
-
-    def _select_among(self, rows: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
-        """`_select` where only the articles ``rows`` (sorted) score, without a pass over the catalogue."""
-        limited, cap = self.stats.limited[rows], self._cap(k)
-        picks = _top_unique(scores, k)
-        if picks is not None and limited[picks].sum() > cap:
-            available, fillers = np.flatnonzero(~limited), np.flatnonzero(limited)
-            lists = _top_unique(scores[available], k), _top_unique(scores[fillers], k)
-            picks = (None if any(x is None for x in lists)
-                     else _cap_limited(available[lists[0]], fillers[lists[1]], scores, k, cap))
-        if picks is not None:
-            return rows[picks]
-        total = np.zeros(len(self.stats.limited), np.float32)  # a tie decides: as the dense selection does
-        total[rows] = scores
-        return self._select(total, k)
-
     def _select_rows(self, total: np.ndarray, k: int) -> list[np.ndarray]:
         """`_select` of each row of a [customers × articles] matrix (one partition for the whole block)."""
         limited, cap = self.stats.limited, self._cap(k)
-        best = top_rows(total, k + 1)
-        tops = [_unique_or_none(rows, values, k) for rows, values in best]
-        over = [i for i, top in enumerate(tops) if top is not None and limited[top].sum() > cap]
-        if over:
-            available = self._top_among(total[over], ~limited, k)
-            # When the k + 1 best are all limited, they are the best limited ones as well.
-            fillers = [top if limited[best[i][0]].all() else None for i, top in ((i, tops[i]) for i in over)]
-            missing = [j for j, top in enumerate(fillers) if top is None]
-            if missing:
-                for j, top in zip(missing, self._top_among(total[[over[j] for j in missing]], limited, k)):
-                    fillers[j] = top
-            for j, i in enumerate(over):
-                tops[i] = (None if available[j] is None or fillers[j] is None
-                           else _cap_limited(available[j], fillers[j], total[i], k, cap))
-        # a tie decides: the dense selection, as one customer at a time always did
-        return [top if top is not None else self._select(total[i], k) for i, top in enumerate(tops)]
+        tops = [rows for rows, _ in top_rows(total, k)]
+        over = [i for i, rows in enumerate(tops) if limited[rows].sum() > cap]
+        if over and not limited.all():  # (all limited: the k best are the k best limited ones)
+            available, fillers = np.flatnonzero(~limited), np.flatnonzero(limited)
+            best_available, best_limited = top_rows(total[over][:, available], k), top_rows(total[over][:, fillers], k)
+            for i, (found, _), (filling, _) in zip(over, best_available, best_limited):
+                tops[i] = _cap_limited(available[found], fillers[filling], total[i], k, cap)
+        return tops
 
-    @staticmethod
-    def _top_among(total: np.ndarray, among: np.ndarray, k: int) -> list[np.ndarray | None]:
-        """Each row's `_top_unique` among the articles ``among`` (a mask), as article rows."""
-        columns = np.flatnonzero(among)
-        return [None if best is None else columns[best]
-                for best in (_unique_or_none(rows, values, k) for rows, values in top_rows(total[:, columns], k + 1))]
+    def _select(self, total: np.ndarray, k: int) -> np.ndarray:
+        """`_select_from` over the whole catalogue."""
+        return self._select_from(np.arange(len(total)), total, k)
+
+    def _select_from(self, rows: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+        """The k best-scoring of the articles ``rows`` (sorted) with a score above 0, of which at most
+        max_limited_share have no image or no longer sell (more only to fill k). Equal scores go to the lower
+        article row, so a list never depends on how a selection algorithm orders ties."""
+        best, _ = top_scores(scores, k)
+        limited, cap = self.stats.limited[rows], self._cap(k)
+        if limited[best].sum() > cap:
+            available, fillers = np.flatnonzero(~limited), np.flatnonzero(limited)
+            best = _cap_limited(available[top_scores(scores[available], k)[0]],
+                                fillers[top_scores(scores[fillers], k)[0]], scores, k, cap)
+        return rows[best]
 
     def _cap(self, k: int) -> int:
         return int(round(k * self.params.max_limited_share))
@@ -613,40 +586,35 @@ class CollabModel:
         return [str(self.catalog.customer_ids[c]) for c in codes if distinct[c] > 0]
 
 
+BLEND_COLUMNS = 4_096  # articles a block's blend adds up at a time: 32 customers × 4,096 × 4 bytes = 512 KB
+
+
+def _by_column(rows_values: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each customer's (article rows, values) as one table sorted by article: (customers, articles, values)."""
+    customers = np.repeat(np.arange(len(rows_values)), [len(rows) for rows, _ in rows_values])
+    articles = np.concatenate([np.zeros(0, np.int64)] + [np.asarray(rows, np.int64) for rows, _ in rows_values])
+    values = np.concatenate([np.zeros(0, np.float32)] + [values for _, values in rows_values])
+    order = np.argsort(articles, kind="stable")
+    return customers[order], articles[order], values[order]
+
+
+def _columns_in(table: tuple[np.ndarray, np.ndarray, np.ndarray], start: int, width: int):
+    """The entries of a `_by_column` table whose article is in [start, start + width)."""
+    lo, hi = np.searchsorted(table[1], [start, start + width])
+    return table[0][lo:hi], table[1][lo:hi], table[2][lo:hi]
+
+
 def _check_k(k: int) -> None:
     if k < 1:
         raise InputError(f"k must be at least 1, not {k}")
 
 
-def _top_positive(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the (at most) k highest scores above 0, best first."""
-    k = min(k, int(np.count_nonzero(scores > 0)))
-    if k == 0:
-        return np.zeros(0, np.int64)
-    top = np.argpartition(-scores, k - 1)[:k]
-    return top[np.argsort(-scores[top], kind="stable")]
-
-
 def _cap_limited(available: np.ndarray, fillers: np.ndarray, total: np.ndarray, k: int, cap: int) -> np.ndarray:
-    """The best ``available`` articles with at most ``cap`` limited ones (``fillers``), more only to fill k."""
+    """The best ``available`` articles with at most ``cap`` limited ones (``fillers``), more only to fill k
+    (positions into ``total``; equal scores: the lower position first)."""
     chosen = np.concatenate([available, fillers[:cap]])
-    chosen = chosen[np.argsort(-total[chosen], kind="stable")][:k]
+    chosen = chosen[np.lexsort((chosen, -total[chosen]))][:k]
     if len(chosen) < k:  # too few available articles: fill with the limited ones after all
         chosen = np.concatenate([chosen, fillers[cap : cap + k - len(chosen)]])
-        chosen = chosen[np.argsort(-total[chosen], kind="stable")]
+        chosen = chosen[np.lexsort((chosen, -total[chosen]))]
     return chosen
-
-
-# The dense selection breaks ties among equal scores as np.argpartition leaves them. The fast paths below
-# give the same lists whenever no tie decides them (the k best and the next one all differ) and say
-# None otherwise, so that the caller falls back to it: the same lists one customer at a time or in a block.
-
-
-def _unique_or_none(rows: np.ndarray, values: np.ndarray, k: int) -> np.ndarray | None:
-    """The first k of a best-first list of k + 1, or None when two of them tie."""
-    return None if np.any(values[1:] == values[:-1]) else rows[:k]
-
-
-def _top_unique(scores: np.ndarray, k: int) -> np.ndarray | None:
-    """`_top_positive`'s positions when no tie decides them, else None."""
-    return _unique_or_none(*top_scores(scores, k + 1), k)
