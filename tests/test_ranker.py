@@ -12,7 +12,7 @@ import pytest
 from recommender.collab import CollabModel, CollabParams, used_signals
 from recommender.collab.features import FEATURES
 from recommender.collab.candidates import BLOCK, blend
-from recommender.collab.ranker import ARTIFACT, Ranker, build_ranker, train_ranker
+from recommender.collab.ranker import ARTIFACT, WEEK, Ranker, build_ranker, train_ranker, training_starts
 from recommender.collab import submission
 from recommender.collab.submission import HEADER, prediction_rows, write_submission
 from recommender.store import ArtifactStore
@@ -90,6 +90,16 @@ def test_thin_data_falls_back_to_the_blend_and_the_build_says_so(demo_catalog, t
     assert loaded.ranker is None
     customer_id = thin.customer_ids[int(first_weeks["customer"].iat[-1])]
     assert loaded.recommend(customer_id).equals(model.recommend(customer_id))
+
+
+def test_training_takes_as_many_weeks_as_the_customer_budget_needs(demo_catalog):
+    now = CollabModel.training_cut(demo_catalog) or demo_catalog.transactions["t_dat"].iat[-1]
+    every = training_starts(demo_catalog, CollabParams(ranker_weeks=12, ranker_customers=10**6), now)
+    assert len(every) == 12 and every[0] == np.datetime64(now, "ns") - WEEK  # thin data: every week allowed
+    # a budget the newest week's buyers already fill: one group of weeks sharing one ALS fit
+    few = training_starts(demo_catalog, CollabParams(ranker_weeks=12, ranker_customers=1, ranker_model_weeks=3), now)
+    assert few == every[:3]
+    assert training_starts(demo_catalog, CollabParams(ranker_weeks=2, ranker_customers=1, ranker_model_weeks=3), now) == every[:2]
 
 
 def test_block_ranking_equals_one_customer_at_a_time(ranked_model, demo_catalog):

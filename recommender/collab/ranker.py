@@ -1,6 +1,6 @@
 """The learned ranker: LightGBM lambdarank (the LGBMRanker objective, through the native API) over each customer's candidates, trained on weekly windows.
 
-For each of the `ranker_weeks` weeks before the cut, candidates and features are computed from the
+For each of the weeks before the cut (`training_starts`: as many as the customer budget needs), candidates and features are computed from the
 purchases before that week (ALS and HNSW from a model fitted before the oldest of each `ranker_model_weeks`
 consecutive weeks) for the customers who bought in it, and a candidate's label is whether the customer
 bought it that week. Customers without any bought candidate teach a ranker nothing and are left out. Too
@@ -114,10 +114,21 @@ class TrainingData:
 
 
 def training_starts(catalog, params: CollabParams, now: np.datetime64) -> list[np.datetime64]:
-    """Start days of the training weeks before ``now``, newest first, each with history before it."""
+    """Start days of the training weeks before ``now``, newest first, each with history before it: up to
+    `ranker_weeks` of them, and no more than it takes their buyers to reach `ranker_customers` (in whole
+    groups of `ranker_model_weeks`, which share one ALS fit). Thin data takes every week it may; at H&M's
+    size a week holds more buyers than the budget, so one group of weeks and one ALS fit do."""
     first_day = catalog.transactions["t_dat"].iat[0]
     starts = [np.datetime64(now, "ns") - w * WEEK for w in range(1, params.ranker_weeks + 1)]
-    return [start for start in starts if start > first_day]
+    starts = [start for start in starts if start > first_day]
+    days, customers = catalog.transactions["t_dat"].to_numpy(), catalog.transactions["customer"].to_numpy()
+    buyers = 0
+    for i, start in enumerate(starts):
+        lo, hi = np.searchsorted(days, [start, start + WEEK])
+        buyers += len(np.unique(customers[lo:hi]))
+        if buyers >= params.ranker_customers:
+            return starts[: -(-(i + 1) // params.ranker_model_weeks) * params.ranker_model_weeks]
+    return starts
 
 
 def training_data(
