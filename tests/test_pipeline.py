@@ -120,6 +120,13 @@ def test_cli_recommend_many_customers_and_errors(demo_settings, demo_engine, tmp
     assert [r["customer_id"] for r in rows] == [customers[0]] * 3 + [customers[1]] * 3
     assert all(r["reason"] and len(r["article_id"]) == 10 for r in rows)
 
+    done = cli(demo_settings, "recommend", "--customers-file", str(listing), "--submission")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "customer_id,prediction" and [line.split(",")[0] for line in lines[1:]] == customers
+    assert all(len(set(line.split(",")[1].split(" "))) == 12 for line in lines[1:])
+    assert "submission" in done.stderr  # the progress bar, on stderr: the file on stdout stays clean
+
     picked = demo_engine.catalog.articles.query("product_type_name == 'Shorts' and has_image")["article_id"][:2]
     done = cli(demo_settings, "recommend", "--items", *picked, "-k", "4", "--json")
     assert done.returncode == 0, done.stderr

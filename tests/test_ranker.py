@@ -12,7 +12,8 @@ import pytest
 from recommender.collab import CollabModel, CollabParams, used_signals
 from recommender.collab.features import FEATURES
 from recommender.collab.candidates import BLOCK, blend
-from recommender.collab.ranker import ARTIFACT, WEEK, Ranker, build_ranker, train_ranker, training_starts
+from recommender.collab.ranker import (ARTIFACT, WEEK, Ranker, build_ranker, train_ranker, training_data,
+                                       training_starts)
 from recommender.collab import submission
 from recommender.collab.submission import HEADER, prediction_rows, write_submission
 from recommender.store import ArtifactStore
@@ -100,6 +101,21 @@ def test_training_takes_as_many_weeks_as_the_customer_budget_needs(demo_catalog)
     few = training_starts(demo_catalog, CollabParams(ranker_weeks=12, ranker_customers=1, ranker_model_weeks=3), now)
     assert few == every[:3]
     assert training_starts(demo_catalog, CollabParams(ranker_weeks=2, ranker_customers=1, ranker_model_weeks=3), now) == every[:2]
+
+
+def test_training_fits_one_model_per_group_of_weeks(demo_catalog):
+    params = CollabParams(ranker_weeks=6, ranker_model_weeks=3)
+    now = CollabModel.training_cut(demo_catalog) or demo_catalog.transactions["t_dat"].iat[-1]
+    cuts = []
+
+    def model_at(cut):
+        cuts.append(cut)
+        return CollabModel.fit(demo_catalog, params, until=cut)
+
+    data = training_data(demo_catalog, params, now, model_at)
+    starts = training_starts(demo_catalog, params, now)
+    assert cuts == [starts[2], starts[5]]  # fitted before the oldest week of each group, once
+    assert data.weeks == 6
 
 
 def test_block_ranking_equals_one_customer_at_a_time(ranked_model, demo_catalog):

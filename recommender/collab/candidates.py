@@ -192,7 +192,7 @@ class Window:
         one copy instead of each building its own."""
         for name in ("selling", "product_articles", "recent_buyers", "together", "trending_by_age", "blend_trend"):
             getattr(self, name)
-        self.model.product_articles, self.model._bought  # the blend's
+        self.model.product_articles, self.model.bought  # the blend's
         return self
 
     def shared(self, key, compute):

@@ -443,11 +443,11 @@ class CollabModel:
     def _neighbour_votes(self, profiles: Sequence[Profile]) -> list[tuple[np.ndarray, np.ndarray]]:
         """`signals`' neighbours signal of each profile where it is not 0 (article rows, values)."""
         weights = [np.clip(p.neighbour_sims, 0.0, None).astype(np.float32) for p in profiles]
-        votes = weighted_rows(self._bought, [(p.neighbour_codes, w) for p, w in zip(profiles, weights)])
+        votes = weighted_rows(self.bought, [(p.neighbour_codes, w) for p, w in zip(profiles, weights)])
         return [(rows, values / max(float(w.sum()), 1e-12)) for (rows, values), w in zip(votes, weights)]
 
     @cached_property
-    def _bought(self) -> sp.csr_matrix:
+    def bought(self) -> sp.csr_matrix:
         """customer × article: 1 where the customer bought the article (recency-decayed counts capped at 1)."""
         return self.interactions.recency.minimum(1.0).tocsr()
 
@@ -584,24 +584,6 @@ class CollabModel:
         distinct = np.diff(self.interactions.counts.indptr)
         codes = np.argsort(-distinct, kind="stable")[:n]
         return [str(self.catalog.customer_ids[c]) for c in codes if distinct[c] > 0]
-
-
-BLEND_COLUMNS = 4_096  # articles a block's blend adds up at a time: 32 customers × 4,096 × 4 bytes = 512 KB
-
-
-def _by_column(rows_values: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each customer's (article rows, values) as one table sorted by article: (customers, articles, values)."""
-    customers = np.repeat(np.arange(len(rows_values)), [len(rows) for rows, _ in rows_values])
-    articles = np.concatenate([np.zeros(0, np.int64)] + [np.asarray(rows, np.int64) for rows, _ in rows_values])
-    values = np.concatenate([np.zeros(0, np.float32)] + [values for _, values in rows_values])
-    order = np.argsort(articles, kind="stable")
-    return customers[order], articles[order], values[order]
-
-
-def _columns_in(table: tuple[np.ndarray, np.ndarray, np.ndarray], start: int, width: int):
-    """The entries of a `_by_column` table whose article is in [start, start + width)."""
-    lo, hi = np.searchsorted(table[1], [start, start + width])
-    return table[0][lo:hi], table[1][lo:hi], table[2][lo:hi]
 
 
 def _check_k(k: int) -> None:

@@ -139,13 +139,16 @@ def training_data(
     fitted before the oldest of them (`ranker_model_weeks` a model: one ALS fit serves several windows)."""
     data = TrainingData()
     starts = training_starts(catalog, params, now)
+    model = {}  # the current group's model only: one fit a group, and one model in memory at a time
     for i, start in enumerate(starts):
         group = starts[min((i // params.ranker_model_weeks + 1) * params.ranker_model_weeks, len(starts)) - 1]
         report(i / max(len(starts), 1), f"ranker: candidates for the week from {str(start)[:10]}")
         bought = week_purchases(catalog, start)
         if bought.empty:
             continue
-        window = Window(model_at(group), until=start)
+        if group not in model:
+            model = {group: model_at(group)}
+        window = Window(model[group], until=start)
         week_X, week_y, _ = training_rows(window, bought, params.candidates_per_source,
                                           params.ranker_customers // len(starts))
         data.X += week_X
