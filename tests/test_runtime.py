@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,11 @@ def test_an_unknown_purpose_is_refused():
 def test_forked_map_keeps_the_items_order_and_runs_in_other_processes():
     parent = os.getpid()
     items = list(range(4 * ITEMS_PER_WORKER))
-    results = list(forked_map(lambda i: (i * i, os.getpid()), items, workers=2))
+    def square(i):
+        time.sleep(0.05)  # long enough that both workers take items
+        return i * i, os.getpid()
+
+    results = list(forked_map(square, items, workers=2))
     assert [square for square, _ in results] == [i * i for i in items]
     pids = {pid for _, pid in results}
     assert parent not in pids and len(pids) == 2  # both workers took items; the parent took none
