@@ -1,10 +1,11 @@
 """The learned ranker: LightGBM lambdarank (the LGBMRanker objective, through the native API) over each customer's candidates, trained on weekly windows.
 
-For each of the weeks before the cut (`training_starts`: as many as the customer budget needs), candidates and features are computed from the
-purchases before that week (ALS and HNSW from a model fitted before the oldest of each `ranker_model_weeks`
-consecutive weeks) for the customers who bought in it, and a candidate's label is whether the customer
-bought it that week. Customers without any bought candidate teach a ranker nothing and are left out. Too
-few positives: no ranker, and the build says the blend is used.
+For each of the weeks before the cut (`training_starts`: as many as the customer budget needs),
+candidates and features are computed from the purchases before that week (ALS and HNSW from a model
+fitted before the oldest of each `ranker_model_weeks` consecutive weeks) for the customers who bought in
+it, and a candidate's label is whether the customer bought it that week. Customers without any bought
+candidate teach a ranker nothing and are left out. Too few positives: no ranker, and the build says the
+blend is used.
 """
 from __future__ import annotations
 
