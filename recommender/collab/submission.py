@@ -31,7 +31,8 @@ def submission_lines(model: CollabModel, customer_ids: Iterable[str], k: int = 1
     memory). A well-formed id that the data lacks gets the predictions of a customer without history.
     Blocks are independent: ``workers`` processes (default: one a core) rank them side by side."""
     yield HEADER
-    model.window.prepare()  # once, before the workers fork: they share it
+    if model.ranker is not None:  # the ranker's candidate tables, once, before the workers fork: they share them
+        model.window.prepare()
     for lines in forked_map(lambda ids: list(_block_lines(model, ids, k)), _batches(customer_ids, BLOCK), workers):
         yield from lines
 
