@@ -162,8 +162,9 @@ def test_customer_page(new_page, demo_engine):
     box.press("Enter")
     page.locator(".st-key-tile_recs_11").wait_for()
     assert page.locator('[data-testid="stMetricValue"]').first.inner_text() == f"{len(history):,}"
-    first_rec = page.locator(".st-key-tile_recs_0").inner_text()
-    assert recs["prod_name"].iloc[0] in first_rec and recs["reason"].iloc[0] in first_rec
+    # the tile's container can be in the page a moment before its text: wait for the text itself
+    expect(page.locator(".st-key-tile_recs_0")).to_contain_text(recs["prod_name"].iloc[0])
+    expect(page.locator(".st-key-tile_recs_0")).to_contain_text(recs["reason"].iloc[0])
     screenshot(page, "customer_recommended")
     page.get_by_role("tab", name="Purchase history").click()
     expect(page.locator(".st-key-tile_history_0")).to_contain_text(history["prod_name"].iloc[0])
