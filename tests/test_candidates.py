@@ -187,6 +187,28 @@ def test_feature_values_on_known_rows(window):
     assert X.at[2, "sources"] == np.isfinite(cands.ranks[list(cands.articles).index(2)]).sum()
 
 
+def _top_by_sorting(row: np.ndarray, n: int) -> list[int]:
+    """The reference: every positive score sorted, best first, ties to the lower column."""
+    positive = np.flatnonzero(row > 0)
+    return positive[np.lexsort((positive, -row[positive]))][:n].tolist()
+
+
+@pytest.mark.parametrize("kind", ["random", "few values", "best in one chunk", "few positive", "negative"])
+def test_top_rows_of_wide_rows_equals_sorting_them(kind):
+    # Rows wide enough for the chunk-maxima bound (the blend's and ALS's blocks): the same columns and
+    # scores as sorting each row, ties included, whatever the layout of the best columns.
+    rng = np.random.default_rng(len(kind))
+    scores = {"random": lambda: rng.standard_normal((7, 20_000)),
+              "few values": lambda: rng.integers(-1, 4, (7, 20_000)),
+              "best in one chunk": lambda: np.sort(rng.random((7, 20_000)), axis=1),
+              "few positive": lambda: np.where(rng.random((7, 20_000)) < 0.001, 1.0, 0.0),
+              "negative": lambda: -rng.random((7, 20_000))}[kind]().astype(np.float32)
+    for n in (1, 12, 48, 300):
+        for row, (columns, values) in zip(scores, src.top_rows(scores, n)):
+            assert columns.tolist() == _top_by_sorting(row, n)
+            assert values.tolist() == row[columns].tolist()
+
+
 def test_age_buckets():
     assert age_buckets(np.array([16, 24.9, 25, 34, 35, 64, 65, 99, np.nan])).tolist() == [0, 0, 1, 1, 2, 4, 5, 5, -1]
 

@@ -146,6 +146,17 @@ def test_blend_source_of_a_block_is_the_one_customer_blend(ranked_model, demo_ca
             np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
 
 
+def test_block_neighbours_are_each_customers_own_search(ranked_model, demo_catalog):
+    # One HNSW call for a block: each customer gets what a search of its own finds, never itself.
+    model, _ = ranked_model
+    codes = np.arange(len(demo_catalog.customer_ids))
+    block = model.window.block(codes)
+    for code, has, (near, sims) in zip(codes, block.has_factor, block.near):
+        expected = model._nearest(model.als.user_factors[code], PARAMS.neighbours, exclude=int(code)) if has else ([], [])
+        assert near.tolist() == list(expected[0]) and code not in near
+        np.testing.assert_array_equal(sims, expected[1])
+
+
 def test_block_selection_equals_the_dense_one_with_ties(ranked_model):
     # A block's selection (one partition for all its customers) against the one-customer selection over the
     # catalogue: the same lists, ties included.

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .factors import als_scores, nearest
+from .factors import als_scores, nearest_block
 from .history import CustomerHistory
 
 REPURCHASE_HALF_LIFE_DAYS = 14.0  # a purchase 2 weeks ago proposes its article half as strongly as one today
@@ -24,6 +24,8 @@ TREND_DAYS = 7
 POPULAR_DAYS = 30
 AGE_EDGES = (25, 35, 45, 55, 65)  # buckets: <25, 25–34, 35–44, 45–54, 55–64, 65+
 AGE_LABELS = ("under 25", "25–34", "35–44", "45–54", "55–64", "65+")
+SETS_PER_PICK = 32  # `top_rows` bounds the n-th best by the maxima of 32 × n sets of columns: the bound
+# lets hardly more than the n best through
 BLOCK = 32  # customers whose candidates are computed together: their ALS scores and blend, 32 × articles
 # float32, stay in the CPU cache
 SOURCES = (
@@ -49,21 +51,35 @@ def top_scores(scores: np.ndarray, n: int, among: np.ndarray | None = None) -> t
 
 
 def top_rows(scores: np.ndarray, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """`top_scores` of each row of a [customers × columns] matrix: one partition for the whole block."""
+    """`top_scores` of each row of a [customers × columns] matrix, the whole block at once."""
     if n <= 0 or not scores.shape[1]:
         return [(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in range(len(scores))]
-    width = scores.shape[1]
-    # Above 0 and at least the n-th largest of the row (when that is above 0 too) as one comparison.
+    # Above 0 and at least a lower bound of the row's n-th largest (when that is above 0 too): one comparison.
     least = np.full(len(scores), np.nextafter(np.float32(0), np.float32(1)), np.float32)
-    if width > n:
-        np.maximum(least, np.partition(scores, width - n, axis=1)[:, width - n], out=least)
-    rows, columns = _nonzero(scores >= least[:, None])
+    np.maximum(least, _nth_largest_bound(scores, n), out=least)
+    rows, columns = np.divmod(np.flatnonzero(scores >= least[:, None]), scores.shape[1])  # (2-d nonzero is slow)
     values = scores[rows, columns]
     order = np.lexsort((columns, -values, rows))  # by row, then best first, ties: lower column first
     rows, columns, values = rows[order], columns[order], values[order]
     starts = np.searchsorted(rows, np.arange(len(scores) + 1))
     return [(columns[a : min(b, a + n)].astype(np.int64), values[a : min(b, a + n)].astype(np.float32))
             for a, b in zip(starts[:-1], starts[1:])]
+
+
+def _nth_largest_bound(scores: np.ndarray, n: int) -> np.ndarray:
+    """Per row, a value at most the row's n-th largest: the n-th largest of the maxima of disjoint sets of
+    columns (n sets each hold an element at least that large). The sets are strided (columns j, j + m,
+    j + 2m, …), so their maxima are an element-wise maximum of contiguous slices; then only a small matrix
+    is partitioned, not the whole block, and few more elements than the n best pass the bound."""
+    width = scores.shape[1]
+    if width <= n:
+        return np.full(len(scores), -np.inf, np.float32)
+    depth = width // (n * SETS_PER_PICK)  # columns a set
+    if depth < 2:  # narrow rows: partition them whole
+        return np.partition(scores, width - n, axis=1)[:, width - n]
+    sets = width // depth
+    maxima = scores[:, : sets * depth].reshape(len(scores), depth, sets).max(axis=1)
+    return np.partition(maxima, sets - n, axis=1)[:, sets - n]
 
 
 def _top_columns(columns: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -84,17 +100,6 @@ def weighted_rows(matrix: sp.csr_matrix, picks: list[tuple[np.ndarray, np.ndarra
     product = left @ matrix
     product.sort_indices()
     return [(product.indices[a:b], product.data[a:b]) for a, b in zip(product.indptr[:-1], product.indptr[1:])]
-
-
-def _nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`np.nonzero` of a 2-d mask with few True values, scanning it 8 bytes at a time."""
-    flat = np.ascontiguousarray(mask).reshape(-1)
-    padded = np.zeros(-(-len(flat) // 8) * 8, bool)
-    padded[: len(flat)] = flat
-    words = np.flatnonzero(padded.view(np.uint64))
-    at = (words[:, None] * 8 + np.arange(8)).reshape(-1)
-    at = at[padded[at]]
-    return at // mask.shape[1], at % mask.shape[1]
 
 
 @dataclass
@@ -230,14 +235,19 @@ class Window:
         """These customers' purchases and neighbours (``near``: given instead, one (codes, sims) each)."""
         codes = np.asarray(codes, dtype=np.int64)
         mine = [self.purchases(int(code)) for code in codes]
-        near = near if near is not None else [self.neighbours(int(code)) for code in codes]
-        return Block(self, codes, mine, near)
+        block = Block(self, codes, mine, near)
+        if near is None:
+            block.near = self.neighbours(codes, block.has_factor)
+        return block
 
-    def neighbours(self, code: int) -> tuple[np.ndarray, np.ndarray]:
-        factor = self.factor(code)
-        if factor is None:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        return nearest(self.model.index, factor, self.model.params.neighbours, exclude=code)
+    def neighbours(self, codes: np.ndarray, has_factor: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each customer's nearest customers (none without a factor), one HNSW call for the block."""
+        out = [(np.zeros(0, np.int64), np.zeros(0, np.float32))] * len(codes)
+        found = nearest_block(self.model.index, self.model.als.user_factors[codes[has_factor]],
+                              self.model.params.neighbours, [int(c) for c in codes[has_factor]])
+        for i, near in zip(np.flatnonzero(has_factor), found):
+            out[i] = near
+        return out
 
     # -- tables shared by all customers --------------------------------------------------------------
 
@@ -331,13 +341,14 @@ def neighbours(w: Window, block: Block, n: int):
 
 def als(w: Window, block: Block, n: int):
     """The ALS top-n: customer factor · article factors, among articles sold in the last 30 days."""
-    selling = w.selling
-    scores = block.als[:, selling]
+    selling, has = w.selling, np.flatnonzero(block.has_factor)
+    scores = block.als[np.ix_(has, selling)]
     scores -= np.minimum(scores.min(axis=1, keepdims=True, initial=0.0), 0.0)  # the lowest score becomes 0 …
     scores += np.float32(1e-6)  # … and every selling article stays above 0
-    out = [(selling[positions], top) for positions, top in top_rows(scores, n)]
-    empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
-    return [found if has else empty for found, has in zip(out, block.has_factor)]
+    out = [(np.zeros(0, np.int64), np.zeros(0, np.float32))] * len(block.codes)
+    for i, (positions, top) in zip(has, top_rows(scores, n)):
+        out[i] = (selling[positions], top)
+    return out
 
 
 def bought_together(w: Window, block: Block, n: int):

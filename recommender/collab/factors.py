@@ -69,7 +69,7 @@ def build_hnsw(user_factors: np.ndarray, codes: np.ndarray, params: CollabParams
         index.add_items(vectors.astype(np.float32), batch, num_threads=-1)
         report((start + len(batch)) / len(codes), f"HNSW: {start + len(batch):,}/{len(codes):,} customers")
     index.set_ef(params.hnsw_ef)
-    index.set_num_threads(1)  # one query at a time: threads only add overhead
+    index.set_num_threads(1)  # a block's queries on one thread: the submission's processes are the parallelism
     return index
 
 
@@ -83,11 +83,20 @@ def als_scores(user_factors: np.ndarray, item_factors: np.ndarray) -> np.ndarray
 
 def nearest(index: hnswlib.Index, factor: np.ndarray, k: int, exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The k customers whose factors are closest to ``factor`` (codes, cosine similarities), without ``exclude``."""
+    return nearest_block(index, factor[None, :], k, None if exclude is None else [exclude])[0]
+
+
+def nearest_block(index: hnswlib.Index, factors: np.ndarray, k: int,
+                  exclude: list[int] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`nearest` for each row of ``factors`` (``exclude``: one code per row), one HNSW call for them all:
+    each query's search is the same as alone."""
     want = min(k + (exclude is not None), index.get_current_count())
-    if want <= 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    query = factor / max(float(np.linalg.norm(factor)), 1e-12)
-    labels, distances = index.knn_query(query[None, :].astype(np.float32), k=want)
-    codes, sims = labels[0].astype(np.int64), 1.0 - distances[0]  # "ip" distance is 1 - similarity
-    keep = codes != exclude
-    return codes[keep][:k], sims[keep][:k]
+    if want <= 0 or not len(factors):
+        return [(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in range(len(factors))]
+    queries = np.stack([f / max(float(np.linalg.norm(f)), 1e-12) for f in factors])  # each as `nearest` always did
+    labels, distances = index.knn_query(queries.astype(np.float32), k=want)
+    out = []
+    for i, (codes, sims) in enumerate(zip(labels.astype(np.int64), 1.0 - distances)):  # "ip" distance: 1 - similarity
+        keep = codes != exclude[i] if exclude is not None else slice(None)
+        out.append((codes[keep][:k], sims[keep][:k]))
+    return out

@@ -91,7 +91,7 @@ class CollabModel:
         self.index = index
         self.stats = stats
         self.index.set_ef(params.hnsw_ef)
-        self.index.set_num_threads(1)  # one query at a time: threads only add overhead
+        self.index.set_num_threads(1)  # a block's queries on one thread: the submission's processes are the parallelism
         self.ranker = None  # a trained recommender.collab.ranker.Ranker, attached by load/fit_ranker
         self.type_codes, self.type_names = pd.factorize(catalog.articles["product_type_name"])
         self.type_codes = self.type_codes.astype(np.int32)
