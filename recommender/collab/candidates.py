@@ -43,9 +43,9 @@ def age_buckets(ages: np.ndarray) -> np.ndarray:
 def top_scores(scores: np.ndarray, n: int, among: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(articles, scores) of the n highest positive scores, best first; ``among`` restricts to those rows."""
     rows = np.flatnonzero(scores > 0) if among is None else among[scores[among] > 0]
-    if len(rows) > n > 0:  # keep the n best and everything tied with the n-th, then sort only those
-        nth = np.partition(scores[rows], len(rows) - n)[len(rows) - n]
-        rows = rows[scores[rows] >= nth]
+    if len(rows) > n > 0:  # keep the n best, everything tied with the n-th and a few more, then sort only those
+        values = scores[rows]
+        rows = rows[values >= _nth_largest_bound(values[None, :], n)[0]]
     order = rows[np.lexsort((rows, -scores[rows]))][:n]  # ties: lower article row first (deterministic)
     return order.astype(np.int64), scores[order].astype(np.float32)
 
@@ -133,8 +133,10 @@ class Block:
     @cached_property
     def als(self) -> np.ndarray:
         """float32 [customers × articles]: customer factor · article factor (0 for customers without one)."""
-        scores = np.zeros((len(self.codes), self.window.n_articles), np.float32)
         model = self.window.model
+        if self.has_factor.all():  # as a rule: no copy then
+            return als_scores(model.als.user_factors[self.codes], model.als.item_factors)
+        scores = np.zeros((len(self.codes), self.window.n_articles), np.float32)
         scores[self.has_factor] = als_scores(model.als.user_factors[self.codes[self.has_factor]], model.als.item_factors)
         return scores
 
@@ -357,9 +359,18 @@ def bought_together(w: Window, block: Block, n: int):
     together = weighted_rows(w.together, [(rows, np.ones(len(rows), np.float32)) for rows in seeds])
     out = []
     for (columns, scores), mine in zip(together, block.mine):
-        new = ~np.isin(columns, mine.articles)
+        new = _absent(columns, mine.articles)
         out.append(_top_columns(columns[new], scores[new], n))
     return out
+
+
+def _absent(columns: np.ndarray, drop: np.ndarray) -> np.ndarray:
+    """Mask of ``columns`` (sorted, unique; thousands) not in ``drop`` (a few): `~np.isin` without sorting both."""
+    keep = np.ones(len(columns), bool)
+    if len(columns) and len(drop):
+        at = np.minimum(np.searchsorted(columns, drop), len(columns) - 1)
+        keep[at[columns[at] == drop]] = False
+    return keep
 
 
 def trending(w: Window, code: int, mine: Purchases, n: int):

@@ -69,7 +69,8 @@ def features_block(w: Window, codes, block: list[Candidates]) -> list[np.ndarray
         columns[f"rank_{source}"] = ranks[:, i]
         columns[f"score_{source}"] = scores[:, i]
     columns["sources"] = np.isfinite(ranks).sum(axis=1).astype(np.float32)
-    columns["als_score"] = np.concatenate([_als_scores(w, int(code), cands.articles) for code, cands in zip(codes, block)])
+    with single_threaded_blas():  # once a block: entering it costs ~30 µs
+        columns["als_score"] = np.concatenate([_als_scores(w, int(code), cands.articles) for code, cands in zip(codes, block)])
     votes = weighted_rows(w.recent_buyers, [(cands.near[0], np.ones(len(cands.near[0]), np.float32)) for cands in block])
     columns["neighbour_votes"] = _lookup(
         np.concatenate([key(i, rows.astype(np.int64), w.n_articles) for i, (rows, _) in enumerate(votes)]),
@@ -102,9 +103,8 @@ def features_block(w: Window, codes, block: list[Candidates]) -> list[np.ndarray
 
 def _als_scores(w: Window, code: int, articles: np.ndarray) -> np.ndarray:
     """The customer's ALS score of each candidate (NaN without a factor): the ranker was trained on this
-    float32 product, so it stays one small product per customer."""
+    float32 product, so it stays one small product per customer (under `single_threaded_blas`)."""
     factor = w.factor(code)
     if factor is None:
         return np.full(len(articles), np.nan, np.float32)
-    with single_threaded_blas():
-        return (w.model.als.item_factors[articles] @ factor).astype(np.float32)
+    return (w.model.als.item_factors[articles] @ factor).astype(np.float32)
