@@ -62,6 +62,8 @@ def main() -> None:
     train_rows, test_rows = split_by_product(catalog.articles, test_share=0.2, seed=0)
     held_out = np.random.default_rng(1).permutation(test_rows)  # the first --test judge, the next choose the share
     test_rows, validation_rows = held_out[: args.test], held_out[args.test : args.test + args.validation]
+    if not len(test_rows) or not len(validation_rows):
+        parser.error(f"{len(held_out):,} held-out photos: too few for --test {args.test} and --validation {args.validation}")
     checkpoint = Path(args.checkpoint) if args.checkpoint else Path(tempfile.mkdtemp()) / "model.pt"
     started = time.perf_counter()
     if not checkpoint.is_file():

@@ -193,14 +193,24 @@ def _top_by_sorting(row: np.ndarray, n: int) -> list[int]:
     return positive[np.lexsort((positive, -row[positive]))][:n].tolist()
 
 
-@pytest.mark.parametrize("kind", ["random", "few values", "best in one chunk", "few positive", "negative"])
+def _best_in_one_set(rng) -> np.ndarray:
+    """Rows whose best scores all fall in one of the bound's strided column sets (for n = 48)."""
+    rows = rng.random((7, 20_000))
+    sets = 20_000 // (20_000 // (48 * src.SETS_PER_PICK))
+    rows[:, ::sets] += 10.0
+    return rows
+
+
+@pytest.mark.parametrize("kind", ["random", "few values", "best at the end", "best in one set", "few positive",
+                                  "negative"])
 def test_top_rows_of_wide_rows_equals_sorting_them(kind):
-    # Rows wide enough for the chunk-maxima bound (the blend's and ALS's blocks): the same columns and
-    # scores as sorting each row, ties included, whatever the layout of the best columns.
+    # Rows wide enough for the bound from strided column sets (the blend's and ALS's blocks): the same
+    # columns and scores as sorting each row, ties included, whatever the layout of the best columns.
     rng = np.random.default_rng(len(kind))
     scores = {"random": lambda: rng.standard_normal((7, 20_000)),
               "few values": lambda: rng.integers(-1, 4, (7, 20_000)),
-              "best in one chunk": lambda: np.sort(rng.random((7, 20_000)), axis=1),
+              "best at the end": lambda: np.sort(rng.random((7, 20_000)), axis=1),
+              "best in one set": lambda: _best_in_one_set(rng),
               "few positive": lambda: np.where(rng.random((7, 20_000)) < 0.001, 1.0, 0.0),
               "negative": lambda: -rng.random((7, 20_000))}[kind]().astype(np.float32)
     for n in (1, 12, 48, 300):

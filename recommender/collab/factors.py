@@ -68,9 +68,7 @@ def build_hnsw(user_factors: np.ndarray, codes: np.ndarray, params: CollabParams
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         index.add_items(vectors.astype(np.float32), batch, num_threads=-1)
         report((start + len(batch)) / len(codes), f"HNSW: {start + len(batch):,}/{len(codes):,} customers")
-    index.set_ef(params.hnsw_ef)
-    index.set_num_threads(1)  # a block's queries on one thread: the submission's processes are the parallelism
-    return index
+    return index  # query settings (ef, threads): CollabModel's, for built and loaded indexes alike
 
 
 def als_scores(user_factors: np.ndarray, item_factors: np.ndarray) -> np.ndarray:
