@@ -5,6 +5,7 @@ Screenshots go to tests/screenshots/ (git-ignored).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -93,7 +94,9 @@ def shown_results(page, query_line: str, count: int = 12) -> list[tuple[str, str
     tiles.nth(count - 1).get_by_role("button", name="Add to query").wait_for()  # the last tile is complete
     rows = []
     for i in range(count):
-        name, *lines = tiles.nth(i).locator('[data-testid="stMarkdown"]').inner_text().strip().splitlines()
+        text = tiles.nth(i).locator('[data-testid="stMarkdown"]')
+        expect(text).to_have_text(re.compile(r"\S"), timeout=ACTION_TIMEOUT_MS)  # a tile's box comes before its text
+        name, *lines = text.inner_text().strip().splitlines()
         rows.append((name.strip(), lines[0].strip(), lines[-1].strip()))
     return rows
 
