@@ -33,6 +33,7 @@ from typing import Callable, Iterable, Iterator, Mapping
 import faiss
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from .errors import ArtifactError, InputError
 from .lexical import FIELD_WEIGHTS as LEXICAL_FIELDS
@@ -519,20 +520,22 @@ class ContentSearch:
     def predict_attributes(self, image, neighbour_share: float = NEIGHBOUR_SHARE) -> dict[str, list[tuple[str, float]]]:
         """The top values of each attribute for a photo, with probabilities: from the attribute heads
         trained with the model (train_clip.AttributeHeads) where it has them, zero-shot otherwise, mixed
-        with the labels of the most alike catalogue photos (`neighbour_share` of the probability)."""
+        with the labels of the most alike catalogue photos (`neighbour_share` of the probability); the photo
+        and its mirror image are averaged."""
         picture = _load_images([image])[0]
-        vector = self.embedder.encode_images([picture])[0]
+        views = [picture, picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]  # training flips photos too
+        vectors = self.embedder.encode_images(views)
         heads = self._attribute_models()
-        neighbours = self._photo_neighbours(vector) if neighbour_share > 0 else None
+        neighbours = self._photo_neighbours(_normalise(vectors.mean(axis=0))) if neighbour_share > 0 else None
         predictions, raw = {}, None
         for column, (values, weights, bias) in heads.items():
             if bias is None:  # zero-shot: prompts' text vectors at CLIP's trained temperature
-                logits = weights @ vector
+                logits = vectors @ weights.T
             else:  # heads read the unnormalised embedding, as in training
-                raw = self._raw_image_embedding(picture) if raw is None else raw
-                logits = weights @ raw + bias
-            probabilities = np.exp(logits - logits.max())
-            probabilities /= probabilities.sum()
+                raw = self._raw_image_embeddings(views) if raw is None else raw
+                logits = raw @ weights.T + bias
+            probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probabilities = (probabilities / probabilities.sum(axis=1, keepdims=True)).mean(axis=0)
             if neighbours is not None:
                 votes = self._neighbour_votes(column, values, *neighbours)
                 if votes.sum() > 0:
@@ -563,12 +566,12 @@ class ContentSearch:
                 votes[position[label]] += weight
         return votes
 
-    def _raw_image_embedding(self, picture) -> np.ndarray:
+    def _raw_image_embeddings(self, pictures: list) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            pixels = self.embedder.preprocess(picture).unsqueeze(0).to(self.embedder.device)
-            return self.embedder.model.encode_image(pixels)[0].float().cpu().numpy()
+            pixels = torch.stack([self.embedder.preprocess(p) for p in pictures]).to(self.embedder.device)
+            return self.embedder.model.encode_image(pixels).float().cpu().numpy()
 
     def _attribute_models(self) -> dict[str, tuple[list[str], np.ndarray, np.ndarray | None]]:
         """{column: (values, weights, bias or None for zero-shot)}, made once: concurrent first photos

@@ -401,6 +401,20 @@ def test_zero_shot_attributes_name_what_the_photo_shows(trained, demo_catalog):
     assert accuracy["product_type_name"] >= 0.25 and accuracy["colour_group_name"] >= 0.15  # chance: 1/12, 1/16
 
 
+def test_a_photo_and_its_mirror_image_get_the_same_attributes(trained, demo_catalog, tmp_path):
+    """Training flips photos, so a prediction averages the photo and its mirror image: which way a garment
+    faces says nothing about what it is."""
+    for article_id in with_image(demo_catalog, 3, seed=8):
+        picture = load_image(demo_catalog.image_path(article_id))
+        mirrored = tmp_path / f"{article_id}-mirrored.png"
+        picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(mirrored)
+        original = trained.predict_attributes(demo_catalog.image_path(article_id))
+        flipped = trained.predict_attributes(mirrored)
+        for column, top in original.items():
+            assert [v for v, _ in flipped[column]] == [v for v, _ in top]
+            assert [p for _, p in flipped[column]] == pytest.approx([p for _, p in top], abs=2e-3)
+
+
 def test_alike_catalogue_photos_vote_on_a_photos_attributes(plain, demo_catalog):
     """Hand-made index: three articles of one product type sit exactly on the photo's vector, the rest
     far away. Their label wins when the votes carry the prediction, and is absent from it otherwise
