@@ -17,6 +17,13 @@
         One parameter at a time around the defaults: each row's MAP@12 averaged over the last `folds`
         weeks (one week alone is ~70 customers in the sample, too few to choose parameters on). Run it
         on a catalogue without its last 4 weeks to keep the weeks `evaluate` reports out of the choice.
+
+    python bench/bench_collab.py reach [--data ../shared/hm_sample] [--weeks 12]
+        What any recommender could reach in each of the last weeks: of the (customer, article) pairs
+        bought that week, the share the customer had bought before, the share of a product (any colour)
+        the customer had bought before, and the share of articles anyone in the data bought in the 30
+        days before, or ever before. Articles nobody bought before are out of reach of every
+        purchase-based source: they bound what a ranker can gain over the heuristics.
 """
 from __future__ import annotations
 
@@ -34,6 +41,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -79,6 +87,38 @@ def tune(args) -> None:
             summary = evaluate(catalog, replace(base, **{name: value}), weeks=args.folds).summary
             maps = summary.set_index("method")["MAP@12"].round(5).to_dict()
             print(json.dumps({"param": name, "value": value, **maps}), flush=True)
+
+
+# --- reach -----------------------------------------------------------------------------------------
+
+
+def reach(args) -> None:
+    """Per week, the shares of bought (customer, article) pairs that history could have pointed to."""
+    catalog = load_catalog(args.data)
+    tx, products = catalog.transactions, catalog.articles["product_code"].to_numpy()
+    days = tx["t_dat"].to_numpy()
+    end = days[-1] + np.timedelta64(1, "D")
+    rows = []
+    for w in range(1, args.weeks + 1):
+        start = end - w * np.timedelta64(7, "D")
+        lo, hi = np.searchsorted(days, [start, start + np.timedelta64(7, "D")])
+        before, week = tx.iloc[:lo], tx.iloc[lo:hi].drop_duplicates(["customer", "article"])
+        if week.empty or before.empty:
+            continue
+        recent = before[before["t_dat"].to_numpy() >= start - np.timedelta64(30, "D")]
+        pairs = lambda frame, key: set(zip(frame["customer"].tolist(), key(frame).tolist()))
+        own = pairs(before, lambda f: f["article"])
+        own_products = pairs(before, lambda f: products[f["article"].to_numpy()])
+        rows.append({
+            "week": str(start)[:10], "customers": week["customer"].nunique(), "pairs": len(week),
+            "bought before": np.mean([p in own for p in zip(week["customer"], week["article"])]),
+            "product before": np.mean([p in own_products for p in zip(week["customer"], products[week["article"].to_numpy()])]),
+            "sold in 30 days": week["article"].isin(recent["article"]).mean(),
+            "sold ever": week["article"].isin(before["article"]).mean(),
+        })  # fmt: skip
+    table = pd.DataFrame(rows)
+    print(table.round(3).to_string(index=False))
+    print("mean  " + "  ".join(f"{c} {table[c].mean():.3f}" for c in table.columns[3:]))
 
 
 # --- ranker at scale -------------------------------------------------------------------------------
@@ -278,6 +318,10 @@ def main() -> None:
     p.add_argument("--data", default=str(REPO.parent / "shared" / "hm_sample"))
     p.add_argument("--folds", type=int, default=4)
     p.set_defaults(run=tune)
+    p = verbs.add_parser("reach")
+    p.add_argument("--data", default=str(REPO.parent / "shared" / "hm_sample"))
+    p.add_argument("--weeks", type=int, default=12)
+    p.set_defaults(run=reach)
     args = parser.parse_args()
     args.run(args)
 
