@@ -442,9 +442,13 @@ class ContentSearch:
         vector = None
         if mode == "hybrid":
             vector = self._pushed(self.embedder.encode_text([text])[0], push)
+            # The words' visual leg ranks photographed articles only: an article without a photo has no
+            # looks of its own (its vector is its caption-neighbours' photos), so there it would be ranked
+            # on its words a second time. It is found by its words, in the lexical leg.
+            photographed = self._by_image if allowed is None else allowed & self._by_image
             legs = [
                 Ranking(lexical_rows, text_share * LEXICAL_SHARE),
-                Ranking(self._visual_rows(vector, allowed, depth), text_share * (1 - LEXICAL_SHARE), visual=True),
+                Ranking(self._visual_rows(vector, photographed, depth), text_share * (1 - LEXICAL_SHARE), visual=True),
             ]
         if example is not None:
             legs.append(Ranking(self._visual_rows(self._pushed(example, push), allowed, depth), image_weight, visual=True))

@@ -168,8 +168,8 @@ def test_filters_apply_to_both_legs_with_exactly_k_results(demo_engine, demo_cat
 
 
 def test_an_article_without_an_image_is_found_by_its_name(demo_engine, demo_catalog):
-    """Among the first by its words; in hybrid above all but a few articles that match none of them (its borrowed
-    vector competes without its hub advantage, so it neither crowds out photos nor vanishes)."""
+    """Among the first by its words; in hybrid above all but a few articles that match none of them (it is
+    ranked by its words, and only photographed articles by their looks)."""
     articles = demo_catalog.articles
     imageless = articles[~articles["has_image"]]
     assert len(imageless)
