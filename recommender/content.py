@@ -528,15 +528,16 @@ class ContentSearch:
         and its mirror image are averaged."""
         picture = _load_images([image])[0]
         views = [picture, picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]  # training flips photos too
-        vectors = self.embedder.encode_images(views)
         heads = self._attribute_models()
+        # Trained heads read the unnormalised embedding, as in training; one pass serves the rest too.
+        raw = self._raw_image_embeddings(views) if any(bias is not None for *_, bias in heads.values()) else None
+        vectors = self.embedder.encode_images(views) if raw is None else _normalise(raw)
         neighbours = self._photo_neighbours(_normalise(vectors.mean(axis=0))) if neighbour_share > 0 else None
-        predictions, raw = {}, None
+        predictions = {}
         for column, (values, weights, bias) in heads.items():
             if bias is None:  # zero-shot: prompts' text vectors at CLIP's trained temperature
                 logits = vectors @ weights.T
-            else:  # heads read the unnormalised embedding, as in training
-                raw = self._raw_image_embeddings(views) if raw is None else raw
+            else:
                 logits = raw @ weights.T + bias
             probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
             probabilities = (probabilities / probabilities.sum(axis=1, keepdims=True)).mean(axis=0)
