@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from recommender.catalog import load_catalog  # noqa: E402
-from recommender.collab import CollabModel, CollabParams, single_threaded_blas  # noqa: E402
+from recommender.collab import CollabModel, CollabParams, CollabState, single_threaded_blas  # noqa: E402
 from recommender.collab.ranker import train_ranker  # noqa: E402
 from recommender.collab.submission import prediction_rows, write_submission  # noqa: E402
 from recommender.evaluate import evaluate  # noqa: E402
@@ -148,8 +148,8 @@ def ranker_scale(args) -> None:
           f"{time.process_time() - clock[1]:.0f} s CPU; peak RSS {peak_rss_gb():.2f} GB", flush=True)
 
     clock = time.perf_counter(), cpu_seconds()
-    ranker, message = train_ranker(catalog, params, model.interactions.now,
-                                   lambda cut: CollabModel.fit(catalog, params, until=cut))
+    ranker, message = train_ranker(catalog, params, model.state.interactions.now,
+                                   lambda cut: CollabState.fit(catalog, params, until=cut))
     print(f"ranker training (at most {params.ranker_weeks} weeks of candidates, one ALS + HNSW per "
           f"{params.ranker_model_weeks} weeks, at most {params.ranker_customers:,} customers in all, LightGBM): "
           f"{time.perf_counter() - clock[0]:.0f} s wall, {cpu_seconds() - clock[1]:.0f} s CPU with the worker "
@@ -158,7 +158,7 @@ def ranker_scale(args) -> None:
     model.ranker = ranker
 
     rng = np.random.default_rng(0)
-    with_history = np.flatnonzero(np.diff(model.interactions.counts.indptr) > 0)
+    with_history = np.flatnonzero(np.diff(model.state.interactions.counts.indptr) > 0)
     ids = catalog.customer_ids[rng.choice(with_history, size=args.queries, replace=False)]
     model.recommend(ids[0])  # first call builds the window (history index, co-purchases): timed below
     times = []
@@ -244,29 +244,29 @@ def scale(args) -> None:
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
 
     rng = np.random.default_rng(0)
-    indexed = np.flatnonzero(np.diff(model.interactions.counts.indptr) > 0)
+    indexed = np.flatnonzero(np.diff(model.state.interactions.counts.indptr) > 0)
     queries = rng.choice(indexed, size=args.queries, replace=False)
     ids = catalog.customer_ids[queries]
 
     # Recall@10 of HNSW against exact cosine search over the same customers (implicit's similar_users),
     # and the raw query latency, for a few query-time ef values on the built index.
     with single_threaded_blas():
-        exact, _ = model.als.similar_users(queries, N=11, users=indexed)
+        exact, _ = model.state.als.similar_users(queries, N=11, users=indexed)
     exact = [set(truth[truth != code][:10].tolist()) for code, truth in zip(queries, exact)]
-    vectors = model.als.user_factors[queries]
+    vectors = model.state.als.user_factors[queries]
     vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     print(f"HNSW M={params.hnsw_M}, ef_construction={params.hnsw_ef_construction}:", flush=True)
     for ef in (16, 32, 64, 128):
-        model.index.set_ef(ef)
+        model.state.index.set_ef(ef)
         hits, times = 0, []
         for code, vector, truth in zip(queries, vectors, exact):
             start = time.perf_counter()
-            labels, _ = model.index.knn_query(vector, k=11)
+            labels, _ = model.state.index.knn_query(vector, k=11)
             times.append(time.perf_counter() - start)
             hits += len(set(labels[0][labels[0] != code][:10].tolist()) & truth)
         print(f"  ef={ef:>3}: recall@10 vs exact {hits / (10 * len(queries)):.4f}, "
               f"knn query p50 {np.percentile(times, 50) * 1000:.3f} ms", flush=True)
-    model.index.set_ef(params.hnsw_ef)
+    model.state.index.set_ef(params.hnsw_ef)
 
     for name, call in (
         ("similar_customers", lambda cid: model.similar_customers(cid, k=10)),
@@ -283,7 +283,7 @@ def scale(args) -> None:
     store = ArtifactStore(Path(tempfile.mkdtemp(prefix="lookbook_bench_collab_")))
     try:
         start = time.perf_counter()
-        model.save(store)
+        model.state.save(store)
         saved = time.perf_counter() - start
         size = sum(f.stat().st_size for f in store.root.rglob("*") if f.is_file()) / 2**30
         start = time.perf_counter()

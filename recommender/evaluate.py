@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from .catalog import Catalog, read_transactions
-from .collab import CollabModel, CollabParams, Profile, Progress
+from .collab import CollabModel, CollabParams, CollabState, Progress
+from .collab.blend import Profile, blend, profile, signals
 from .collab.candidates import last_purchases
 from .collab.params import no_progress
 from .collab.ranker import train_ranker
@@ -131,13 +132,13 @@ def evaluate(
 ) -> Evaluation:
     """Every row of METHODS on each test week (or on ``test_transactions``, training on all purchases)."""
     report = progress or no_progress
-    models: dict = {}
+    states: dict = {}
 
-    def model_at(cut) -> CollabModel:
+    def state_at(cut) -> CollabState:
         key = None if cut is None else str(cut)[:10]
-        if key not in models:
-            models[key] = CollabModel.fit(catalog, params, until=cut)
-        return models[key]
+        if key not in states:
+            states[key] = CollabState.fit(catalog, params, until=cut)
+        return states[key]
 
     if test_transactions is not None:
         test = _test_file(catalog, test_transactions)
@@ -153,10 +154,10 @@ def evaluate(
     for i, (start, test) in enumerate(periods):
         label = "file" if start is None else str(start)[:10]
         report(i / len(periods), f"week from {label}: training")
-        model = model_at(start)
-        now = model.interactions.now
-        model.ranker, message = train_ranker(catalog, params, now, model_at)
-        if model.ranker is None:
+        state = state_at(start)
+        ranker, message = train_ranker(catalog, params, state.interactions.now, state_at)
+        model = CollabModel(state, ranker)
+        if ranker is None:
             notes.append(f"week from {label}: {message}")
         report((i + 0.5) / len(periods), f"week from {label}: predicting")
         truth = test.groupby("customer", sort=True)["article"].agg(lambda a: set(a.tolist()))
@@ -180,15 +181,16 @@ def evaluate(
 def predict(model: CollabModel, codes: np.ndarray, k: int) -> dict[str, list[list[int]]]:
     """Each method's k article rows for each customer code (-1: unknown customer)."""
     out = {m: [] for m in METHODS}
-    popular = np.argsort(-model.stats.week_sales, kind="stable")[:k].tolist()
-    weights = {name: model.params.weights() if w is None else w for name, w in SIGNAL_ROWS.items()}
+    state = model.state
+    popular = np.argsort(-state.stats.week_sales, kind="stable")[:k].tolist()
+    weights = {name: state.params.weights() if w is None else w for name, w in SIGNAL_ROWS.items()}
     needed = sorted({s for w in weights.values() for s in w if w[s]})
     for code in codes:
         code = int(code)
-        profile = model.profile(code) if code >= 0 else Profile.empty()
-        signals = model.signals(profile, needed)  # once per customer, however many blends are scored
+        shopper = profile(state, code) if code >= 0 else Profile.empty()
+        scored = signals(state, shopper, needed)  # once per customer, however many blends are scored
         for name, w in weights.items():
-            out[name].append(model.blend(profile, signals, k, exclude_bought=False, weights=w)[0].tolist())
+            out[name].append(blend(state, shopper, scored, k, exclude_bought=False, weights=w)[0].tolist())
         if model.ranker is not None and code >= 0:
             out["ranker"].append(model.ranked(code, k, exclude_bought=False)[0].tolist())
         else:  # no ranker (thin data) or a customer the catalogue lacks: the blend stands in

@@ -104,10 +104,10 @@ class Engine:
 
     def check_built(self) -> None:
         """ArtifactError unless every artifact is built, current and whole (manifests and file sizes only)."""
-        from .collab import CollabModel
+        from .collab import CollabState
 
         self.store.load("content_index", {"data": self.catalog.fingerprint()})
-        if self._has_transactions and not CollabModel.is_current(self.store, self.catalog):
+        if self._has_transactions and not CollabState.is_current(self.store, self.catalog):
             raise ArtifactError(
                 f"the collaborative model in {self.store.root} is missing or not current; "
                 f"build it with `{self.store.rebuild_hint}`"
@@ -211,17 +211,18 @@ def _build_steps(settings: Settings, store: ArtifactStore, progress: Progress | 
 
     report = next_stage("collab")
     if catalog.transactions is not None and len(catalog.transactions):
-        from .collab import CollabModel
+        from .collab import CollabState
+        from .collab.ranker import build_ranker
 
-        if not CollabModel.is_current(store, catalog):
+        if not CollabState.is_current(store, catalog):
             report(0.0, "fitting ALS and the similar-customer index")
             if spark:
                 spark.fit_collab(catalog, store, progress=report)
             else:
-                CollabModel.fit(catalog, progress=report).save(store)
-        from .collab.ranker import build_ranker
-
-        thin = build_ranker(store, catalog, progress=report)
+                CollabState.fit(catalog, progress=report).save(store)
+        state = CollabState.load(store, catalog)
+        thin = build_ranker(store, state, lambda cut: CollabState.fit(catalog, state.params, until=cut),
+                            progress=report)
         if thin:
             notices.append(thin)
             log(f"notice: {thin}")

@@ -109,3 +109,26 @@ _forked_function = None  # what forked workers call: inherited at the fork, neve
 
 def _call_forked(item):
     return _forked_function(item)
+
+
+class built_once:
+    """A cached property built at most once per instance, also when several threads ask for it first at
+    the same time (`functools.cached_property` takes no lock since Python 3.12: concurrent first requests
+    built GB-scale tables twice). After the first build it is a plain attribute read."""
+
+    def __init__(self, build: Callable):
+        self.build, self.name, self.__doc__ = build, build.__name__, build.__doc__
+        self._lock = threading.RLock()  # held only while a first value is built
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        values = instance.__dict__
+        if self.name not in values:
+            with self._lock:
+                if self.name not in values:
+                    values[self.name] = self.build(instance)
+        return values[self.name]

@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from recommender.catalog import Catalog
-from recommender.collab import CollabModel, CollabParams
+from recommender.collab import CollabParams, CollabState
+from recommender.collab.blend import profile, rank
+from recommender.collab.topk import SETS_PER_PICK, top_rows
 from recommender.collab import candidates as src
 from recommender.collab.candidates import SOURCES, Window, age_buckets, candidates
 from recommender.collab.features import FEATURES, features
@@ -68,7 +70,7 @@ def catalog() -> Catalog:
 
 @pytest.fixture(scope="module")
 def window(catalog) -> Window:
-    return Window(CollabModel.fit(catalog, CollabParams(factors=4, iterations=3)))
+    return Window(CollabState.fit(catalog, CollabParams(factors=4, iterations=3)))
 
 
 def code(name: str) -> int:
@@ -110,7 +112,7 @@ def test_customers_like_you_vote_with_recent_purchases(window):
 
 def test_als_top_n_is_the_factor_ranking_of_selling_articles(window):
     articles, _ = proposed(src.als, window, "C", n=3)
-    factors = window.model.als
+    factors = window.state.als
     expected = np.argsort(-(factors.item_factors @ factors.user_factors[code("C")]), kind="stable")
     assert articles == [a for a in expected if window.sales_30d[a] > 0][:3]
     assert proposed(src.als, window, "E")[0] == []
@@ -145,15 +147,15 @@ def test_last_purchases_then_the_weeks_best_sellers(window):
 
 
 def test_blend_source_is_the_hand_weighted_blend(window):
-    model = window.model
+    state = window.state
     for name in ["A", "C", "E"]:
-        expected = model.rank(model.profile(code(name)), 5, exclude_bought=False)[0].tolist()
+        expected = rank(state, profile(state, code(name)), 5, exclude_bought=False)[0].tolist()
         assert proposed(src.blend, window, name, n=5)[0] == expected, name
     # At an earlier cut the blend sees only the purchases before it: D's purchases of the last 2 days
     # (article 6) are unknown 3 days before the end.
-    earlier = Window(model, until=LAST - np.timedelta64(2, "D"))
-    profile = earlier.profile(earlier.purchases(code("D")), earlier.factor(code("D")), (np.zeros(0, np.int64), np.zeros(0)))
-    assert profile.articles.tolist() == [3, 7] and profile.counts.tolist() == [1, 1]
+    earlier = Window(state, until=LAST - np.timedelta64(2, "D"))
+    seen = earlier.profile(earlier.purchases(code("D")), state.factor(code("D")), (np.zeros(0, np.int64), np.zeros(0)))
+    assert seen.articles.tolist() == [3, 7] and seen.counts.tolist() == [1, 1]
 
 
 def test_candidates_remember_sources_and_ranks(window):
@@ -196,7 +198,7 @@ def _top_by_sorting(row: np.ndarray, n: int) -> list[int]:
 def _best_in_one_set(rng) -> np.ndarray:
     """Rows whose best scores all fall in one of the bound's strided column sets (for n = 48)."""
     rows = rng.random((7, 20_000))
-    sets = 20_000 // (20_000 // (48 * src.SETS_PER_PICK))
+    sets = 20_000 // (20_000 // (48 * SETS_PER_PICK))
     rows[:, ::sets] += 10.0
     return rows
 
@@ -214,7 +216,7 @@ def test_top_rows_of_wide_rows_equals_sorting_them(kind):
               "few positive": lambda: np.where(rng.random((7, 20_000)) < 0.001, 1.0, 0.0),
               "negative": lambda: -rng.random((7, 20_000))}[kind]().astype(np.float32)
     for n in (1, 12, 48, 300):
-        for row, (columns, values) in zip(scores, src.top_rows(scores, n)):
+        for row, (columns, values) in zip(scores, top_rows(scores, n)):
             assert columns.tolist() == _top_by_sorting(row, n)
             assert values.tolist() == row[columns].tolist()
 

@@ -10,7 +10,8 @@ import pytest
 from implicit.nearest_neighbours import bm25_weight, tfidf_weight
 
 from tests.conftest import DEMO_TEST_SIZE
-from recommender.collab import CollabModel, CollabParams, single_threaded_blas
+from recommender.collab import CollabModel, CollabParams, CollabState, single_threaded_blas
+from recommender.collab.blend import profile
 from recommender.demo import planted_tastes
 from recommender.errors import ArtifactError, DataError, InputError
 from recommender.interactions import BM25_K1, BM25_B, Confidence, build_interactions
@@ -63,12 +64,12 @@ def test_similar_customers_say_what_they_share(model):
 
 
 def test_hnsw_recall_against_exact_search(model):
-    indexed = np.flatnonzero(np.diff(model.interactions.counts.indptr) > 0)
+    indexed = np.flatnonzero(np.diff(model.state.interactions.counts.indptr) > 0)
     with single_threaded_blas():
-        exact, _ = model.als.similar_users(indexed, N=11, users=indexed)
+        exact, _ = model.state.als.similar_users(indexed, N=11, users=indexed)
     hits = 0
     for code, truth in zip(indexed, exact):
-        found = model.profile(int(code), neighbours=10).neighbour_codes
+        found = profile(model.state, int(code), neighbours=10).neighbour_codes
         hits += len(set(found.tolist()) & set(truth[truth != code][:10].tolist()))
     assert hits / (10 * len(indexed)) >= 0.98
 
@@ -89,7 +90,7 @@ def test_fold_in_finds_the_neighbours_of_a_retrained_model(demo_catalog, model):
 
 
 def test_recommendations_follow_the_planted_tastes_with_reasons(model, tastes, demo_catalog):
-    distinct = np.diff(model.interactions.counts.indptr)
+    distinct = np.diff(model.state.interactions.counts.indptr)
     typical = np.flatnonzero((distinct >= 10) & (distinct <= 40))  # heavy buyers have bought most of their types
     types = demo_catalog.articles["product_type_name"]
     shares, base_rates = [], []
@@ -126,11 +127,11 @@ def test_retired_and_imageless_articles_do_not_crowd_the_list(demo_catalog, mode
     assert again.isin(first).sum() <= 3
 
     # Articles retired by the demo generator stopped selling long before the end of the data: scored down.
-    stale = model.stats.availability < 1.0
-    assert stale.mean() > 0.1 and (model.stats.limited >= stale).all()
+    stale = model.state.stats.availability < 1.0
+    assert stale.mean() > 0.1 and (model.state.stats.limited >= stale).all()
     for cid in rich_customers(model, 10):
         rows = [demo_catalog.article_row(a) for a in model.recommend(cid, k=12)["article_id"]]
-        assert stale[rows].sum() <= 1 and model.stats.limited[rows].sum() <= 3
+        assert stale[rows].sum() <= 1 and model.state.stats.limited[rows].sum() <= 3
 
 
 def test_cold_start_from_picked_articles(model, demo_catalog, tastes):
@@ -199,8 +200,8 @@ def test_empty_transactions_are_a_data_error(demo_catalog):
 
 def test_save_load_round_trip_and_refusal(model, demo_catalog, tmp_path):
     store = ArtifactStore(tmp_path / "artifacts")
-    model.save(store)
-    assert CollabModel.is_current(store, demo_catalog, model.params)
+    model.state.save(store)
+    assert CollabState.is_current(store, demo_catalog, model.params)
     loaded = CollabModel.load(store, demo_catalog)
     customer_id = rich_customers(model, 1)[0]
     assert loaded.recommend(customer_id).equals(model.recommend(customer_id))

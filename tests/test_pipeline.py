@@ -63,7 +63,7 @@ def test_killed_build_resumes_without_redoing_finished_steps(demo_settings, tmp_
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(collab.CollabModel, "fit", classmethod(killed))
+    monkeypatch.setattr(collab.CollabState, "fit", classmethod(killed))
     with pytest.raises(KeyboardInterrupt):
         build(settings, log=lambda m: None)
     engine = open_engine(settings)  # search works without the collaborative artifact

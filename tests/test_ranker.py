@@ -9,7 +9,9 @@ import re
 import numpy as np
 import pytest
 
-from recommender.collab import CollabModel, CollabParams, used_signals
+from recommender.collab import CollabModel, CollabParams, CollabState
+from recommender.collab.blend import blend as blend_signals, select, signals, used_signals
+from recommender.collab.topk import limited_cap, select_from, select_rows
 from recommender.collab.features import FEATURES
 from recommender.collab.candidates import BLOCK, blend
 from recommender.collab.ranker import (ARTIFACT, WEEK, Ranker, build_ranker, train_ranker, training_data,
@@ -31,7 +33,7 @@ def models_of(catalog):
     def model_at(cut):
         key = None if cut is None else str(cut)[:10]
         if key not in cache:
-            cache[key] = CollabModel.fit(catalog, PARAMS, until=cut)
+            cache[key] = CollabState.fit(catalog, PARAMS, until=cut)
         return cache[key]
 
     return model_at
@@ -40,11 +42,10 @@ def models_of(catalog):
 @pytest.fixture(scope="module")
 def ranked_model(demo_catalog):
     model_at = models_of(demo_catalog)
-    model = model_at(None)
-    ranker, message = train_ranker(demo_catalog, PARAMS, model.interactions.now, model_at)
+    state = model_at(None)
+    ranker, message = train_ranker(demo_catalog, PARAMS, state.interactions.now, model_at)
     assert ranker is not None, message
-    model.ranker = ranker
-    return model, model_at
+    return CollabModel(state, ranker), model_at
 
 
 def test_ranker_is_deterministic_and_stored_with_its_features(ranked_model, demo_catalog, tmp_path):
@@ -52,8 +53,8 @@ def test_ranker_is_deterministic_and_stored_with_its_features(ranked_model, demo
     assert model.ranker.meta["weeks"] == PARAMS.ranker_weeks and model.ranker.meta["positives"] >= 20
     # The build's step trains it again from scratch (new ALS fits): the very same trees.
     store = ArtifactStore(tmp_path / "artifacts")
-    model.save(store)
-    assert build_ranker(store, demo_catalog) is None
+    model.state.save(store)
+    assert build_ranker(store, model.state, lambda cut: CollabState.fit(demo_catalog, PARAMS, until=cut)) is None
     assert Ranker.is_current(store, demo_catalog, PARAMS)
     assert (store.load(ARTIFACT).path / "features.json").read_text().count('"') == 2 * len(FEATURES)
     loaded = CollabModel.load(store, demo_catalog)
@@ -82,11 +83,12 @@ def test_thin_data_falls_back_to_the_blend_and_the_build_says_so(demo_catalog, t
     thin = dataclasses.replace(demo_catalog, transactions=first_weeks, data_fingerprint="thin")
     store = ArtifactStore(tmp_path / "artifacts")
     model = CollabModel.fit(thin, PARAMS)
-    model.save(store)
-    notice = build_ranker(store, thin)
+    model.state.save(store)
+    fit_state = lambda cut: CollabState.fit(thin, PARAMS, until=cut)  # noqa: E731
+    notice = build_ranker(store, model.state, fit_state)
     assert notice and notice.startswith("too little data to train the ranker")
     assert "recommendations use the hand-weighted blend" in notice
-    assert build_ranker(store, thin) == notice  # recorded: the next build does not retrain, and says it again
+    assert build_ranker(store, model.state, fit_state) == notice  # recorded: the next build does not retrain, and says it again
     loaded = CollabModel.load(store, thin)
     assert loaded.ranker is None
     customer_id = thin.customer_ids[int(first_weeks["customer"].iat[-1])]
@@ -94,7 +96,7 @@ def test_thin_data_falls_back_to_the_blend_and_the_build_says_so(demo_catalog, t
 
 
 def test_training_takes_as_many_weeks_as_the_customer_budget_needs(demo_catalog):
-    now = CollabModel.training_cut(demo_catalog) or demo_catalog.transactions["t_dat"].iat[-1]
+    now = CollabState.training_cut(demo_catalog) or demo_catalog.transactions["t_dat"].iat[-1]
     every = training_starts(demo_catalog, CollabParams(ranker_weeks=12, ranker_customers=10**6), now)
     assert len(every) == 12 and every[0] == np.datetime64(now, "ns") - WEEK  # thin data: every week allowed
     # a budget the newest week's buyers already fill: one group of weeks sharing one ALS fit
@@ -105,12 +107,12 @@ def test_training_takes_as_many_weeks_as_the_customer_budget_needs(demo_catalog)
 
 def test_training_fits_one_model_per_group_of_weeks(demo_catalog):
     params = CollabParams(ranker_weeks=6, ranker_model_weeks=3)
-    now = CollabModel.training_cut(demo_catalog) or demo_catalog.transactions["t_dat"].iat[-1]
+    now = CollabState.training_cut(demo_catalog) or demo_catalog.transactions["t_dat"].iat[-1]
     cuts = []
 
     def model_at(cut):
         cuts.append(cut)
-        return CollabModel.fit(demo_catalog, params, until=cut)
+        return CollabState.fit(demo_catalog, params, until=cut)
 
     data = training_data(demo_catalog, params, now, model_at)
     starts = training_starts(demo_catalog, params, now)
@@ -139,9 +141,9 @@ def test_blend_source_of_a_block_is_the_one_customer_blend(ranked_model, demo_ca
     for start in range(0, len(codes), BLOCK):
         block = window.block(codes[start : start + BLOCK])
         for code, mine, near, (rows, scores) in zip(block.codes, block.mine, block.near, blend(window, block, 48)):
-            profile = window.profile(mine, window.factor(int(code)), near)
-            signals = model.signals(profile, used_signals(weights), trend=window.blend_trend)
-            expected, expected_scores, _ = model.blend(profile, signals, 48, exclude_bought=False, weights=weights)
+            profile = window.profile(mine, model.state.factor(int(code)), near)
+            scored = signals(model.state, profile, used_signals(weights), trend=window.blend_trend)
+            expected, expected_scores, _ = blend_signals(model.state, profile, scored, 48, exclude_bought=False, weights=weights)
             assert rows.tolist() == expected.tolist()
             np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
 
@@ -152,7 +154,7 @@ def test_block_neighbours_are_each_customers_own_search(ranked_model, demo_catal
     codes = np.arange(len(demo_catalog.customer_ids))
     block = model.window.block(codes)
     for code, has, (near, sims) in zip(codes, block.has_factor, block.near):
-        expected = model._nearest(model.als.user_factors[code], PARAMS.neighbours, exclude=int(code)) if has else ([], [])
+        expected = model.state.nearest(model.state.als.user_factors[code], PARAMS.neighbours, exclude=int(code)) if has else ([], [])
         assert near.tolist() == list(expected[0]) and code not in near
         np.testing.assert_array_equal(sims, expected[1])
 
@@ -161,10 +163,10 @@ def test_block_selection_equals_the_dense_one_with_ties(ranked_model):
     # A block's selection (one partition for all its customers) against the one-customer selection over the
     # catalogue: the same lists, ties included.
     model, _ = ranked_model
-    n = len(model.stats.limited)
+    n = len(model.state.stats.limited)
     rng = np.random.default_rng(0)
     totals = []
-    limited, available = np.flatnonzero(model.stats.limited), np.flatnonzero(~model.stats.limited)
+    limited, available = np.flatnonzero(model.state.stats.limited), np.flatnonzero(~model.state.stats.limited)
     for trial in range(120):
         share = trial % 3 / 2  # none, half or all of the 150 from the limited articles (at most 3 of 12 shown)
         picked = rng.choice(limited, min(int(150 * share), len(limited)), replace=False)
@@ -173,28 +175,31 @@ def test_block_selection_equals_the_dense_one_with_ties(ranked_model):
         total = np.zeros(n, np.float32)
         total[rows] = scores
         totals.append(total)
-    block = model._select_rows(np.stack(totals), 12)
-    assert [rows.tolist() for rows in block] == [model._select(total, 12).tolist() for total in totals]
-    assert model.stats.limited.any() and not model.stats.limited.all()  # both kinds of articles take part
+    limited, cap = model.state.stats.limited, limited_cap(12, PARAMS.max_limited_share)
+    block = select_rows(np.stack(totals), 12, limited, cap)
+    assert [rows.tolist() for rows in block] == [select(model.state, total, 12).tolist() for total in totals]
+    assert model.state.stats.limited.any() and not model.state.stats.limited.all()  # both kinds of articles take part
 
 
 def test_selection_caps_limited_articles_and_breaks_ties_by_article_row(ranked_model):
     model, _ = ranked_model
-    limited, available = np.flatnonzero(model.stats.limited)[:6], np.flatnonzero(~model.stats.limited)[:12]
+    limited, available = np.flatnonzero(model.state.stats.limited)[:6], np.flatnonzero(~model.state.stats.limited)[:12]
     rows = np.sort(np.concatenate([limited, available]))
     scores = np.zeros(len(rows), np.float32)
     scores[np.isin(rows, limited)] = 5.0  # the six best are all limited, tied
     scores[np.isin(rows, available)] = np.repeat([3.0, 2.0, 1.0], 4)  # then four ties of three scores
     # 3 of 12 limited (the lowest rows of the tie), then the available ones by score, lower row first
-    assert model._select_from(rows, scores, 12).tolist() == limited[:3].tolist() + available[:9].tolist()
+    is_limited, cap = model.state.stats.limited, limited_cap(12, PARAMS.max_limited_share)
+    assert select_from(rows, scores, 12, is_limited[rows], cap).tolist() == limited[:3].tolist() + available[:9].tolist()
     # too few available: limited ones fill the list, in score order
-    assert model._select_from(rows, scores, 18).tolist() == limited.tolist() + available.tolist()
+    assert select_from(rows, scores, 18, is_limited[rows], cap).tolist() == limited.tolist() + available.tolist()
     # over the catalogue, and for a block of customers: the same
-    total = np.zeros(len(model.stats.limited), np.float32)
+    total = np.zeros(len(model.state.stats.limited), np.float32)
     total[rows] = scores
-    assert model._select(total, 12).tolist() == limited[:3].tolist() + available[:9].tolist()
-    assert model._select_rows(np.stack([total, total * 0]), 12)[0].tolist() == model._select(total, 12).tolist()
-    assert model._select_rows(np.stack([total, total * 0]), 12)[1].tolist() == []  # nothing above 0: nothing
+    assert select(model.state, total, 12).tolist() == limited[:3].tolist() + available[:9].tolist()
+    both = select_rows(np.stack([total, total * 0]), 12, is_limited, cap)
+    assert both[0].tolist() == select(model.state, total, 12).tolist()
+    assert both[1].tolist() == []  # nothing above 0: nothing
 
 
 def test_submission_file_format_and_row_count(ranked_model, demo_catalog, monkeypatch):

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 pyspark = pytest.importorskip("pyspark", reason="pip install -r requirements-spark.txt")
 
 from recommender.collab import CollabModel, CollabParams
+from recommender.collab.blend import blend, profile, signals
 from recommender.config import Settings
 from recommender.evaluate import map_at_k
 from recommender.pipeline import build, open_engine
@@ -105,9 +106,9 @@ def als_map(model: CollabModel, test) -> float:
     truth = test.groupby("customer")["article"].agg(lambda a: set(a.tolist()))
     predicted = []
     for code in truth.index:
-        profile = model.profile(int(code))
-        signals = model.signals(profile, ["als"])
-        predicted.append(model.blend(profile, signals, 12, exclude_bought=False, weights={"als": 1.0})[0].tolist())
+        shopper = profile(model.state, int(code))
+        scored = signals(model.state, shopper, ["als"])
+        predicted.append(blend(model.state, shopper, scored, 12, exclude_bought=False, weights={"als": 1.0})[0].tolist())
     return map_at_k(truth.tolist(), predicted)
 
 

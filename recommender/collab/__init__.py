@@ -1,10 +1,20 @@
-"""Collaborative recommendations: ALS + HNSW (factors), candidate sources, features, a LightGBM ranker, reasons.
+"""Collaborative recommendations, in layers that import one way:
 
-The public interface is `CollabModel` (fit / load / save / is_current, recommend, recommend_for_items,
-similar_customers, similar_to_items, history, example_customers) and `CollabParams`.
+    params, factors, history, stats, topk  (ALS + HNSW, histories, article stats, top-k selection)
+    → state       the trained `CollabState` and its artifact
+    → blend       `Profile`, the hand-weighted blend (one shopper or a block)
+    → candidates  `Window` at a cut and the candidate sources
+    → features    per (customer, candidate) features
+    → ranker      LightGBM on weekly windows (given a `fit_state(cut)` callable)
+    → reasons     one reason generator for ranked and blended lists
+    → model       `CollabModel`, the façade (recommend, recommend_for_items, similar_customers, …)
+    → submission  the competition file
+
+The public interface is `CollabModel`, `CollabState` and `CollabParams`.
 """
 from .factors import single_threaded_blas
-from .model import CollabModel, Profile, used_signals
+from .model import CollabModel
 from .params import SIGNALS, CollabParams, Progress
+from .state import CollabState
 
-__all__ = ["CollabModel", "CollabParams", "Profile", "Progress", "SIGNALS", "single_threaded_blas", "used_signals"]
+__all__ = ["CollabModel", "CollabParams", "CollabState", "Progress", "SIGNALS", "single_threaded_blas"]

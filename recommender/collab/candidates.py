@@ -1,20 +1,23 @@
 """Candidate sources: each proposes a few articles for one customer, best first, with a score.
 
-A `Window` holds what every source needs at one cut ("now"): the model trained before it (ALS, HNSW,
+A `Window` holds what every source needs at one cut ("now"): the state trained before it (ALS, HNSW,
 purchases) and article statistics. `candidates()` merges the sources into one table per customer in
 which every candidate remembers each source's rank and score (NaN: that source did not propose it).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..runtime import built_once
+from .blend import Profile, blend_block
 from .factors import als_scores, nearest_block
 from .history import CustomerHistory
+from .state import CollabState
+from .topk import nothing, top_columns, top_rows, top_scores, weighted_rows
 
 REPURCHASE_HALF_LIFE_DAYS = 14.0  # a purchase 2 weeks ago proposes its article half as strongly as one today
 NEIGHBOUR_DAYS = 30  # "customers like you" vote with what they bought in the last 30 days
@@ -24,8 +27,7 @@ TREND_DAYS = 7
 POPULAR_DAYS = 30
 AGE_EDGES = (25, 35, 45, 55, 65)  # buckets: <25, 25–34, 35–44, 45–54, 55–64, 65+
 AGE_LABELS = ("under 25", "25–34", "35–44", "45–54", "55–64", "65+")
-SETS_PER_PICK = 32  # `top_rows` bounds the n-th best by the maxima of 32 × n sets of columns: the bound
-# lets hardly more than the n best through
+TRENDING_HALF_LIFE_DAYS = 7.0  # the trending sources weigh a sale a week old half as much as one today
 BLOCK = 32  # customers whose candidates are computed together: their ALS scores and blend, 32 × articles
 # float32, stay in the CPU cache
 SOURCES = (
@@ -38,68 +40,6 @@ def age_buckets(ages: np.ndarray) -> np.ndarray:
     """Bucket index per age (-1: unknown)."""
     ages = np.asarray(ages, dtype=np.float64)
     return np.where(np.isnan(ages), -1, np.searchsorted(AGE_EDGES, np.nan_to_num(ages), side="right")).astype(np.int8)
-
-
-def top_scores(scores: np.ndarray, n: int, among: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(articles, scores) of the n highest positive scores, best first; ``among`` restricts to those rows."""
-    rows = np.flatnonzero(scores > 0) if among is None else among[scores[among] > 0]
-    if len(rows) > n > 0:  # keep the n best, everything tied with the n-th and a few more, then sort only those
-        values = scores[rows]
-        rows = rows[values >= _nth_largest_bound(values[None, :], n)[0]]
-    order = rows[np.lexsort((rows, -scores[rows]))][:n]  # ties: lower article row first (deterministic)
-    return order.astype(np.int64), scores[order].astype(np.float32)
-
-
-def top_rows(scores: np.ndarray, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """`top_scores` of each row of a [customers × columns] matrix, the whole block at once."""
-    if n <= 0 or not scores.shape[1]:
-        return [(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in range(len(scores))]
-    # Above 0 and at least a lower bound of the row's n-th largest (when that is above 0 too): one comparison.
-    least = np.full(len(scores), np.nextafter(np.float32(0), np.float32(1)), np.float32)
-    np.maximum(least, _nth_largest_bound(scores, n), out=least)
-    rows, columns = np.divmod(np.flatnonzero(scores >= least[:, None]), scores.shape[1])  # (2-d nonzero is slow)
-    values = scores[rows, columns]
-    order = np.lexsort((columns, -values, rows))  # by row, then best first, ties: lower column first
-    rows, columns, values = rows[order], columns[order], values[order]
-    starts = np.searchsorted(rows, np.arange(len(scores) + 1))
-    return [(columns[a : min(b, a + n)].astype(np.int64), values[a : min(b, a + n)].astype(np.float32))
-            for a, b in zip(starts[:-1], starts[1:])]
-
-
-def _nth_largest_bound(scores: np.ndarray, n: int) -> np.ndarray:
-    """Per row, a value at most the row's n-th largest: the n-th largest of the maxima of disjoint sets of
-    columns (n sets each hold an element at least that large). The sets are strided (columns j, j + m,
-    j + 2m, …), so their maxima are an element-wise maximum of contiguous slices; then only a small matrix
-    is partitioned, not the whole block, and few more elements than the n best pass the bound."""
-    width = scores.shape[1]
-    if width <= n:
-        return np.full(len(scores), -np.inf, np.float32)
-    depth = width // (n * SETS_PER_PICK)  # columns a set
-    if depth < 2:  # narrow rows: partition them whole
-        return np.partition(scores, width - n, axis=1)[:, width - n]
-    sets = width // depth
-    maxima = scores[:, : sets * depth].reshape(len(scores), depth, sets).max(axis=1)
-    return np.partition(maxima, sets - n, axis=1)[:, sets - n]
-
-
-def _top_columns(columns: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """`top_scores` of a sparse row (``columns`` sorted): ties go to the lower column, as over the dense row."""
-    positions, top = top_scores(scores, n)
-    return columns[positions].astype(np.int64), top
-
-
-def weighted_rows(matrix: sp.csr_matrix, picks: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """For each (rows, weights) of ``picks``: Σ weight × matrix[row] as (columns sorted, sums), non-zero sums
-    only. One sparse product for all of them; each sum runs in the order the rows are given, as
-    `matrix[rows].T @ weights` sums them, so the float32 results are the same."""
-    lengths = [len(rows) for rows, _ in picks]
-    left = sp.csr_matrix(
-        (np.concatenate([np.zeros(0, np.float32)] + [weights for _, weights in picks]),
-         np.concatenate([np.zeros(0, np.int64)] + [rows for rows, _ in picks]), np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])),
-        shape=(len(picks), matrix.shape[0]))
-    product = left @ matrix
-    product.sort_indices()
-    return [(product.indices[a:b], product.data[a:b]) for a, b in zip(product.indptr[:-1], product.indptr[1:])]
 
 
 @dataclass
@@ -125,36 +65,35 @@ class Block:
     mine: list[Purchases]
     near: list[tuple[np.ndarray, np.ndarray]]
 
-    @cached_property
+    @built_once
     def has_factor(self) -> np.ndarray:
-        counts = self.window.model.interactions.counts
-        return counts.indptr[self.codes + 1] > counts.indptr[self.codes]
+        return self.window.state.has_history[self.codes]
 
-    @cached_property
+    @built_once
     def als(self) -> np.ndarray:
         """float32 [customers × articles]: customer factor · article factor (0 for customers without one)."""
-        model = self.window.model
+        factors = self.window.state.als
         if self.has_factor.all():  # as a rule: no copy then
-            return als_scores(model.als.user_factors[self.codes], model.als.item_factors)
+            return als_scores(factors.user_factors[self.codes], factors.item_factors)
         scores = np.zeros((len(self.codes), self.window.n_articles), np.float32)
-        scores[self.has_factor] = als_scores(model.als.user_factors[self.codes[self.has_factor]], model.als.item_factors)
+        scores[self.has_factor] = als_scores(factors.user_factors[self.codes[self.has_factor]], factors.item_factors)
         return scores
 
 
 class Window:
     """Everything the sources and features need at one cut ("now").
 
-    ``model`` (ALS factors, HNSW) was trained on the purchases before ``until`` or before an earlier day:
-    training windows share one model fitted before the first of them, so the ranker's training costs one
+    ``state`` (ALS factors, HNSW) was trained on the purchases before ``until`` or before an earlier day:
+    training windows share one state fitted before the first of them, so the ranker's training costs one
     ALS fit, not one per week. Histories, sales and trends use every purchase before ``until`` (default:
-    the model's own cut)."""
+    the state's own cut)."""
 
-    def __init__(self, model, until: np.datetime64 | None = None, customer_ages: np.ndarray | None = None):
-        self.model = model
-        catalog = model.catalog
+    def __init__(self, state: CollabState, until: np.datetime64 | None = None, customer_ages: np.ndarray | None = None):
+        self.state = state
+        catalog = state.catalog
         self.n_articles = len(catalog.articles)
         if until is None:
-            self.now, end, self.history = model.interactions.now, model.interactions.n_transactions, model.purchases
+            self.now, end, self.history = state.interactions.now, state.interactions.n_transactions, state.purchases
         else:
             self.now = np.datetime64(until, "ns")
             end = int(np.searchsorted(catalog.transactions["t_dat"].to_numpy(), self.now, side="left"))
@@ -163,8 +102,8 @@ class Window:
         self.tx_articles = tx["article"].to_numpy()
         self.tx_age = ((self.now - tx["t_dat"].to_numpy()) / np.timedelta64(1, "D")).astype(np.float32)
         self.tx_customers = tx["customer"].to_numpy()
-        self.product_codes = model.product_codes
-        self.type_codes = model.type_codes
+        self.product_codes = state.product_codes
+        self.type_codes = state.type_codes
         self.colour_codes = pd.factorize(catalog.articles["colour_group_name"])[0].astype(np.int32)
         self.group_codes, self.group_names = pd.factorize(catalog.articles["index_group_name"])
         self.group_codes = self.group_codes.astype(np.int32)
@@ -182,24 +121,28 @@ class Window:
         online = np.bincount(self.tx_articles, weights=tx["sales_channel_id"].to_numpy() == 2, minlength=n)
         self.article_online = np.where(counts > 0, online / np.maximum(counts, 1), np.nan).astype(np.float32)
         recent = self.tx_age <= POPULAR_DAYS  # decayed by day: the last days weigh most
-        self.trend = np.bincount(self.tx_articles[recent], weights=np.exp2(-self.tx_age[recent] / 7.0), minlength=n)
+        self.trend = self.decayed_sales(recent, TRENDING_HALF_LIFE_DAYS)
         self._shared: dict = {}
 
-    @cached_property
+    def decayed_sales(self, sales: np.ndarray | slice, half_life_days: float) -> np.ndarray:
+        """Sales per article of the purchases ``sales`` selects, each worth less the older it is."""
+        return np.bincount(self.tx_articles[sales], weights=np.exp2(-self.tx_age[sales] / half_life_days),
+                           minlength=self.n_articles)
+
+    @built_once
     def blend_trend(self) -> np.ndarray:
-        """The blend's trend signal at this cut (the model's own when the cut is the model's)."""
-        if self.now == self.model.interactions.now:
-            return self.model.stats.trend
-        half_life = self.model.params.trend_half_life_days
-        trend = np.bincount(self.tx_articles, weights=np.exp2(-self.tx_age / half_life), minlength=self.n_articles)
+        """The blend's trend signal at this cut (the state's own when the cut is the state's)."""
+        if self.now == self.state.interactions.now:
+            return self.state.stats.trend
+        trend = self.decayed_sales(slice(None), self.state.params.trend_half_life_days)
         return (trend / max(trend.max(), 1e-12)).astype(np.float32)
 
     def prepare(self) -> "Window":
         """Build now every table the sources share, rather than on first use: forked workers then share
         one copy instead of each building its own."""
-        for name in ("selling", "product_articles", "recent_buyers", "together", "trending_by_age", "blend_trend"):
+        for name in ("selling", "recent_buyers", "together", "trending_by_age", "blend_trend"):
             getattr(self, name)
-        self.model.product_articles, self.model.bought  # the blend's
+        self.state.product_articles, self.state.bought  # the sources' and the blend's
         return self
 
     def shared(self, key, compute):
@@ -218,20 +161,14 @@ class Window:
 
     def profile(self, mine: Purchases, factor: np.ndarray | None, near: tuple[np.ndarray, np.ndarray]):
         """The blend's view of the customer at this cut: purchases (counts, recency-decayed), factor, neighbours."""
-        from .model import Profile
-
         if not len(mine):
             return Profile.empty()
         articles, inverse = np.unique(mine.articles, return_inverse=True)
-        half_life = self.model.params.recency_half_life_days
+        half_life = self.state.params.recency_half_life_days
         decay = np.exp2(-mine.age_days / half_life) if half_life else np.ones(len(mine))
         counts = np.bincount(inverse, minlength=len(articles)).astype(np.float32)
         recency = np.bincount(inverse, weights=decay, minlength=len(articles)).astype(np.float32)
         return Profile(articles.astype(np.int32), counts, recency, factor, near[0], near[1])
-
-    def factor(self, code: int) -> np.ndarray | None:
-        counts = self.model.interactions.counts
-        return self.model.als.user_factors[code] if counts.indptr[code + 1] > counts.indptr[code] else None
 
     def block(self, codes, near: list | None = None) -> Block:
         """These customers' purchases and neighbours (``near``: given instead, one (codes, sims) each)."""
@@ -245,27 +182,21 @@ class Window:
     def neighbours(self, codes: np.ndarray, has_factor: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Each customer's nearest customers (none without a factor), one HNSW call for the block."""
         out = [(np.zeros(0, np.int64), np.zeros(0, np.float32))] * len(codes)
-        found = nearest_block(self.model.index, self.model.als.user_factors[codes[has_factor]],
-                              self.model.params.neighbours, [int(c) for c in codes[has_factor]])
+        state = self.state
+        found = nearest_block(state.index, state.als.user_factors[codes[has_factor]],
+                              state.params.neighbours, [int(c) for c in codes[has_factor]])
         for i, near in zip(np.flatnonzero(has_factor), found):
             out[i] = near
         return out
 
     # -- tables shared by all customers --------------------------------------------------------------
 
-    @cached_property
+    @built_once
     def selling(self) -> np.ndarray:
         """Articles sold in the last 30 days: the ALS source's choice."""
         return np.flatnonzero(self.sales_30d > 0)
 
-    @cached_property
-    def product_articles(self) -> tuple[np.ndarray, np.ndarray]:
-        """Article rows grouped by product (order, offsets): a product's colours without scanning the catalogue."""
-        order = np.argsort(self.product_codes, kind="stable")
-        offsets = np.searchsorted(self.product_codes[order], np.arange(int(self.product_codes.max()) + 2))
-        return order, offsets
-
-    @cached_property
+    @built_once
     def recent_buyers(self) -> sp.csr_matrix:
         """customer × article, 1 where the customer bought the article in the last NEIGHBOUR_DAYS."""
         recent = self.tx_age <= NEIGHBOUR_DAYS
@@ -275,7 +206,7 @@ class Window:
         matrix.data[:] = 1.0
         return matrix
 
-    @cached_property
+    @built_once
     def together(self) -> sp.csr_matrix:
         """article × article: how many customer-weeks (last TOGETHER_DAYS) bought both."""
         recent = self.tx_age <= TOGETHER_DAYS
@@ -289,12 +220,12 @@ class Window:
         pairs.eliminate_zeros()
         return pairs
 
-    @cached_property
+    @built_once
     def trending_by_age(self) -> dict[int, np.ndarray]:
         """Decayed last-week sales per age bucket, over the catalogue."""
         week = self.tx_age <= TREND_DAYS
         buckets = self.customer_buckets[self.tx_customers[week]]
-        weights = np.exp2(-self.tx_age[week] / 7.0)
+        weights = np.exp2(-self.tx_age[week] / TRENDING_HALF_LIFE_DAYS)
         return {int(b): np.bincount(self.tx_articles[week][buckets == b], weights=weights[buckets == b],
                                     minlength=self.n_articles) for b in np.unique(buckets) if b >= 0}
 
@@ -318,27 +249,27 @@ def repurchase(w: Window, code: int, mine: Purchases, n: int):
     """What the customer bought, each purchase worth less the older it is."""
     articles, inverse = np.unique(mine.articles, return_inverse=True)
     scores = np.bincount(inverse, weights=np.exp2(-mine.age_days / REPURCHASE_HALF_LIFE_DAYS), minlength=len(articles))
-    return _top_columns(articles, scores, n)
+    return top_columns(articles, scores, n)
 
 
 def other_colours(w: Window, code: int, mine: Purchases, n: int):
     """Other colours (same product_code) of what the customer bought, recent purchases and best sellers first."""
     if not len(mine):
-        return top_scores(np.zeros(0), 0, np.zeros(0, np.int64))
+        return nothing()
     bought_products, inverse = np.unique(w.product_codes[mine.articles], return_inverse=True)
     weight = np.bincount(inverse, weights=np.exp2(-mine.age_days / REPURCHASE_HALF_LIFE_DAYS))
-    order, offsets = w.product_articles
+    order, offsets = w.state.product_articles
     siblings = np.concatenate([order[offsets[p] : offsets[p + 1]] for p in bought_products])
     siblings = np.setdiff1d(siblings, mine.articles)
     product_weight = weight[np.searchsorted(bought_products, w.product_codes[siblings])]
-    return _top_columns(siblings, product_weight * (1.0 + np.log1p(w.sales_30d[siblings])), n)
+    return top_columns(siblings, product_weight * (1.0 + np.log1p(w.sales_30d[siblings])), n)
 
 
 def neighbours(w: Window, block: Block, n: int):
     """What the customer's nearest customers (HNSW on ALS factors) bought lately, weighted by similarity."""
     votes = weighted_rows(w.recent_buyers, [(codes, np.clip(sims, 0.0, None).astype(np.float32))
                                             for codes, sims in block.near])
-    return [_top_columns(columns, scores, n) for columns, scores in votes]
+    return [top_columns(columns, scores, n) for columns, scores in votes]
 
 
 def als(w: Window, block: Block, n: int):
@@ -360,7 +291,7 @@ def bought_together(w: Window, block: Block, n: int):
     out = []
     for (columns, scores), mine in zip(together, block.mine):
         new = _absent(columns, mine.articles)
-        out.append(_top_columns(columns[new], scores[new], n))
+        out.append(top_columns(columns[new], scores[new], n))
     return out
 
 
@@ -382,14 +313,14 @@ def age_trending(w: Window, code: int, mine: Purchases, n: int):
     """The week's best sellers among customers of the same age bucket."""
     scores = w.trending_by_age.get(int(w.customer_buckets[code]))
     if scores is None:
-        return top_scores(np.zeros(0), 0, np.zeros(0, np.int64))
+        return nothing()
     return w.shared(("age", int(w.customer_buckets[code]), n), lambda: top_scores(scores, n))
 
 
 def index_group_trending(w: Window, code: int, mine: Purchases, n: int):
     """The week's best sellers in the index group (Ladieswear, Menswear, …) the customer buys most."""
     if not len(mine):
-        return top_scores(np.zeros(0), 0, np.zeros(0, np.int64))
+        return nothing()
     group = int(np.argmax(np.bincount(w.group_codes[mine.articles])))
     return w.shared(("group", group, n), lambda: top_scores(w.trend, n, np.flatnonzero(w.group_codes == group)))
 
@@ -410,11 +341,17 @@ def last_purchases(w: Window, code: int, mine: Purchases, n: int):
 
 def blend(w: Window, block: Block, n: int):
     """The hand-weighted blend's top n (`CollabModel.blend_block`), bought articles included, at this cut."""
-    profiles = [w.profile(mine, w.factor(int(code)), near) for code, mine, near in zip(block.codes, block.mine, block.near)]
-    return w.model.blend_block(profiles, block.als, n, trend=w.blend_trend)
+    profiles = [w.profile(mine, w.state.factor(int(code)), near) for code, mine, near in zip(block.codes, block.mine, block.near)]
+    return blend_block(w.state, profiles, block.als, n, trend=w.blend_trend)
 
 
-SOURCE_FUNCTIONS = {name: globals()[name] for name in SOURCES}
+SOURCE_FUNCTIONS = {
+    "repurchase": repurchase, "other_colours": other_colours, "neighbours": neighbours, "als": als,
+    "bought_together": bought_together, "trending": trending, "age_trending": age_trending,
+    "index_group_trending": index_group_trending, "popular": popular, "last_purchases": last_purchases,
+    "blend": blend,
+}  # fmt: skip
+assert tuple(SOURCE_FUNCTIONS) == SOURCES
 BLOCK_SOURCES = ("neighbours", "als", "bought_together", "blend")  # (window, block, n): a proposal per customer
 
 

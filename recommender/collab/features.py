@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .candidates import SOURCES, Candidates, Window, weighted_rows
+from .candidates import SOURCES, Candidates, Window
+from .topk import weighted_rows
 from .factors import single_threaded_blas
 
 CUSTOMER_FEATURES = ["purchases", "days_since_last_purchase", "online_share", "age_bucket"]
@@ -104,7 +105,7 @@ def features_block(w: Window, codes, block: list[Candidates]) -> list[np.ndarray
 def _als_scores(w: Window, code: int, articles: np.ndarray) -> np.ndarray:
     """The customer's ALS score of each candidate (NaN without a factor): the ranker was trained on this
     float32 product, so it stays one small product per customer (under `single_threaded_blas`)."""
-    factor = w.factor(code)
+    factor = w.state.factor(code)
     if factor is None:
         return np.full(len(articles), np.nan, np.float32)
-    return (w.model.als.item_factors[articles] @ factor).astype(np.float32)
+    return (w.state.als.item_factors[articles] @ factor).astype(np.float32)

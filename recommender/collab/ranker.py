@@ -9,6 +9,7 @@ blend is used.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -18,13 +19,19 @@ import pandas as pd
 
 from ..runtime import forked_map
 from ..store import ArtifactStore
-from .candidates import BLOCK, Window, candidates_block
+from .candidates import BLOCK, SOURCES, Window, candidates_block
 from .features import FEATURES, features_block
 from .params import CollabParams, Progress, no_progress
+from .state import CollabState
 
 ARTIFACT = "ranker"
 WEEK = np.timedelta64(7, "D")
 SEED = 0
+# The code version a stored ranker needs: its inputs are the sources' ranks and scores and the features, in
+# this order. Another list (a source or feature added, renamed, moved) makes the stored ranker outdated.
+SCHEMA = hashlib.sha256(json.dumps([SOURCES, FEATURES]).encode()).hexdigest()[:16]
+
+FitState = Callable[[np.datetime64], CollabState]  # the state trained on the purchases before a cut
 
 
 class Ranker:
@@ -47,20 +54,19 @@ class Ranker:
 
     @staticmethod
     def is_current(store: ArtifactStore, catalog, params: CollabParams) -> bool:
-        return store.is_current(ARTIFACT, {"data": catalog.fingerprint(), "params": asdict(params)})
+        """Whether the stored ranker (or the record that the data was too thin) fits this data, these
+        parameters and this code's sources and features."""
+        return store.is_current(ARTIFACT, {"data": catalog.fingerprint(), "params": asdict(params), "schema": SCHEMA})
 
     @classmethod
     def load(cls, store: ArtifactStore, catalog) -> "Ranker | None":
         """The stored ranker for this catalogue, or None (never built, built from other data, or thin data)."""
         import lightgbm
 
-        if not store.is_current(ARTIFACT, {"data": catalog.fingerprint(), "trained": True}):
+        if not store.is_current(ARTIFACT, {"data": catalog.fingerprint(), "trained": True, "schema": SCHEMA}):
             return None
         art = store.load(ARTIFACT)
-        names = json.loads((art.path / "features.json").read_text())
-        if names != FEATURES:  # an older feature list: the blend until the next build
-            return None
-        return cls(lightgbm.Booster(model_file=str(art.path / "ranker.txt")), names, art.meta)
+        return cls(lightgbm.Booster(model_file=str(art.path / "ranker.txt")), FEATURES, art.meta)
 
 
 def week_purchases(catalog, start: np.datetime64) -> pd.Series:
@@ -133,23 +139,22 @@ def training_starts(catalog, params: CollabParams, now: np.datetime64) -> list[n
 
 
 def training_data(
-    catalog, params: CollabParams, now: np.datetime64, model_at: Callable[[np.datetime64], object],
-    report: Progress = no_progress,
+    catalog, params: CollabParams, now: np.datetime64, fit_state: FitState, report: Progress = no_progress,
 ) -> TrainingData:
-    """Candidates, features and labels of each training week. Consecutive weeks share one model (ALS + HNSW)
-    fitted before the oldest of them (`ranker_model_weeks` a model: one ALS fit serves several windows)."""
+    """Candidates, features and labels of each training week. Consecutive weeks share one state (ALS + HNSW)
+    fitted before the oldest of them (`ranker_model_weeks` a state: one ALS fit serves several windows)."""
     data = TrainingData()
     starts = training_starts(catalog, params, now)
-    model = {}  # the current group's model only: one fit a group, and one model in memory at a time
+    state = {}  # the current group's state only: one fit a group, and one state in memory at a time
     for i, start in enumerate(starts):
         group = starts[min((i // params.ranker_model_weeks + 1) * params.ranker_model_weeks, len(starts)) - 1]
         report(i / max(len(starts), 1), f"ranker: candidates for the week from {str(start)[:10]}")
         bought = week_purchases(catalog, start)
         if bought.empty:
             continue
-        if group not in model:
-            model = {group: model_at(group)}
-        window = Window(model[group], until=start)
+        if group not in state:
+            state = {group: fit_state(group)}
+        window = Window(state[group], until=start)
         week_X, week_y, _ = training_rows(window, bought, params.candidates_per_source,
                                           params.ranker_customers // len(starts))
         data.X += week_X
@@ -183,16 +188,16 @@ def train_ranker(
     catalog,
     params: CollabParams,
     now: np.datetime64,
-    model_at: Callable[[np.datetime64], object],
+    fit_state: FitState,
     *,
     progress: Progress | None = None,
     data: TrainingData | None = None,
 ) -> tuple[Ranker | None, str]:
-    """A ranker trained on the weeks before ``now`` (``model_at(cut)``: the CollabModel trained before ``cut``),
+    """A ranker trained on the weeks before ``now`` (``fit_state(cut)``: the state trained before ``cut``),
     or None and the reason the data is too thin (``data``: training windows computed before)."""
     report = progress or no_progress
     if data is None:
-        data = training_data(catalog, params, now, model_at, lambda f, m: report(0.9 * f, m))
+        data = training_data(catalog, params, now, fit_state, lambda f, m: report(0.9 * f, m))
     positives, weeks = data.positives, data.weeks
     if weeks < 2 or positives < params.ranker_min_positives:
         return None, (
@@ -204,6 +209,7 @@ def train_ranker(
     booster = fit_booster(data, params)
     meta = {
         "trained": True,
+        "schema": SCHEMA,
         "data": catalog.fingerprint(),
         "params": asdict(params),
         "now": str(now)[:10],
@@ -217,23 +223,19 @@ def train_ranker(
     return Ranker(booster, FEATURES, meta), message
 
 
-def build_ranker(store: ArtifactStore, catalog, *, progress: Progress | None = None) -> str | None:
-    """Train and store the ranker for the stored collaborative model unless it is current; returns a notice
-    when the data is too thin (then a marker artifact records it, so the next build does not retry)."""
-    from .model import CollabModel
-
-    model = CollabModel.load(store, catalog)
-    if Ranker.is_current(store, catalog, model.params):
+def build_ranker(store: ArtifactStore, state: CollabState, fit_state: FitState, *,
+                 progress: Progress | None = None) -> str | None:
+    """Train and store the ranker for the stored collaborative ``state`` unless it is current; returns a
+    notice when the data is too thin (then a marker artifact records it, so the next build does not retry)."""
+    catalog, params = state.catalog, state.params
+    if Ranker.is_current(store, catalog, params):
         meta = store.load(ARTIFACT).meta
         return None if meta.get("trained") else meta.get("message")
-    ranker, message = train_ranker(
-        catalog, model.params, model.interactions.now,
-        lambda cut: CollabModel.fit(catalog, model.params, until=cut), progress=progress,
-    )
+    ranker, message = train_ranker(catalog, params, state.interactions.now, fit_state, progress=progress)
     if ranker is not None:
         ranker.save(store)
         return None
-    with store.write(ARTIFACT, {"trained": False, "data": catalog.fingerprint(), "params": asdict(model.params),
-                                "message": message}):
+    with store.write(ARTIFACT, {"trained": False, "schema": SCHEMA, "data": catalog.fingerprint(),
+                                "params": asdict(params), "message": message}):
         pass
     return message

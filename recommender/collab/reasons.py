@@ -1,11 +1,19 @@
-"""Why a ranked article is recommended: the source whose features pushed its score up most, in words."""
+"""Why an article is recommended, in words: one generator for the ranker's lists (the source whose
+features pushed the score up most, from LightGBM's SHAP contributions) and the blend's (the signal that
+carries the score). Both name reasons from one vocabulary (`REASONS`) and word them in `_say`."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
+from .blend import Profile
 from .candidates import AGE_LABELS, NEIGHBOUR_DAYS, SOURCES, TOGETHER_DAYS, TOGETHER_SEEDS, Candidates, Window
 from .features import FEATURES
+from .params import SIGNALS, TREND_WINDOW_DAYS
+from .state import CollabState
 
 # Which source (or "type") each feature speaks for; features of no source (prices, channel) give no reason.
 FEATURE_SOURCE = {
@@ -17,6 +25,34 @@ FEATURE_SOURCE = {
 }  # fmt: skip
 REASONS = SOURCES + ("type",)
 _FEATURE_REASON = np.array([REASONS.index(FEATURE_SOURCE[f]) if f in FEATURE_SOURCE else -1 for f in FEATURES])
+SIGNAL_REASON = {"neighbours": "neighbours", "als": "als", "trend": "trending", "repurchase": "repurchase",
+                 "type": "type"}  # the blend's signals in the same words
+
+
+@dataclass
+class Facts:
+    """What a reason may quote: the shopper's purchases and neighbours, and the catalogue at the cut."""
+
+    state: CollabState
+    articles: np.ndarray  # the shopper's purchases (or picks), one entry a purchase, oldest first
+    age_days: np.ndarray | None  # days before the cut of each purchase; None: not known (picks, the blend)
+    neighbours: np.ndarray  # the shopper's nearest customers (codes)
+    neighbour_bought: sp.csr_matrix  # customer × article: what neighbours' votes count
+    neighbour_days: int | None  # the span of ``neighbour_bought`` (None: all history)
+    week_sales: np.ndarray  # sales per article in the last 7 days
+    window: Window | None = None  # the ranker's cut: its trends, baskets and age buckets
+    age_bucket: int = -1
+
+    @classmethod
+    def of_candidates(cls, w: Window, code: int, cands: Candidates) -> "Facts":
+        mine = cands.mine
+        return cls(w.state, mine.articles, mine.age_days, cands.near[0], w.recent_buyers, NEIGHBOUR_DAYS,
+                   w.sales_7d, w, int(w.customer_buckets[code]))
+
+    @classmethod
+    def of_profile(cls, state: CollabState, profile: Profile) -> "Facts":
+        bought = np.repeat(profile.articles, np.maximum(profile.counts, 1).astype(np.int64))
+        return cls(state, bought, None, profile.neighbour_codes, state.bought, None, state.stats.week_sales)
 
 
 def ago(days: float) -> str:
@@ -41,55 +77,77 @@ def strongest(cands: Candidates, i: int, contribution: np.ndarray) -> list[str]:
     order = np.argsort(-per_reason, kind="stable")
     if not per_reason[order[0]] > 0:
         return [SOURCES[int(np.nanargmin(cands.ranks[i]))]]
-    chosen = [REASONS[order[0]]]
-    if per_reason[order[1]] >= 0.5 * per_reason[order[0]] > 0:
-        chosen.append(REASONS[order[1]])
-    return chosen
+    return _top_two([REASONS[j] for j in order[:2]], per_reason[order[:2]])
 
 
-def explain(w: Window, code: int, cands: Candidates, i: int, contribution: np.ndarray) -> str:
-    parts = [_say(reason, w, code, cands, i) for reason in strongest(cands, i, contribution)]
-    if not len(cands.mine):
+def strongest_signals(contribution: np.ndarray) -> list[str]:
+    """The blend's reasons: the signal that carries the score, and the next when at least half as strong."""
+    order = np.argsort(-contribution, kind="stable")
+    return _top_two([SIGNAL_REASON[SIGNALS[j]] for j in order[:2]], contribution[order[:2]])
+
+
+def _top_two(names: list[str], strengths: np.ndarray) -> list[str]:
+    return names[:2] if strengths[1] >= 0.5 * strengths[0] > 0 else names[:1]
+
+
+def explain(facts: Facts, row: int, reasons: list[str]) -> str:
+    parts = [_say(reason, facts, row) for reason in reasons]
+    if not len(facts.articles):
         parts.append("no purchase history yet")
     return "; ".join(parts)
 
 
-def _say(reason: str, w: Window, code: int, cands: Candidates, i: int) -> str:
-    row, mine = int(cands.articles[i]), cands.mine
-    names = w.model.catalog.articles["prod_name"]
+def explain_ranked(w: Window, code: int, cands: Candidates, i: int, contribution: np.ndarray) -> str:
+    """The reason for the ranker's candidate ``i``."""
+    return explain(Facts.of_candidates(w, code, cands), int(cands.articles[i]), strongest(cands, i, contribution))
+
+
+def explain_blended(state: CollabState, profile: Profile, row: int, contribution: np.ndarray) -> str:
+    """The reason for an article of the blend's list (``contribution``: per signal)."""
+    return explain(Facts.of_profile(state, profile), row, strongest_signals(contribution))
+
+
+def _say(reason: str, facts: Facts, row: int) -> str:
+    state, w, mine = facts.state, facts.window, facts.articles
+    names = state.catalog.articles["prod_name"]
     if reason == "last_purchases":  # the heuristic's list: your own articles, then the week's best sellers
-        reason = "repurchase" if np.isin(row, mine.articles) else "trending"
+        reason = "repurchase" if np.isin(row, mine) else "trending"
+    if reason == "repurchase" and not np.isin(row, mine):  # the blend's repurchase signal covers other colours
+        reason = "other_colours"
     if reason == "blend":
         return "matches the taste of your purchases and what sells now"
     if reason == "repurchase":
-        bought = mine.age_days[mine.articles == row]
-        times = f" ({len(bought)}×)" if len(bought) > 1 else ""
-        return f"you bought it {ago(bought.min())}{times}" if len(bought) else "you bought it before"
+        times = int(np.sum(mine == row))
+        count = f" ({times}×)" if times > 1 else ""
+        if facts.age_days is None:
+            return f"you bought it before{count}"
+        return f"you bought it {ago(facts.age_days[mine == row].min())}{count}"
     if reason == "other_colours":
-        same = mine.articles[w.product_codes[mine.articles] == w.product_codes[row]]
+        same = mine[state.product_codes[mine] == state.product_codes[row]]
         return f"another colour of the {names.iat[int(same[-1])]} you bought" if len(same) else "another colour of a product you bought"
     if reason == "neighbours":
-        near = cands.near[0]
-        votes = int(w.recent_buyers[near][:, row].sum()) if len(near) else 0
-        return f"customers like you bought it ({votes} of your {len(near)} nearest, last {NEIGHBOUR_DAYS} days)"
+        near = facts.neighbours
+        votes = int(facts.neighbour_bought[near][:, row].sum()) if len(near) else 0
+        span = f", last {facts.neighbour_days} days" if facts.neighbour_days else ""
+        return f"customers like you bought it ({votes} of your {len(near)} nearest{span})"
     if reason == "als":
         return "matches the taste of your purchases"
+    if reason == "type":
+        type_code = state.type_codes[row]
+        share = int(np.sum(state.type_codes[mine] == type_code))
+        return f"you buy {state.type_names[type_code]} often ({share} of {len(mine)} purchases)"
+    if reason == "trending":
+        week = int(facts.week_sales[row])
+        return f"trending this week ({week} sold in the last {TREND_WINDOW_DAYS} days)" if week else "popular lately"
     if reason == "bought_together":
-        seeds = pd.unique(mine.articles[::-1])[:TOGETHER_SEEDS]  # as the source chose them
+        seeds = pd.unique(mine[::-1])[:TOGETHER_SEEDS]  # as the source chose them
         together = np.asarray(w.together[seeds][:, row].todense()).ravel()
         seed = int(seeds[np.argmax(together)]) if len(seeds) else None
         with_what = names.iat[seed] if seed is not None and together.max() > 0 else "what you bought"
         return f"often bought with {with_what} that you bought (same week, last {TOGETHER_DAYS // 7} weeks)"
     if reason == "age_trending":
-        bucket = int(w.customer_buckets[code])
+        bucket = facts.age_bucket
         return f"trending among {AGE_LABELS[bucket]} year olds" if bucket >= 0 else "trending this week"
     if reason == "index_group_trending":
         return f"trending in {w.group_names[w.group_codes[row]]}, which you buy most"
-    if reason == "type":
-        type_code = w.type_codes[row]
-        share = int(np.sum(w.type_codes[mine.articles] == type_code))
-        return f"you buy {w.model.type_names[type_code]} often ({share} of {len(mine)} purchases)"
-    if reason == "trending":
-        week = int(w.sales_7d[row])
-        return f"trending this week ({week} sold in the last 7 days)" if week else "popular lately"
     return f"popular this month ({int(w.sales_30d[row])} sold in the last 30 days)"

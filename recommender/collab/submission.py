@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import InputError
 from ..progress import Progress
 from ..runtime import forked_map
-from .model import CollabModel, Profile
+from .model import CollabModel
 
 HEADER = "customer_id,prediction"
 
@@ -18,8 +18,7 @@ def prediction_rows(model: CollabModel, code: int, k: int) -> np.ndarray:
     Bought articles stay in: the competition counts repurchases as hits."""
     if code >= 0 and model.ranker is not None:
         return model.ranked(code, k, exclude_bought=False)[0]
-    profile = model.profile(code) if code >= 0 else Profile.empty()
-    return model.rank(profile, k, exclude_bought=False)[0]
+    return model.blended(code, k, exclude_bought=False)
 
 
 BLOCK = 1_024  # ids read, ranked and written together (ranked candidates.BLOCK at a time)

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from ..catalog import Catalog
-from ..collab import CollabModel, CollabParams
+from ..collab import CollabParams, CollabState
 from ..errors import DataError
 from ..store import ArtifactStore
 
@@ -134,7 +134,7 @@ def save_factors_as_collab(
     catalog: Catalog, store: ArtifactStore, user_factors: np.ndarray, item_factors: np.ndarray,
     params: CollabParams = CollabParams(), *, until=None, progress: Progress | None = None,
 ):
-    """The `collab` artifact exactly as `CollabModel.fit(...).save(store)` writes it, with these factors
+    """The `collab` artifact exactly as `CollabState.fit(...).save(store)` writes it, with these factors
     in place of implicit's ALS (interactions for serving, article statistics, HNSW of customers as usual)."""
     import implicit.cpu.als
 
@@ -147,24 +147,24 @@ def save_factors_as_collab(
         als.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
         return als
 
-    model = CollabModel.fit(catalog, params, until=until, progress=progress, factorize=given_factors)
-    model.save(store, meta={"engine": "spark"})
-    return model
+    state = CollabState.fit(catalog, params, until=until, progress=progress, factorize=given_factors)
+    state.save(store, meta={"engine": "spark"})
+    return state
 
 
 def fit_collab_on_spark(
     spark, catalog: Catalog, store: ArtifactStore, params: CollabParams = CollabParams(), *,
     until=None, progress: Progress | None = None,
 ):
-    """Spark ALS on the catalogue's purchases, saved as the `collab` artifact; returns the CollabModel."""
+    """Spark ALS on the catalogue's purchases, saved as the `collab` artifact; returns the CollabState."""
     report = progress or (lambda fraction, message: None)
     work = store.scratch("spark_als")
-    until = CollabModel.training_cut(catalog, until)  # the rows the local fit would train on
+    until = CollabState.training_cut(catalog, until)  # the rows the local fit would train on
     users, items = fit_factors(spark, transactions_parquet(store, catalog), len(catalog.customer_ids),
                                len(catalog.articles), work, params, until=until,
                                progress=lambda f, m: report(0.8 * f, m))
-    model = save_factors_as_collab(catalog, store, users, items, params, until=until,
+    state = save_factors_as_collab(catalog, store, users, items, params, until=until,
                                    progress=lambda f, m: report(0.8 + 0.2 * f, m))
     store.clear_scratch("spark_als")
     report(1.0, "collaborative model ready (Spark ALS)")
-    return model
+    return state
