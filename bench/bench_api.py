@@ -177,7 +177,8 @@ def scale_server(args) -> None:
     from recommender.catalog import load_catalog
     from recommender.collab import CollabModel
     from recommender.config import Settings
-    from recommender.content import ContentIndex, ContentSearch
+    from recommender.content import ContentSearch
+    from recommender.content_index import ContentIndex
     from recommender.demo import generate_transactions_only
     from recommender.lexical import LexicalIndex
     from recommender.pipeline import Engine

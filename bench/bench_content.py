@@ -36,7 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 HM_SAMPLE = Path(os.environ.get("LOOKBOOK_HM_SAMPLE", REPO.parent / "shared" / "hm_sample"))
 
-from recommender.content import ContentIndex, ContentSearch, recall_at  # noqa: E402
+from recommender.content import ContentSearch  # noqa: E402
+from recommender.content_index import ContentIndex, recall_at  # noqa: E402
 from recommender.images import load_image  # noqa: E402
 
 N_ARTICLES, DIM = 105_542, 512

@@ -26,9 +26,11 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from clip_quality import embed_images, split_by_product  # noqa: E402
 
-from recommender import content  # noqa: E402
+from recommender import attributes  # noqa: E402
 from recommender.catalog import load_catalog  # noqa: E402
-from recommender.content import ATTRIBUTE_PROMPTS, ContentIndex, ContentSearch  # noqa: E402
+from recommender.attributes import ATTRIBUTE_PROMPTS  # noqa: E402
+from recommender.content import ContentSearch  # noqa: E402
+from recommender.content_index import ContentIndex  # noqa: E402
 from recommender.embed import load_embedder  # noqa: E402
 from recommender.train_clip import train_clip  # noqa: E402
 
@@ -83,28 +85,28 @@ def main() -> None:
     # What each attribute's best share of votes would be, judged on other held-out photos than the test's.
     shares = (0.0, 0.25, 0.5, 0.75, 1.0)
     validation = {share: accuracy(search, catalog, validation_rows, share) for share in shares}
-    chosen = {column: max(shares, key=lambda s: (validation[s][column][0], -abs(s - content.NEIGHBOUR_SHARE)))
+    chosen = {column: max(shares, key=lambda s: (validation[s][column][0], -abs(s - attributes.NEIGHBOUR_SHARE)))
               for column in ATTRIBUTE_PROMPTS}
     columns = {f"heads+{share:.2f} votes": accuracy(search, catalog, test_rows, share) for share in shares}
     columns["validation's shares"] = {column: columns[f"heads+{chosen[column]:.2f} votes"][column]
                                       for column in ATTRIBUTE_PROMPTS}
-    trained_heads, content._trained_heads = content._trained_heads, lambda e: {}  # force the zero-shot path
+    trained_heads, attributes.trained_heads = attributes.trained_heads, lambda e: {}  # force the zero-shot path
     try:
         columns["zero-shot"] = accuracy(ContentSearch(catalog, embedder, index), catalog, test_rows, 0.0)
         columns["zero-shot+0.50 votes"] = accuracy(ContentSearch(catalog, embedder, index), catalog, test_rows, 0.5)
     finally:
-        content._trained_heads = trained_heads
+        attributes.trained_heads = trained_heads
 
     print(f"\n{len(test_rows)} photos of held-out products ({len(train_rows):,} training photos), "
           f"lookbook-tiny, {args.epochs or 'default'} epochs, training {trained_s / 60:.1f} min")
     print("top-1 / top-3 per attribute; 'heads+s votes': s of the probability from the labels of the "
-          f"{content.ATTRIBUTE_NEIGHBOURS} most alike training photos (s=0: the trained heads alone)")
+          f"{attributes.ATTRIBUTE_NEIGHBOURS} most alike training photos (s=0: the trained heads alone)")
     print(f"{'attribute':26}" + "".join(f"{name:>20}" for name in columns))
     for column in ATTRIBUTE_PROMPTS:
         print(f"{column:26}" + "".join(f"{c[column][0]:>13.3f} / {c[column][1]:.3f}" for c in columns.values()))
     print(f"\nthe share of votes chosen on {len(validation_rows)} other held-out photos (their top-1 at 0 / .25 / .5 / .75 / 1):")
     for column in ATTRIBUTE_PROMPTS:
-        print(f"{column:26} {chosen[column]:.2f} (shipped {content.NEIGHBOUR_SHARE:.2f})   "
+        print(f"{column:26} {chosen[column]:.2f} (shipped {attributes.NEIGHBOUR_SHARE:.2f})   "
               + " / ".join(f"{validation[share][column][0]:.3f}" for share in shares))
     print("target: product_type_name top-1 >= 0.65 (issue 14)")
 

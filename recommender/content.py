@@ -1,17 +1,5 @@
-"""Content search over CLIP vectors: a FAISS index chosen by catalogue size, and the queries on top of it.
-
-Vectors are L2-normalised, so inner product = cosine similarity. The FAISS id of a vector is the
-article's row in `Catalog.articles`. All vectors are image vectors: articles without a photo are placed
-by their caption among the images of similar articles (embed_job.py) and reported as
-``indexed_by = "text"``.
-
-Index choice (`ContentIndex.build`):
-- fewer than `EXACT_THRESHOLD` vectors: `IndexFlatIP`, exact (a query scans the catalogue in a few ms);
-- more: `IndexIVFFlat` with ~4·√n lists, and `nprobe` *calibrated on the catalogue's own vectors*: the
-  smallest power of two whose recall@100 against exact search reaches `RECALL_TARGET`. When even that
-  needs more than a quarter of the lists (vectors without cluster structure, e.g. random ones), IVF
-  would cost as much as a scan, so the exact index is kept. Kind, nprobe and the measured recall are
-  stored with the index.
+"""Content search: text / image / mixed / more-like-this queries with filters over the content index
+(content_index.py).
 
 Queries (`ContentSearch.search`) follow HM-search: text and example vectors (query images, and the
 stored vectors of "more like this" articles) are each averaged and renormalised, then mixed as
@@ -23,41 +11,30 @@ BM25 (lexical.py) and the rankings are fused (search.py); every result says why 
 """
 from __future__ import annotations
 
-import json
-import math
-import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Iterable, Mapping
 
-import faiss
 import numpy as np
 import pandas as pd
-from PIL import Image
 
+from .attributes import NEIGHBOUR_SHARE, PhotoAttributes
+from .content_index import ContentIndex
 from .errors import ArtifactError, InputError
+from .images import pictures
 from .lexical import FIELD_WEIGHTS as LEXICAL_FIELDS
+from .runtime import built_once
 from .search import (
     DEPTH,
     LEXICAL_SHARE,
     LOOKS_ALIKE_TOP,
     MODES,
+    NEGATIVE_WEIGHT,
     Ranking,
     lexical_ranking,
     lexical_scores,
     reciprocal_rank_fusion,
 )
-
-Progress = Callable[[float, str], None]
-
-# Below this many vectors a flat scan is fast and exact (bench/bench_content.py times it); from it on
-# IVF is tried.
-EXACT_THRESHOLD = 30_000
-RECALL_TARGET = 0.95
-RECALL_AT = 100
-CALIBRATION_QUERIES = 256
-NEGATIVE_WEIGHT = 0.5
-HUB_PROBES = 256
+from .vectors import normalise
 
 FILTER_COLUMNS = ("index_group_name", "product_group_name", "product_type_name", "colour_group_name")
 RESULT_COLUMNS = [
@@ -65,249 +42,7 @@ RESULT_COLUMNS = [
     "graphical_appearance_name", "index_group_name", "detail_desc", "has_image", "indexed_by",
 ]  # fmt: skip
 SEARCH_COLUMNS = RESULT_COLUMNS + ["matched", "looks_alike"]  # why each result: search.py
-# Zero-shot attributes: the catalogue's own values of each column, each embedded as the mean of its
-# prompts (CLIP's prompt ensembling): the bare value, as in the captions a catalogue-trained model
-# learnt from, and a sentence of the kind pretrained CLIP models saw.
-ATTRIBUTE_PROMPTS = {
-    "product_type_name": ("{}", "a photo of a {}"),
-    "colour_group_name": ("{}", "a photo of {} clothing"),
-    "graphical_appearance_name": ("{}", "a photo of a {} garment"),
-    "index_group_name": ("{}", "a photo of {} fashion"),
-}
-ATTRIBUTE_TOP = 3
-ATTRIBUTE_NEIGHBOURS = 20  # the most alike catalogue photos whose labels vote on a photo's attributes
-NEIGHBOUR_TEMPERATURE = 20.0  # softmax of their cosines: the nearest count most
-NEIGHBOUR_SHARE = 0.5  # of an attribute's probability from those votes (bench/photo_attributes.py)
-UNLABELLED = {"Unknown", "undefined", ""}  # H&M placeholders, not something to predict
 
-
-def _normalise(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
-
-
-class ContentIndex:
-    """A FAISS index over article vectors plus the row → article id mapping."""
-
-    def __init__(self, index: faiss.Index, article_ids: np.ndarray, indexed_by: np.ndarray, params: dict,
-                 offsets: np.ndarray | None = None):
-        if index.ntotal != len(article_ids) or len(article_ids) != len(indexed_by):
-            raise ArtifactError(
-                f"content index holds {index.ntotal} vectors for {len(article_ids)} article ids; "
-                "rebuild with `python -m recommender build`"
-            )
-        self.index = index
-        self.article_ids = np.asarray(article_ids).astype(str)
-        self.indexed_by = np.asarray(indexed_by).astype(str)
-        self.params = params
-        # Per-row score correction of borrowed (caption-placed) vectors: see hub_offsets.
-        self.offsets = np.zeros(len(article_ids), np.float32) if offsets is None else np.asarray(offsets, np.float32)
-        self._ivf = faiss.try_extract_index_ivf(index) if params["kind"] == "ivf" else None
-
-    @property
-    def size(self) -> int:
-        return self.index.ntotal
-
-    @property
-    def dim(self) -> int:
-        return self.index.d
-
-    @classmethod
-    def build(
-        cls,
-        vectors: np.ndarray,
-        article_ids,
-        indexed_by=None,
-        *,
-        exact_threshold: int = EXACT_THRESHOLD,
-        progress: Progress | None = None,
-    ) -> "ContentIndex":
-        vectors = np.ascontiguousarray(_normalise(vectors))
-        n, dim = vectors.shape
-        indexed_by = np.full(n, "image") if indexed_by is None else np.asarray(indexed_by)
-        offsets = hub_offsets(vectors, indexed_by == "image")
-        flat = faiss.IndexFlatIP(dim)
-        flat.add(vectors)
-        params = {"kind": "exact", "n": n}
-        if n >= exact_threshold:
-            ivf, trial = _calibrated_ivf(vectors, flat, progress)
-            if ivf is not None:
-                return cls(ivf, article_ids, indexed_by, {**trial, "n": n}, offsets)
-            params["ivf_trial"] = trial
-        return cls(flat, article_ids, indexed_by, params, offsets)
-
-    # --- persistence ----------------------------------------------------------------------------
-
-    def save(self, folder: str | Path) -> None:
-        folder = Path(folder)
-        faiss.write_index(self.index, str(folder / "index.faiss"))
-        np.save(folder / "article_ids.npy", self.article_ids)
-        np.save(folder / "indexed_by.npy", self.indexed_by)
-        np.save(folder / "offsets.npy", self.offsets)
-        (folder / "params.json").write_text(json.dumps(self.params, indent=2))
-
-    @classmethod
-    def load(cls, folder: str | Path) -> "ContentIndex":
-        folder = Path(folder)
-        try:
-            index = faiss.read_index(str(folder / "index.faiss"))
-            article_ids = np.load(folder / "article_ids.npy")
-            indexed_by = np.load(folder / "indexed_by.npy")
-            offsets = np.load(folder / "offsets.npy")
-            params = json.loads((folder / "params.json").read_text())
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise ArtifactError(
-                f"content index in {folder} is unreadable ({exc}); rebuild with `python -m recommender build`"
-            ) from exc
-        return cls(index, article_ids, indexed_by, params, offsets)
-
-    # --- queries --------------------------------------------------------------------------------
-
-    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None):
-        """Top-k rows and cosine scores per query; ``allowed`` is a boolean mask over rows.
-
-        Returns (rows, scores), each (n_queries, k), padded with -1 / -inf where fewer than k rows
-        are allowed. With a mask, IVF probes proportionally more lists (the same number of *allowed*
-        candidates as an unfiltered query) and, should that still give fewer than k, all of them: an
-        exact search over the allowed subset.
-        """
-        queries = np.ascontiguousarray(_normalise(np.atleast_2d(queries)))
-        k = max(1, min(int(k), self.size))
-        if allowed is None:
-            selector, wanted, nprobe = None, k, self.params.get("nprobe")
-        else:
-            allowed = np.asarray(allowed, dtype=bool)
-            n_allowed = int(allowed.sum())
-            if n_allowed == 0:
-                return np.full((len(queries), k), -1), np.full((len(queries), k), -np.inf, np.float32)
-            bitmap = np.packbits(allowed, bitorder="little")  # FAISS reads bit i as (byte i>>3, bit i&7)
-            selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
-            wanted = min(k, n_allowed)
-            nprobe = self.params.get("nprobe")
-            if nprobe:
-                nprobe = min(self._ivf.nlist, math.ceil(nprobe * self.size / n_allowed))
-        with _threads(1 if len(queries) == 1 else faiss.omp_get_max_threads()):
-            scores, rows = self._search(queries, k, selector, nprobe)
-            if nprobe and nprobe < self._ivf.nlist and ((rows >= 0).sum(axis=1) < wanted).any():
-                scores, rows = self._search(queries, k, selector, self._ivf.nlist)
-        scores[rows < 0] = -np.inf
-        return rows, scores
-
-    def _search(self, queries, k, selector, nprobe):
-        if self._ivf is not None:
-            params = faiss.SearchParametersIVF(nprobe=int(nprobe))
-        else:
-            params = faiss.SearchParameters()
-        if selector is not None:
-            params.sel = selector
-        return self.index.search(queries, k, params=params)
-
-    def reconstruct(self, rows) -> np.ndarray:
-        """The stored vectors of these rows (IVF keeps a direct map for this)."""
-        return self.index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
-
-
-@contextmanager
-def _threads(count: int) -> Iterator[None]:
-    """FAISS's OpenMP threads for this (Python) thread only: OpenMP keeps the setting per thread.
-
-    One query gains nothing from threads: FAISS splits the scan and the threads' spin-waiting costs
-    more than it saves.
-    """
-    previous = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(count)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(previous)
-
-
-def _calibrated_ivf(vectors: np.ndarray, flat: faiss.IndexFlatIP, progress: Progress | None):
-    """IVF with the smallest nprobe reaching RECALL_TARGET on perturbed catalogue vectors, or None."""
-    n, dim = vectors.shape
-    # ~4·sqrt(n) lists (FAISS's guideline), at least 39 training vectors each.
-    nlist = min(2 ** round(math.log2(4 * math.sqrt(n))), 2 ** int(math.log2(max(1, n // 39))))
-    report = progress or (lambda fraction, message: None)
-    report(0.0, f"training IVF ({nlist} lists) on {n:,} vectors")
-    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    ivf.cp.max_points_per_centroid = 64  # a 64-per-list sample is plenty for the centroids and trains faster
-    ivf.cp.seed = 1234
-    ivf.train(vectors)
-    ivf.add(vectors)
-    ivf.make_direct_map()  # reconstruct() for "more like this"
-
-    # Queries near the data but not on it: catalogue vectors plus as much isotropic noise, renormalised
-    # (cosine ~0.7 to their source), so neighbour lists span cluster borders as real queries do.
-    rng = np.random.default_rng(0)
-    sources = vectors[rng.choice(n, min(CALIBRATION_QUERIES, n), replace=False)]
-    queries = _normalise(sources + _normalise(rng.standard_normal(sources.shape)))
-    report(0.6, "measuring recall against exact search")
-    _, truth = flat.search(queries, RECALL_AT)
-    trials = {}
-    nprobe = 1
-    while nprobe <= nlist // 4:
-        _, found = ivf.search(queries, RECALL_AT, params=faiss.SearchParametersIVF(nprobe=nprobe))
-        trials[nprobe] = recall_at(found, truth)
-        if trials[nprobe] >= RECALL_TARGET:
-            ivf.nprobe = nprobe
-            report(1.0, f"IVF nprobe={nprobe}: recall@{RECALL_AT} {trials[nprobe]:.3f}")
-            params = {"kind": "ivf", "nlist": nlist, "nprobe": nprobe, "recall_at_100": trials[nprobe]}
-            return ivf, params
-        nprobe *= 2
-    report(1.0, f"IVF needs more than {nlist // 4} of {nlist} lists for recall {RECALL_TARGET}; exact search")
-    return None, {"nlist": nlist, "recall_by_nprobe": trials}
-
-
-def hub_offsets(vectors: np.ndarray, by_image: np.ndarray, probes: int = HUB_PROBES) -> np.ndarray:
-    """How much nearer than a photographed article each caption-placed article sits to queries in general.
-
-    An article without a photo gets the mean image vector of its caption-neighbours (embed_job), and a
-    mean of vectors is a hub: nearer to every query than real photos are, so such articles filled the
-    top of unrelated queries. Its offset is its mean cosine to a fixed sample of photo vectors (the
-    queries' stand-ins) less the photographed articles' mean; the visual leg subtracts it. Photographed
-    articles get 0.
-    """
-    offsets = np.zeros(len(vectors), np.float32)
-    photo_rows = np.flatnonzero(by_image)
-    if len(photo_rows) == 0 or by_image.all():
-        return offsets
-    sample = vectors[np.random.default_rng(0).choice(photo_rows, min(probes, len(photo_rows)), replace=False)]
-    closeness = np.concatenate([vectors[i : i + 8192] @ sample.T for i in range(0, len(vectors), 8192)]).mean(axis=1)
-    offsets[~by_image] = closeness[~by_image] - closeness[by_image].mean()
-    return offsets
-
-
-def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
-    """Mean share of each true neighbour list that was found."""
-    hits = [len(np.intersect1d(f[f >= 0], t[t >= 0])) / max(1, (t >= 0).sum()) for f, t in zip(found, truth)]
-    return float(np.mean(hits))
-
-
-def build_content_index(store, *, progress: Progress | None = None) -> None:
-    """Artifact "content_index" from the current "embeddings"; skipped when already built from them."""
-    embeddings = store.load("embeddings")
-    expect = {
-        "model": embeddings.meta["model"],
-        "data": embeddings.meta["data"],
-        "embeddings": embeddings.path.name,
-        "exact_threshold": EXACT_THRESHOLD,
-        "recall_target": RECALL_TARGET,
-        "hub_offsets": HUB_PROBES,
-    }
-    if store.is_current("content_index", expect):
-        return
-    vectors = np.load(embeddings.path / "vectors.npy")
-    index = ContentIndex.build(
-        vectors,
-        np.load(embeddings.path / "article_ids.npy"),
-        np.load(embeddings.path / "indexed_by.npy"),
-        progress=progress,
-    )
-    with store.write("content_index", {**expect, "index": index.params}) as folder:
-        index.save(folder)
-    if progress:
-        progress(1.0, f"content index: {index.params['kind']} search over {index.size:,} articles")
 
 
 class ContentSearch:
@@ -339,8 +74,6 @@ class ContentSearch:
             if c != "score"
         }
         self._codes = {c: pd.Categorical(articles[c].astype(str)) for c in FILTER_COLUMNS}
-        self._attribute_vectors: dict | None = None
-        self._attribute_lock = threading.Lock()
         self.index_meta = {
             **index.params,
             "by_image": int((index.indexed_by == "image").sum()),
@@ -406,10 +139,10 @@ class ContentSearch:
 
         examples = []
         if images:
-            examples.append(self.embedder.encode_images(_load_images(images)))
+            examples.append(self.embedder.encode_images(pictures(images)))
         if len(like_rows):
             examples.append(self.index.reconstruct(like_rows))
-        example = _normalise(np.concatenate(examples).mean(axis=0)) if examples else None
+        example = normalise(np.concatenate(examples).mean(axis=0)) if examples else None
         push = None
         if negative is not None:
             negative = self.embedder.validate_text(negative)
@@ -490,8 +223,8 @@ class ContentSearch:
 
     @staticmethod
     def _pushed(query: np.ndarray, push: np.ndarray | None) -> np.ndarray:
-        query = _normalise(query)
-        return query if push is None else _normalise(query - NEGATIVE_WEIGHT * push)
+        query = normalise(query)
+        return query if push is None else normalise(query - NEGATIVE_WEIGHT * push)
 
     def _frame(self, rows: np.ndarray, scores: np.ndarray, visual_rank: dict, terms: set[str]) -> pd.DataFrame:
         columns = {c: values[rows] for c, values in self._columns.items()}
@@ -522,110 +255,9 @@ class ContentSearch:
         return allowed
 
     def predict_attributes(self, image, neighbour_share: float = NEIGHBOUR_SHARE) -> dict[str, list[tuple[str, float]]]:
-        """The top values of each attribute for a photo, with probabilities: from the attribute heads
-        trained with the model (train_clip.AttributeHeads) where it has them, zero-shot otherwise, mixed
-        with the labels of the most alike catalogue photos (`neighbour_share` of the probability); the photo
-        and its mirror image are averaged."""
-        picture = _load_images([image])[0]
-        views = [picture, picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]  # training flips photos too
-        heads = self._attribute_models()
-        # Trained heads read the unnormalised embedding, as in training; one pass serves the rest too.
-        raw = self._raw_image_embeddings(views) if any(bias is not None for *_, bias in heads.values()) else None
-        vectors = self.embedder.encode_images(views) if raw is None else _normalise(raw)
-        neighbours = self._photo_neighbours(_normalise(vectors.mean(axis=0))) if neighbour_share > 0 else None
-        predictions = {}
-        for column, (values, weights, bias) in heads.items():
-            if bias is None:  # zero-shot: prompts' text vectors at CLIP's trained temperature
-                logits = vectors @ weights.T
-            else:
-                logits = raw @ weights.T + bias
-            probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
-            probabilities = (probabilities / probabilities.sum(axis=1, keepdims=True)).mean(axis=0)
-            if neighbours is not None:
-                votes = self._neighbour_votes(column, values, *neighbours)
-                if votes.sum() > 0:
-                    probabilities = (1 - neighbour_share) * probabilities + neighbour_share * votes
-            top = np.argsort(-probabilities)[:ATTRIBUTE_TOP]
-            predictions[column] = [(values[i], float(probabilities[i])) for i in top]
-        return predictions
+        """`PhotoAttributes.predict` for this catalogue and model."""
+        return self.attributes.predict(image, neighbour_share)
 
-    def _photo_neighbours(self, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """The ATTRIBUTE_NEIGHBOURS most alike photographed articles and their vote weights (a softmax
-        of their cosines at NEIGHBOUR_TEMPERATURE), or None when the catalogue has no photos."""
-        if not self._by_image.any():
-            return None
-        rows, scores = self.index.search(vector, ATTRIBUTE_NEIGHBOURS, self._by_image)
-        keep = rows[0] >= 0
-        rows, scores = rows[0][keep], scores[0][keep]
-        if not len(rows):
-            return None
-        weights = np.exp(NEIGHBOUR_TEMPERATURE * (scores - scores.max()))
-        return rows, weights / weights.sum()
-
-    def _neighbour_votes(self, column: str, values: list[str], rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Over `values`: the weighted share of the neighbours labelled with each (unknown labels drop out)."""
-        position = {value: i for i, value in enumerate(values)}
-        votes = np.zeros(len(values))
-        for label, weight in zip(self.catalog.articles[column].to_numpy()[rows].astype(str), weights):
-            if label in position:
-                votes[position[label]] += weight
-        return votes
-
-    def _raw_image_embeddings(self, pictures: list) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode():
-            pixels = torch.stack([self.embedder.preprocess(p) for p in pictures]).to(self.embedder.device)
-            return self.embedder.model.encode_image(pixels).float().cpu().numpy()
-
-    def _attribute_models(self) -> dict[str, tuple[list[str], np.ndarray, np.ndarray | None]]:
-        """{column: (values, weights, bias or None for zero-shot)}, made once: concurrent first photos
-        wait for one thread to make them (a half-filled table was visible to them before)."""
-        with self._attribute_lock:
-            if self._attribute_vectors is None:
-                models = {}
-                trained = _trained_heads(self.embedder)
-                scale = float(self.embedder.model.logit_scale.detach().exp())  # CLIP's trained temperature
-                for column, templates in ATTRIBUTE_PROMPTS.items():
-                    if column in trained:
-                        models[column] = trained[column]
-                        continue
-                    values = sorted(set(self.catalog.articles[column].astype(str)) - UNLABELLED)
-                    prompts = [self.embedder.encode_text([t.format(v.lower()) for v in values]) for t in templates]
-                    models[column] = (values, scale * _normalise(np.mean(prompts, axis=0)), None)
-                self._attribute_vectors = models
-            return self._attribute_vectors
-
-
-def _trained_heads(embedder) -> dict[str, tuple[list[str], np.ndarray, np.ndarray]]:
-    """The attribute heads saved in the model's checkpoint by train_clip (none for pretrained models),
-    without their placeholder classes ("Unknown")."""
-    import torch
-
-    source = Path(embedder.pretrained or "")
-    if source.suffix not in (".pt", ".pth") or not source.is_file():
-        return {}
-    try:
-        heads = torch.load(source, map_location="cpu", weights_only=True, mmap=True).get("attribute_heads") or {}
-    except Exception:  # an unreadable checkpoint cannot have loaded as the model: nothing to add
-        return {}
-    out = {}
-    for column, head in heads.items():
-        keep = [i for i, value in enumerate(head["classes"]) if value not in UNLABELLED and value != "nan"]
-        if len(keep) >= 2:
-            out[column] = ([head["classes"][i] for i in keep], head["weight"].float().numpy()[keep],
-                           head["bias"].float().numpy()[keep])  # fmt: skip
-    return out
-
-
-def _load_images(images: list) -> list:
-    from .images import load_image
-
-    loaded = []
-    for number, image in enumerate(images, 1):
-        if hasattr(image, "mode") and hasattr(image, "convert"):  # already a PIL image
-            loaded.append(image.convert("RGB"))
-        else:
-            name = Path(image).name if isinstance(image, (str, Path)) else getattr(image, "name", f"image {number}")
-            loaded.append(load_image(image, name=name))
-    return loaded
+    @built_once
+    def attributes(self) -> PhotoAttributes:
+        return PhotoAttributes(self.catalog, self.embedder, self.index)

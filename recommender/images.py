@@ -18,10 +18,21 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError, features
+
 # Registers exactly the decoders Lookbook accepts (Image.open(formats=...) needs them registered).
-from PIL import BmpImagePlugin, GifImagePlugin, JpegImagePlugin, MpoImagePlugin, PngImagePlugin  # noqa: F401
-from PIL import TiffImagePlugin, WebPImagePlugin  # noqa: F401
+from PIL import (  # noqa: F401  # noqa: F401
+    BmpImagePlugin,
+    GifImagePlugin,
+    Image,
+    ImageOps,
+    JpegImagePlugin,
+    MpoImagePlugin,
+    PngImagePlugin,
+    TiffImagePlugin,
+    UnidentifiedImageError,
+    WebPImagePlugin,
+    features,
+)
 
 from .errors import InputError
 
@@ -204,3 +215,15 @@ def _to_8_bit(pixels: np.ndarray, full_scale: float | None = None) -> np.ndarray
         full_scale = next((scale for scale in scales if top <= scale), top)
     scaled = (values - low) * (255.0 / max(full_scale - low, 1e-12))
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def pictures(images: list) -> list:
+    """Each query image as an RGB PIL image: PIL images as they are, paths and files decoded (`load_image`)."""
+    loaded = []
+    for number, image in enumerate(images, 1):
+        if hasattr(image, "mode") and hasattr(image, "convert"):  # already a PIL image
+            loaded.append(image.convert("RGB"))
+        else:
+            name = Path(image).name if isinstance(image, (str, Path)) else getattr(image, "name", f"image {number}")
+            loaded.append(load_image(image, name=name))
+    return loaded

@@ -197,7 +197,7 @@ def _build_steps(settings: Settings, store: ArtifactStore, progress: Progress | 
     if notice:
         notices.append(notice)
 
-    from .content import build_content_index
+    from .content_index import build_content_index
     from .embed_job import embed_catalog
 
     if spark:

@@ -10,7 +10,7 @@ bench/search_queries.json and checked on the other half). Text + photos: the tex
 of the articles it matches (the visual leg pushes its query vector away, as before).
 
 An article without a photo is in the visual leg by a vector borrowed from photographed articles with
-similar captions (embed_job), with its hub advantage taken off (content.hub_offsets), and in the
+similar captions (embed_job), with its hub advantage taken off (content_index.hub_offsets), and in the
 lexical leg by its own words; it is never marked as looking alike.
 """
 from __future__ import annotations

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recommender.content import FILTER_COLUMNS, SEARCH_COLUMNS, ContentIndex, ContentSearch, build_content_index, recall_at
+from recommender.content import FILTER_COLUMNS, SEARCH_COLUMNS, ContentSearch
+from recommender.content_index import ContentIndex, build_content_index, recall_at
 from recommender.embed import _fast_precision, load_embedder
 from recommender.embed_job import embed_catalog
 from recommender.errors import ArtifactError, InputError

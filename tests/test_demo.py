@@ -337,8 +337,8 @@ def test_articles_come_and_go_and_some_sell_far_more(sales):
 
 def test_transactions_only_mode_writes_exact_row_counts(tmp_path, monkeypatch):
     sizes = {"n_articles": 300, "n_customers": 150, "n_transactions": 4_000, "seed": 3}
-    monkeypatch.setattr(demo, "ROWS_PER_BLOCK", 1_000)  # several generation blocks ...
-    monkeypatch.setattr(demo, "ROWS_PER_WRITE", 700)  # ... and write chunks
+    monkeypatch.setattr(demo.simulation, "ROWS_PER_BLOCK", 1_000)  # several generation blocks ...
+    monkeypatch.setattr(demo.writing, "ROWS_PER_WRITE", 700)  # ... and write chunks
     out = demo.generate_transactions_only(tmp_path / "hm", **sizes)
     assert sorted(p.name for p in out.iterdir()) == ["articles.csv", "customers.csv", "demo.json",
                                                      "transactions_train.csv"]  # fmt: skip
@@ -349,7 +349,7 @@ def test_transactions_only_mode_writes_exact_row_counts(tmp_path, monkeypatch):
     assert tx.t_dat.is_monotonic_increasing and tx.price.str.fullmatch(r"0\.\d{1,16}").all()
     assert set(tx.article_id) <= set(articles.article_id) and set(tx.customer_id) <= set(customers.customer_id)
 
-    monkeypatch.setattr(demo, "ROWS_PER_WRITE", 1_000_000)
+    monkeypatch.setattr(demo.writing, "ROWS_PER_WRITE", 1_000_000)
     whole = demo.generate_transactions_only(tmp_path / "whole", **sizes)
     assert (whole / "transactions_train.csv").read_bytes() == (out / "transactions_train.csv").read_bytes()
 

@@ -7,7 +7,6 @@ searches run. Endpoints only translate HTTP to engine calls and frames to JSON.
 """
 import asyncio
 import logging
-import os
 from contextlib import asynccontextmanager
 from functools import partial
 
@@ -16,9 +15,10 @@ from fastapi import FastAPI
 
 from ..config import Settings
 from ..errors import LookbookError
+from ..runtime import available_cores
 from . import schemas
 from .errors import ApiError, error_response, install_error_handlers, lookbook_status
-from .routes import API_KEY_HEADER, ARTICLE_FIELDS, ERRORS, v1_router
+from .routes import API_KEY_HEADER, ARTICLE_FIELDS, ERRORS, router
 from .uploads import MAX_REQUEST_BYTES
 
 log = logging.getLogger("recommender.api")
@@ -26,13 +26,6 @@ log = logging.getLogger("recommender.api")
 
 class RequestTooLarge(Exception):
     """Raised into the app while a request body streams in, once it passes the limit."""
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 class EngineHolder:
@@ -103,6 +96,7 @@ def create_app(settings: Settings | None = None, *, engine=None, api_key: str | 
     app = FastAPI(title="Lookbook API", version="1", lifespan=lifespan,
                   description="Fashion search and recommendations over one H&M-format catalogue.")
     app.state.engine = holder
+    app.state.api_key = api_key
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=MAX_REQUEST_BYTES)
     if cors_origins:
@@ -122,7 +116,7 @@ def create_app(settings: Settings | None = None, *, engine=None, api_key: str | 
         holder.require()
         return {"status": "ready"}
 
-    app.include_router(v1_router(holder, api_key))
+    app.include_router(router)
     return app
 
 

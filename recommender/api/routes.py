@@ -33,136 +33,153 @@ ArticleId = Annotated[str, Path(max_length=64, description="article id, e.g. 010
 CustomerId = Annotated[str, Path(max_length=128, description="customer id (64 hexadecimal characters)")]
 
 
-def v1_router(holder, api_key: str | None) -> APIRouter:
-    """The /v1 routes over `holder` (an app.EngineHolder); with `api_key`, each call must carry it."""
-    key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
-                              description="required when the server sets LOOKBOOK_API_KEY")
+def engine_holder(request: Request):
+    """The app's `EngineHolder` (app.py): every route reads the engine through it."""
+    return request.app.state.engine
 
-    async def check_key(given: Annotated[str | None, Depends(key_header)]) -> None:
-        if api_key and not (given and hmac.compare_digest(given.encode(), api_key.encode())):
-            what = "a wrong" if given else "no"
-            raise ApiError(401, "unauthorized", f"{what} API key: send it in the {API_KEY_HEADER} header",
-                           headers={"WWW-Authenticate": API_KEY_HEADER})
 
-    router = APIRouter(prefix="/v1", dependencies=[Depends(check_key)], responses=ERRORS)
+Holder = Annotated[object, Depends(engine_holder)]
+key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="required when the server sets LOOKBOOK_API_KEY")
 
-    @router.get("/status", response_model=schemas.Status, tags=["service"])
-    async def status():
-        """The dataset, model and counts served, and notices (e.g. that a fallback model is in use)."""
-        engine = holder.require()
-        info = await holder.run(engine.status)
-        info = {key: value for key, value in info.items() if not key.endswith(("_dir", "_path"))}
-        info = {key: public(value) if isinstance(value, str) else value for key, value in info.items()}
-        return {**info, "notices": [public(notice) for notice in engine.notices], "search_modes": _modes(engine),
-                "filters": engine.search.filter_values()}
 
-    @router.get("/search", response_model=schemas.SearchResults, tags=["search"])
-    async def search_get(
-        q: Annotated[str | None, Query(max_length=MAX_TEXT_CHARS, description="what to look for")] = None,
-        mode: schemas.Mode | None = None,
-        k: K = 12,
-        filter: Annotated[list[str], Query(max_length=20, description="column:value, repeatable")] = [],  # noqa: B006
-        negative: Annotated[str | None, Query(max_length=MAX_TEXT_CHARS, description="push results away from this")] = None,
-        like: Annotated[list[str], Query(max_length=schemas.MAX_IDS, description="article ids to find more like")] = [],  # noqa: B006
-        weight: Annotated[float, Query(ge=0, le=1, description="weight of the liked articles against the text")] = 0.5,
-    ):
-        """Text search (and "more like these" articles), with filters."""
-        engine = holder.require()
-        return await holder.run(_search, engine, text=q, images=[], weight=weight, negative=negative,
-                                like=like, filters=filter, k=k, mode=mode)
+async def check_key(request: Request, given: Annotated[str | None, Depends(key_header)]) -> None:
+    """With a key set (`create_app(api_key=…)`), every /v1 call must carry it."""
+    api_key = request.app.state.api_key
+    if api_key and not (given and hmac.compare_digest(given.encode(), api_key.encode())):
+        what = "a wrong" if given else "no"
+        raise ApiError(401, "unauthorized", f"{what} API key: send it in the {API_KEY_HEADER} header",
+                       headers={"WWW-Authenticate": API_KEY_HEADER})
 
-    @router.post("/search", response_model=schemas.SearchResults, tags=["search"])
-    async def search_post(
-        photos: Annotated[list[UploadFile], File(description="query photos (jpg, png, webp, …)")] = [],  # noqa: B006
-        text: Annotated[str | None, Form(max_length=MAX_TEXT_CHARS)] = None,
-        weight: Annotated[float, Form(ge=0, le=1, description="weight of the photos against the text")] = 0.5,
-        negative: Annotated[str | None, Form(max_length=MAX_TEXT_CHARS)] = None,
-        filter: Annotated[list[str], Form(max_length=20, description="column:value, repeatable")] = [],  # noqa: B006
-        like: Annotated[list[str], Form(max_length=schemas.MAX_IDS)] = [],  # noqa: B006
-        k: Annotated[int, Form(ge=1, le=schemas.MAX_K)] = 12,
-        mode: Annotated[schemas.Mode | None, Form()] = None,
-    ):
-        """Photo search (multipart): photos, optional text mixed in by weight, negative text, filters, liked ids."""
-        engine = holder.require()
-        check_photo_count(len(photos))
-        uploads = [(await photo.read(), photo.filename or f"photo {n}") for n, photo in enumerate(photos, 1)]
-        images = [await holder.run(decode_photo, data, name) for data, name in uploads]
-        return await holder.run(_search, engine, text=text, images=images, weight=weight, negative=negative,
-                                like=like, filters=filter, k=k, mode=mode)
 
-    @router.get("/articles/{article_id}", response_model=schemas.Article, tags=["articles"])
-    async def article(article_id: ArticleId):
-        """Every catalogue column of one article."""
-        engine = holder.require()
-        row = _article_row(engine, article_id)
-        record = _json_safe(engine.catalog.articles.iloc[row].to_dict())
-        return {**record, "image_url": _image_url(record["article_id"], record.get("has_image"))}
+router = APIRouter(prefix="/v1", dependencies=[Depends(check_key)], responses=ERRORS)
 
-    @router.get("/articles/{article_id}/image", tags=["articles"],
-                responses={200: {"content": {"image/jpeg": {}}}, 304: {"description": "not modified"}})
-    async def article_image(article_id: ArticleId, request: Request):
-        """The product photo (cacheable: ETag and Cache-Control)."""
-        engine = holder.require()
+
+@router.get("/status", response_model=schemas.Status, tags=["service"])
+async def status(holder: Holder):
+    """The dataset, model and counts served, and notices (e.g. that a fallback model is in use)."""
+    engine = holder.require()
+    info = await holder.run(engine.status)
+    info = {key: value for key, value in info.items() if not key.endswith(("_dir", "_path"))}
+    info = {key: public(value) if isinstance(value, str) else value for key, value in info.items()}
+    return {**info, "notices": [public(notice) for notice in engine.notices], "search_modes": _modes(engine),
+            "filters": engine.search.filter_values()}
+
+
+@router.get("/search", response_model=schemas.SearchResults, tags=["search"])
+async def search_get(
+    holder: Holder,
+    q: Annotated[str | None, Query(max_length=MAX_TEXT_CHARS, description="what to look for")] = None,
+    mode: schemas.Mode | None = None,
+    k: K = 12,
+    filter: Annotated[list[str], Query(max_length=20, description="column:value, repeatable")] = [],  # noqa: B006
+    negative: Annotated[str | None, Query(max_length=MAX_TEXT_CHARS, description="push results away from this")] = None,
+    like: Annotated[list[str], Query(max_length=schemas.MAX_IDS, description="article ids to find more like")] = [],  # noqa: B006
+    weight: Annotated[float, Query(ge=0, le=1, description="weight of the liked articles against the text")] = 0.5,
+):
+    """Text search (and "more like these" articles), with filters."""
+    engine = holder.require()
+    return await holder.run(_search, engine, text=q, images=[], weight=weight, negative=negative,
+                            like=like, filters=filter, k=k, mode=mode)
+
+
+@router.post("/search", response_model=schemas.SearchResults, tags=["search"])
+async def search_post(
+    holder: Holder,
+    photos: Annotated[list[UploadFile], File(description="query photos (jpg, png, webp, …)")] = [],  # noqa: B006
+    text: Annotated[str | None, Form(max_length=MAX_TEXT_CHARS)] = None,
+    weight: Annotated[float, Form(ge=0, le=1, description="weight of the photos against the text")] = 0.5,
+    negative: Annotated[str | None, Form(max_length=MAX_TEXT_CHARS)] = None,
+    filter: Annotated[list[str], Form(max_length=20, description="column:value, repeatable")] = [],  # noqa: B006
+    like: Annotated[list[str], Form(max_length=schemas.MAX_IDS)] = [],  # noqa: B006
+    k: Annotated[int, Form(ge=1, le=schemas.MAX_K)] = 12,
+    mode: Annotated[schemas.Mode | None, Form()] = None,
+):
+    """Photo search (multipart): photos, optional text mixed in by weight, negative text, filters, liked ids."""
+    engine = holder.require()
+    check_photo_count(len(photos))
+    uploads = [(await photo.read(), photo.filename or f"photo {n}") for n, photo in enumerate(photos, 1)]
+    images = [await holder.run(decode_photo, data, name) for data, name in uploads]
+    return await holder.run(_search, engine, text=text, images=images, weight=weight, negative=negative,
+                            like=like, filters=filter, k=k, mode=mode)
+
+
+@router.get("/articles/{article_id}", response_model=schemas.Article, tags=["articles"])
+async def article(holder: Holder, article_id: ArticleId):
+    """Every catalogue column of one article."""
+    engine = holder.require()
+    row = _article_row(engine, article_id)
+    record = _json_safe(engine.catalog.articles.iloc[row].to_dict())
+    return {**record, "image_url": _image_url(record["article_id"], record.get("has_image"))}
+
+
+@router.get("/articles/{article_id}/image", tags=["articles"],
+            responses={200: {"content": {"image/jpeg": {}}}, 304: {"description": "not modified"}})
+async def article_image(holder: Holder, article_id: ArticleId, request: Request):
+    """The product photo (cacheable: ETag and Cache-Control)."""
+    engine = holder.require()
+    _article_row(engine, article_id)
+    path = engine.catalog.image_path(article_id)
+    stat = path.stat() if path is not None and path.is_file() else None
+    if stat is None:
+        raise ApiError(404, "no_image", f"article {article_id} has no image")
+    etag = f'"{path.stem}-{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={IMAGE_MAX_AGE_S}"}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return FileResponse(path, media_type="image/jpeg", headers=headers, stat_result=stat)
+
+
+@router.get("/articles/{article_id}/similar", response_model=schemas.SearchResults, tags=["articles"])
+async def similar_articles(holder: Holder, article_id: ArticleId, k: K = 12,
+                           filter: Annotated[list[str], Query(max_length=20)] = []):  # noqa: B006
+    """Articles that look most like this one (itself excluded)."""
+    engine = holder.require()
+    return await holder.run(_search, engine, text=None, images=[], weight=0.5, negative=None,
+                            like=[article_id], filters=filter, k=k, mode=None)
+
+
+@router.get("/customers/{customer_id}", response_model=schemas.Customer, tags=["customers"])
+async def customer(holder: Holder, customer_id: CustomerId,
+                   limit: Annotated[int, Query(ge=0, le=MAX_HISTORY, description="purchases to list")] = 20):
+    """A customer's purchases (training window), newest first."""
+    collab, cid = _customer(holder.require(), customer_id)
+    history = await holder.run(collab.history, cid)
+    latest = history.head(limit).assign(t_dat=lambda f: f["t_dat"].dt.strftime("%Y-%m-%d"))
+    return {"customer_id": cid, "purchases": len(history),
+            "history": [{**row, "image_url": _image_url(row["article_id"], row.get("has_image"))}
+                        for row in _records(latest)]}
+
+
+@router.get("/customers/{customer_id}/similar", response_model=schemas.SimilarCustomers, tags=["customers"])
+async def similar_customers(holder: Holder, customer_id: CustomerId, k: Annotated[int, Query(ge=1, le=schemas.MAX_K)] = 10):
+    """Customers with the closest tastes (ALS factors), with what they share."""
+    collab, cid = _customer(holder.require(), customer_id)
+    try:
+        frame = await holder.run(collab.similar_customers, cid, k=k)
+    except InputError as exc:  # a known customer without purchases in the training window
+        raise ApiError(404, "no_history", str(exc)) from None
+    return {"customer_id": cid, "results": _records(frame)}
+
+
+@router.get("/customers/{customer_id}/recommendations", response_model=schemas.Recommendations,
+            tags=["recommendations"])
+async def recommendations(holder: Holder, customer_id: CustomerId, k: K = 12):
+    """k articles for a customer, each with the reason it is there."""
+    engine = holder.require()
+    collab, cid = _customer(engine, customer_id)
+    frame = await holder.run(collab.recommend, cid, k=k)
+    return {"customer_id": cid, "results": _with_articles(holder, frame)}
+
+
+@router.post("/recommendations", response_model=schemas.Recommendations, tags=["recommendations"])
+async def recommendations_for_picks(holder: Holder, body: schemas.PickedArticles):
+    """A new shopper: recommendations from a few picked articles (folded into the model, no retraining)."""
+    engine = holder.require()
+    collab = _collab(engine)
+    for article_id in body.article_ids:
         _article_row(engine, article_id)
-        path = engine.catalog.image_path(article_id)
-        stat = path.stat() if path is not None and path.is_file() else None
-        if stat is None:
-            raise ApiError(404, "no_image", f"article {article_id} has no image")
-        etag = f'"{path.stem}-{stat.st_mtime_ns:x}-{stat.st_size:x}"'
-        headers = {"ETag": etag, "Cache-Control": f"public, max-age={IMAGE_MAX_AGE_S}"}
-        if etag in request.headers.get("if-none-match", ""):
-            return Response(status_code=304, headers=headers)
-        return FileResponse(path, media_type="image/jpeg", headers=headers, stat_result=stat)
-
-    @router.get("/articles/{article_id}/similar", response_model=schemas.SearchResults, tags=["articles"])
-    async def similar_articles(article_id: ArticleId, k: K = 12,
-                               filter: Annotated[list[str], Query(max_length=20)] = []):  # noqa: B006
-        """Articles that look most like this one (itself excluded)."""
-        engine = holder.require()
-        return await holder.run(_search, engine, text=None, images=[], weight=0.5, negative=None,
-                                like=[article_id], filters=filter, k=k, mode=None)
-
-    @router.get("/customers/{customer_id}", response_model=schemas.Customer, tags=["customers"])
-    async def customer(customer_id: CustomerId,
-                       limit: Annotated[int, Query(ge=0, le=MAX_HISTORY, description="purchases to list")] = 20):
-        """A customer's purchases (training window), newest first."""
-        collab, cid = _customer(holder.require(), customer_id)
-        history = await holder.run(collab.history, cid)
-        latest = history.head(limit).assign(t_dat=lambda f: f["t_dat"].dt.strftime("%Y-%m-%d"))
-        return {"customer_id": cid, "purchases": len(history),
-                "history": [{**row, "image_url": _image_url(row["article_id"], row.get("has_image"))}
-                            for row in _records(latest)]}
-
-    @router.get("/customers/{customer_id}/similar", response_model=schemas.SimilarCustomers, tags=["customers"])
-    async def similar_customers(customer_id: CustomerId, k: Annotated[int, Query(ge=1, le=schemas.MAX_K)] = 10):
-        """Customers with the closest tastes (ALS factors), with what they share."""
-        collab, cid = _customer(holder.require(), customer_id)
-        try:
-            frame = await holder.run(collab.similar_customers, cid, k=k)
-        except InputError as exc:  # a known customer without purchases in the training window
-            raise ApiError(404, "no_history", str(exc)) from None
-        return {"customer_id": cid, "results": _records(frame)}
-
-    @router.get("/customers/{customer_id}/recommendations", response_model=schemas.Recommendations,
-                tags=["recommendations"])
-    async def recommendations(customer_id: CustomerId, k: K = 12):
-        """k articles for a customer, each with the reason it is there."""
-        engine = holder.require()
-        collab, cid = _customer(engine, customer_id)
-        frame = await holder.run(collab.recommend, cid, k=k)
-        return {"customer_id": cid, "results": _with_articles(holder, frame)}
-
-    @router.post("/recommendations", response_model=schemas.Recommendations, tags=["recommendations"])
-    async def recommendations_for_picks(body: schemas.PickedArticles):
-        """A new shopper: recommendations from a few picked articles (folded into the model, no retraining)."""
-        engine = holder.require()
-        collab = _collab(engine)
-        for article_id in body.article_ids:
-            _article_row(engine, article_id)
-        frame = await holder.run(collab.recommend_for_items, body.article_ids, k=body.k)
-        return {"customer_id": None, "results": _with_articles(holder, frame)}
-
-    return router
+    frame = await holder.run(collab.recommend_for_items, body.article_ids, k=body.k)
+    return {"customer_id": None, "results": _with_articles(holder, frame)}
 
 
 # --- engine calls and frames → JSON -------------------------------------------------------------------
