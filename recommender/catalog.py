@@ -15,29 +15,39 @@ others, are refused: one stray row must not become the "now" that recommendation
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import math
 import os
 import re
-import sys
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from .csvcheck import (
+    clipped,
+    explain_conversion_error,
+    fail_on_bad_utf8,
+    fail_on_code,
+    fail_on_first,
+    fail_on_null,
+    first_line_with_code,
+    header_of,
+    in_all,
+    physical_line,
+    read_table,
+    require_columns,
+)
 from .digests import DigestCache
 from .errors import DataError, InputError
 from .store import ArtifactStore
-from .textfiles import detect_encoding, first_bad_utf8
+from .textfiles import detect_encoding
 
 ARTICLES_FILE = "articles.csv"
 CUSTOMERS_FILE = "customers.csv"
@@ -73,7 +83,7 @@ def normalize_article_id(value: object) -> str:
     """'108775015' or 108775015 → '0108775015'; InputError for anything that is not an article id."""
     text = str(value).strip()
     if not ARTICLE_ID.match(text):
-        raise InputError(f"{_clip(text)!r} is not an article id (up to 10 digits, e.g. 0108775015)")
+        raise InputError(f"{clipped(text)!r} is not an article id (up to 10 digits, e.g. 0108775015)")
     return text.zfill(10)
 
 
@@ -121,7 +131,7 @@ class Catalog:
         cid = _customer_key(customer_id)
         if not CUSTOMER_ID.match(cid):
             raise InputError(
-                f"{_clip(str(customer_id))!r} is not a customer id (64 hexadecimal characters)"
+                f"{clipped(str(customer_id))!r} is not a customer id (64 hexadecimal characters)"
             )
         code = self._customer_index.get_indexer([cid])[0]
         if code < 0:
@@ -157,15 +167,21 @@ def load_catalog(root: str | Path, cache_dir: str | Path | None = None) -> Catal
     file_digests = {name: digests.digest(name) for name in (ARTICLES_FILE, CUSTOMERS_FILE, TRANSACTIONS_FILE)
                     if (root / name).is_file()}
     digests.save()
-    fingerprint = _fingerprint(root, file_digests, image_digests)
+    fingerprint = _fingerprint(file_digests, image_digests)
 
     cache = ArtifactStore(cache_dir) if cache_dir else None
+    relabelled = []
+    if cache:  # artifacts built when fingerprints hashed the folder's path: the same data, so relabelled
+        relabelled = cache.relabel_data(_path_fingerprint(root, file_digests, image_digests), fingerprint)
     tables = _read_cache(cache, fingerprint) if cache else None
     if tables is None:
         tables = _read_csvs(root)
         if cache:
             _write_cache(cache, fingerprint, tables)
     articles, customers, transactions, customer_ids, notices = tables
+    if cache and relabelled:
+        notices = notices + [f"artifacts of an earlier version ({', '.join(relabelled)}) now match their data by "
+                             "content, not by the folder's path: they were kept, not rebuilt"]
     articles["has_image"] = articles["article_id"].isin(image_ids).to_numpy()
     return Catalog(root, articles, customers, transactions, customer_ids, fingerprint, notices,
                    file_digests, image_digests)
@@ -199,14 +215,14 @@ def _encoding(path: Path, notices: list[str]) -> str:
 
 def _read_articles(path: Path, notices: list[str]) -> pd.DataFrame:
     encoding = _encoding(path, notices)
-    header = _header(path, encoding)
-    _require_columns(path, header, REQUIRED_ARTICLE_COLUMNS)
+    header = header_of(path, encoding)
+    require_columns(path, header, REQUIRED_ARTICLE_COLUMNS)
     # Descriptions may hold quoted line breaks: parsed as such, and lines counted as an editor does.
-    table = _read_table(path, {name: pa.string() for name in header}, encoding=encoding, newlines_in_values=True)
+    table = read_table(path, {name: pa.string() for name in header}, encoding=encoding, newlines_in_values=True)
     frame = table.to_pandas()
     ids = frame["article_id"].fillna("").str.strip()
-    _fail_on_first(path, "article_id", ~ids.str.fullmatch(r"\d{1,10}"), frame["article_id"],
-                   "an article id of up to 10 digits", line_of=lambda row: _physical_line(path, encoding, row))
+    fail_on_first(path, "article_id", ~ids.str.fullmatch(r"\d{1,10}"), frame["article_id"],
+                   "an article id of up to 10 digits", line_of=lambda row: physical_line(path, encoding, row))
     for column, width in PADDED_COLUMNS.items():
         if column in frame:  # codes like -1 ("unknown" in the real data) are kept as they are
             values = frame[column].fillna("").str.strip()
@@ -215,7 +231,7 @@ def _read_articles(path: Path, notices: list[str]) -> pd.DataFrame:
     if duplicated.any():
         row = int(np.flatnonzero(duplicated.to_numpy())[0])
         raise DataError(
-            f"{path}, line {_physical_line(path, encoding, row)}, column article_id: "
+            f"{path}, line {physical_line(path, encoding, row)}, column article_id: "
             f"article {frame['article_id'].iat[row]} appears twice"
         )
     for column in frame.columns:
@@ -226,12 +242,12 @@ def _read_articles(path: Path, notices: list[str]) -> pd.DataFrame:
 
 def _read_customers(path: Path, notices: list[str]) -> pd.DataFrame:
     encoding = _encoding(path, notices)
-    header = _header(path, encoding)
-    _require_columns(path, header, ["customer_id"])
-    frame = _read_table(path, {name: pa.string() for name in header}, encoding=encoding).to_pandas()
+    header = header_of(path, encoding)
+    require_columns(path, header, ["customer_id"])
+    frame = read_table(path, {name: pa.string() for name in header}, encoding=encoding).to_pandas()
     ids = frame["customer_id"].fillna("").str.strip().str.lower()
-    _fail_on_first(path, "customer_id", ~ids.str.fullmatch(r"[0-9a-f]{64}"), frame["customer_id"],
-                   "a customer id of 64 hexadecimal characters", line_of=lambda row: _physical_line(path, encoding, row))
+    fail_on_first(path, "customer_id", ~ids.str.fullmatch(r"[0-9a-f]{64}"), frame["customer_id"],
+                   "a customer id of 64 hexadecimal characters", line_of=lambda row: physical_line(path, encoding, row))
     frame["customer_id"] = ids
     if "age" in frame:
         frame["age"] = pd.to_numeric(frame["age"], errors="coerce")
@@ -240,8 +256,8 @@ def _read_customers(path: Path, notices: list[str]) -> pd.DataFrame:
 
 def read_transactions(path: Path, articles: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     """A transactions CSV → (frame with integer codes, customer ids of those codes); DataError if malformed."""
-    header = _header(path)
-    _require_columns(path, header, TRANSACTION_COLUMNS)
+    header = header_of(path)
+    require_columns(path, header, TRANSACTION_COLUMNS)
     types = {
         "t_dat": pa.date32(),
         "customer_id": pa.dictionary(pa.int32(), pa.string()),
@@ -250,10 +266,10 @@ def read_transactions(path: Path, articles: pd.DataFrame) -> tuple[pd.DataFrame,
         "sales_channel_id": pa.int8(),
     }
     try:
-        table = _read_table(path, types, include=TRANSACTION_COLUMNS)
+        table = read_table(path, types, include=TRANSACTION_COLUMNS)
     except pa.ArrowInvalid as exc:
-        _fail_on_bad_utf8(path, header)  # ids, dates and numbers are ASCII: any other byte is a damaged value
-        _explain_conversion_error(path, header, types, exc)
+        fail_on_bad_utf8(path, header)  # ids, dates and numbers are ASCII: any other byte is a damaged value
+        explain_conversion_error(path, header, types, exc)
         raise
     if table.num_rows == 0:
         empty = pd.DataFrame(
@@ -268,43 +284,15 @@ def read_transactions(path: Path, articles: pd.DataFrame) -> tuple[pd.DataFrame,
         return empty, np.array([], dtype=object)
     table = table.unify_dictionaries().combine_chunks()
 
-    customers = table.column("customer_id").chunk(0)
-    customer_ids = pc.utf8_lower(pc.utf8_trim_whitespace(customers.dictionary)).to_numpy(zero_copy_only=False)
-    bad = ~pd.Series(customer_ids).str.fullmatch(r"[0-9a-f]{64}").to_numpy()
-    if bad.any():
-        _fail_on_code(path, header, "customer_id", customers, np.flatnonzero(bad)[0],
-                      "a customer id of 64 hexadecimal characters")
-    if len(set(customer_ids)) != len(customer_ids):  # same id written in two spellings
-        uniques, inverse = np.unique(customer_ids, return_inverse=True)
-        customer_ids, customer_codes = uniques, inverse[customers.indices.to_numpy()]
-    else:
-        customer_codes = customers.indices.to_numpy()
-    if pc.sum(pc.is_null(customers)).as_py():
-        _fail_on_null(path, header, "customer_id", customers)
-
+    customer_ids, customer_codes = _customer_codes(path, header, table.column("customer_id").chunk(0))
     article_col = table.column("article_id").chunk(0)
-    raw_ids = pd.Series(article_col.dictionary.to_numpy(zero_copy_only=False)).str.strip()
-    malformed = ~raw_ids.str.fullmatch(r"\d{1,10}").to_numpy()
-    if malformed.any():
-        _fail_on_code(path, header, "article_id", article_col, np.flatnonzero(malformed)[0],
-                      "an article id of up to 10 digits")
-    if pc.sum(pc.is_null(article_col)).as_py():
-        _fail_on_null(path, header, "article_id", article_col)
-    rows_of_dictionary = pd.Index(articles["article_id"]).get_indexer(raw_ids.str.zfill(10))
-    unknown = rows_of_dictionary < 0
-    if unknown.any():
-        code = np.flatnonzero(unknown)[0]
-        line = _first_line_with_code(article_col, code)
-        raise DataError(
-            f"{path}, line {line}, column article_id: article {raw_ids.iat[code].zfill(10)} is not in "
-            f"{ARTICLES_FILE} ({int(unknown.sum())} unknown article id(s) in all)"
-        )
+    rows_of_dictionary = _article_rows(path, header, article_col, articles)
     for name in ("t_dat", "price", "sales_channel_id"):
         column = table.column(name)
         if column.null_count:
-            _fail_on_null(path, header, name, column.chunk(0))
+            fail_on_null(path, header, name, column.chunk(0))
     prices = table.column("price").to_numpy()
-    _fail_on_first(path, "price", ~np.isfinite(prices), pd.Series(prices), "a number (a price)")
+    fail_on_first(path, "price", ~np.isfinite(prices), pd.Series(prices), "a number (a price)")
 
     frame = pd.DataFrame(
         {
@@ -321,175 +309,39 @@ def read_transactions(path: Path, articles: pd.DataFrame) -> tuple[pd.DataFrame,
     return frame, np.asarray(customer_ids, dtype=object)
 
 
-def _read_table(path: Path, types: dict, include: list[str] | None = None, encoding: str = "utf-8",
-                newlines_in_values: bool = False) -> pa.Table:
-    bad_rows: list = []
+def _customer_codes(path: Path, header: list[str], customers: pa.DictionaryArray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct customer ids, each row's code) of a dictionary-encoded customer_id column."""
+    customer_ids = pc.utf8_lower(pc.utf8_trim_whitespace(customers.dictionary)).to_numpy(zero_copy_only=False)
+    bad = ~pd.Series(customer_ids).str.fullmatch(r"[0-9a-f]{64}").to_numpy()
+    if bad.any():
+        fail_on_code(path, header, "customer_id", customers, np.flatnonzero(bad)[0],
+                     "a customer id of 64 hexadecimal characters")
+    if pc.sum(pc.is_null(customers)).as_py():
+        fail_on_null(path, header, "customer_id", customers)
+    if len(set(customer_ids)) != len(customer_ids):  # same id written in two spellings
+        uniques, inverse = np.unique(customer_ids, return_inverse=True)
+        return uniques, inverse[customers.indices.to_numpy()]
+    return customer_ids, customers.indices.to_numpy()
 
-    def on_invalid(row) -> str:
-        bad_rows.append(row)
-        return "skip"
 
-    try:
-        with _undecodable_rows() as undecodable:
-            table = pacsv.read_csv(
-                path,
-                read_options=pacsv.ReadOptions(encoding=encoding),
-                parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid,
-                                                 newlines_in_values=newlines_in_values),
-                convert_options=pacsv.ConvertOptions(
-                    column_types=types,
-                    include_columns=include,
-                    strings_can_be_null=False,
-                    quoted_strings_can_be_null=False,
-                    null_values=[""],  # not pyarrow's default list: "NaN" or "NULL" is a bad value, not empty
-                ),
-            )
-    except pa.ArrowInvalid as exc:
-        if "Empty CSV file" in str(exc):
-            raise DataError(f"{path} is empty (no header line)") from exc
-        if undecodable:
-            _fail_on_bad_utf8(path, _header(path, encoding))
-        raise
-    if undecodable:
-        _fail_on_bad_utf8(path, _header(path, encoding))
-    if bad_rows:
-        row = bad_rows[0]
-        line = row.number if row.number is not None else _line_of_text(path, row.text, encoding)
+def _article_rows(path: Path, header: list[str], article_col: pa.DictionaryArray, articles: pd.DataFrame) -> np.ndarray:
+    """The row in articles.csv of each distinct article id of a dictionary-encoded article_id column."""
+    raw_ids = pd.Series(article_col.dictionary.to_numpy(zero_copy_only=False)).str.strip()
+    malformed = ~raw_ids.str.fullmatch(r"\d{1,10}").to_numpy()
+    if malformed.any():
+        fail_on_code(path, header, "article_id", article_col, np.flatnonzero(malformed)[0],
+                     "an article id of up to 10 digits")
+    if pc.sum(pc.is_null(article_col)).as_py():
+        fail_on_null(path, header, "article_id", article_col)
+    rows = pd.Index(articles["article_id"]).get_indexer(raw_ids.str.zfill(10))
+    unknown = rows < 0
+    if unknown.any():
+        code = np.flatnonzero(unknown)[0]
         raise DataError(
-            f"{path}, line {line}: expected {row.expected_columns} columns, found {row.actual_columns} "
-            f"({_clip(row.text)!r}){_more(len(bad_rows), 'malformed row')}"
+            f"{path}, line {first_line_with_code(article_col, code)}, column article_id: article "
+            f"{raw_ids.iat[code].zfill(10)} is not in {ARTICLES_FILE} ({int(unknown.sum())} unknown article id(s) in all)"
         )
-    return table
-
-
-@contextmanager
-def _undecodable_rows() -> Iterator[list]:
-    """pyarrow decodes a malformed row's text before calling our handler; when that text is not UTF-8
-    the error is "unraisable" and would be printed as a traceback. Collect those errors instead."""
-    caught: list = []
-    previous = sys.unraisablehook
-
-    def hook(unraisable) -> None:
-        if isinstance(unraisable.exc_value, UnicodeDecodeError):
-            caught.append(unraisable.exc_value)
-        else:
-            previous(unraisable)
-
-    sys.unraisablehook = hook
-    try:
-        yield caught
-    finally:
-        sys.unraisablehook = previous
-
-
-def _header(path: Path, encoding: str = "utf-8") -> list[str]:
-    encoding = "utf-8-sig" if encoding == "utf-8" else encoding  # a byte-order mark is not part of the name
-    with open(path, "r", encoding=encoding, errors="replace") as f:
-        first = f.readline()
-    if not first.strip():
-        raise DataError(f"{path} is empty (no header line)")
-    return [name.strip().strip('"') for name in first.rstrip("\r\n").split(",")]
-
-
-def _require_columns(path: Path, header: list[str], required: list[str]) -> None:
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise DataError(
-            f"{path} is missing column(s) {', '.join(missing)} (header has: {', '.join(header)})"
-        )
-
-
-def _fail_on_first(path, column, bad_mask, values, expected, line_of=lambda row: row + 2) -> None:
-    """DataError naming the first row of `bad_mask`; `line_of` maps a row to its line in the file."""
-    bad_mask = np.asarray(bad_mask, dtype=bool)
-    if bad_mask.any():
-        row = int(np.flatnonzero(bad_mask)[0])
-        raise DataError(
-            f"{path}, line {line_of(row)}, column {column}: {_clip(str(values.iat[row]))!r} is not {expected}"
-            f"{_more(int(bad_mask.sum()), 'bad value')}"
-        )
-
-
-def _first_line_with_code(dict_array: pa.DictionaryArray, code: int) -> int:
-    row = int(np.flatnonzero(dict_array.indices.to_numpy(zero_copy_only=False) == code)[0])
-    return row + 2  # 1-based, after the header
-
-
-def _fail_on_code(path, header, column, dict_array, code, expected) -> None:
-    value = dict_array.dictionary[int(code)].as_py()
-    raise DataError(
-        f"{path}, line {_first_line_with_code(dict_array, code)}, column {column}: "
-        f"{_clip(value)!r} is not {expected}"
-    )
-
-
-def _fail_on_null(path, header, column, array) -> None:
-    row = int(np.flatnonzero(pc.is_null(array).to_numpy(zero_copy_only=False))[0])
-    raise DataError(f"{path}, line {row + 2}, column {column}: value is empty")
-
-
-def _explain_conversion_error(path: Path, header: list[str], types: dict, exc: Exception) -> None:
-    """pyarrow names the bad value but not the line: find it by reading the column as text."""
-    parsers = {
-        "t_dat": (lambda s: pd.to_datetime(s, format="%Y-%m-%d", errors="coerce"), "a date (YYYY-MM-DD)"),
-        "price": (lambda s: pd.to_numeric(s, errors="coerce"), "a number"),
-        "sales_channel_id": (lambda s: pd.to_numeric(s, errors="coerce", downcast="integer"), "a small integer"),
-    }
-    for column, (parse, expected) in parsers.items():
-        if column not in str(exc) and f"#{header.index(column)}" not in str(exc):
-            continue
-        text = _read_table(path, {column: pa.string()}, include=[column]).column(column).to_pandas()
-        parsed = parse(text)
-        bad = parsed.isna() | (text.str.strip() == "")
-        if column == "sales_channel_id":
-            bad |= ~text.str.strip().str.fullmatch(r"-?\d{1,3}") | ~parsed.between(-128, 127)
-            expected = "a small integer (-128 to 127)"
-        _fail_on_first(path, column, bad.to_numpy(), text, expected)
-    raise DataError(f"{path}: {exc}") from exc
-
-
-def _line_of_text(path: Path, text: str, encoding: str = "utf-8") -> int | str:
-    with open(path, "r", encoding=encoding, errors="replace") as f:
-        for number, line in enumerate(f, start=1):
-            if line.rstrip("\r\n") == text:
-                return number
-    return "?"
-
-
-def _physical_line(path: Path, encoding: str, row: int) -> int:
-    """The line (as an editor counts) where data row `row` starts, counting quoted line breaks and
-    skipping blank lines as the CSV reader does. Only called to report an error."""
-    with open(path, "r", encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="") as f:
-        reader = csv.reader(f)
-        records = -1  # the header is record -1
-        start = 1
-        for record in reader:
-            if record:
-                if records == row:
-                    return start
-                records += 1
-            start = reader.line_num + 1
-    return row + 2
-
-
-def _fail_on_bad_utf8(path: Path, header: list[str]) -> None:
-    bad = first_bad_utf8(path)
-    if bad is None:
-        return
-    with open(path, "rb") as f:  # the line around the bad byte (lines of ids and numbers are short)
-        start = max(0, bad.offset - 4096)
-        f.seek(start)
-        window = f.read(8192)
-    at = bad.offset - start
-    line_start = window.rfind(b"\n", 0, at) + 1
-    line_end = window.find(b"\n", at)
-    line = window[line_start : line_end if line_end >= 0 else len(window)]
-    index = window[line_start:at].count(b",")  # ids, dates and numbers are never quoted
-    value = line.rstrip(b"\r").split(b",")[index].decode("utf-8", errors="replace")
-    raise DataError(
-        f"{path}, line {bad.line}, column {header[min(index, len(header) - 1)]}: byte 0x{bad.value:02X} "
-        f"in {_clip(value)!r} is not UTF-8 text"
-    )
+    return rows
 
 
 def _refuse_stray_dates(path: Path, dates: np.ndarray) -> None:
@@ -510,21 +362,13 @@ def _refuse_stray_dates(path: Path, dates: np.ndarray) -> None:
                   f"(which end by {str(typical_end)[:10]})")  # fmt: skip
         raise DataError(
             f"{path}, line {row + 2}, column t_dat: {str(dates[row])[:10]} {reason}; correct or remove "
-            f"the row{_more(int(bad.sum()), 'such row')}"
+            f"the row{in_all(int(bad.sum()), 'such row')}"
         )
 
 
 def _customer_key(customer_id: object) -> str:
     """A customer id as the data keeps it: trimmed, lower-case."""
     return str(customer_id).strip().lower()
-
-
-def _clip(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _more(count: int, what: str) -> str:
-    return f"; {count} {what}s in all" if count > 1 else ""
 
 
 # --- images and fingerprint ------------------------------------------------------------------------
@@ -548,14 +392,23 @@ def _scan_images(images_dir: Path, digests: DigestCache) -> dict[str, str]:
     return found
 
 
-def _fingerprint(root: Path, file_digests: dict[str, str], image_digests: dict[str, str]) -> str:
-    """By content: a `touch` or a copy of a file changes nothing."""
-    digest = hashlib.sha256(str(root).encode())
+def _fingerprint(file_digests: dict[str, str], image_digests: dict[str, str]) -> str:
+    """By content only: a `touch`, a copy or a move of the folder changes nothing."""
+    return f"{_content_digest(hashlib.sha256(), file_digests, image_digests)} ({len(image_digests)} images)"
+
+
+def _path_fingerprint(root: Path, file_digests: dict[str, str], image_digests: dict[str, str]) -> str:
+    """The fingerprint of earlier versions, which also hashed the folder's path (read to upgrade them)."""
+    digest = _content_digest(hashlib.sha256(str(root).encode()), file_digests, image_digests)
+    return f"{root.name}@{digest} ({len(image_digests)} images)"
+
+
+def _content_digest(digest, file_digests: dict[str, str], image_digests: dict[str, str]) -> str:
     for name, value in sorted(file_digests.items()):
         digest.update(f"{name}:{value}\n".encode())
     for article_id, value in sorted(image_digests.items()):
         digest.update(f"{article_id}:{value}\n".encode())
-    return f"{root.name}@{digest.hexdigest()[:12]} ({len(image_digests)} images)"
+    return digest.hexdigest()[:12]
 
 
 # --- parquet cache (an artifact like any other, so it is swapped in atomically) -------------------------

@@ -245,6 +245,22 @@ class ArtifactStore:
             if orphan.is_dir() and orphan.name != folder and is_abandoned(suffix):
                 shutil.rmtree(orphan, ignore_errors=True)
 
+    def relabel_data(self, old: str, new: str) -> list[str]:
+        """Artifacts recorded as built from data ``old`` are recorded as built from ``new`` (the same data
+        under a new fingerprint scheme); returns their names. The manifest is rewritten atomically."""
+        relabelled = []
+        for path in sorted(self.root.glob("*.json")) if old != new else []:
+            try:
+                manifest = self.manifest(path.stem)
+            except ArtifactError:  # unreadable: `repair` deals with it
+                continue
+            if manifest and manifest.get("meta", {}).get("data") == old:
+                name = path.stem
+                manifest["meta"]["data"] = new
+                _write_json_atomic(self._manifest_path(name), manifest)
+                relabelled.append(name)
+        return relabelled
+
     def remove_abandoned(self) -> list[str]:
         """Remove unfinished writes (temp folders and files) whose writer is a dead process on this host."""
         removed = []

@@ -139,3 +139,48 @@ def test_cli_recommend_many_customers_and_errors(demo_settings, demo_engine, tmp
     done = cli(demo_settings, "search", "--text", "dress", "--filter", "colour_group_name=Neon")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "colour_group_name 'Neon' is not in the catalogue" in done.stderr
+
+
+def test_moved_data_and_artifacts_serve_without_a_rebuild(demo_settings, demo_engine, tmp_path):
+    # Artifacts match their data by content: the dataset and its artifacts copied elsewhere (a container,
+    # a serving machine) are current there, and the moved engine answers as the original does.
+    import shutil
+
+    shutil.copytree(demo_settings.data_dir, tmp_path / "elsewhere" / "shop")
+    shutil.copytree(demo_settings.artifacts_dir, tmp_path / "mounted" / "artifacts")
+    moved = Settings(data_dir=tmp_path / "elsewhere" / "shop", artifacts_dir=tmp_path / "mounted" / "artifacts",
+                     train_epochs=demo_settings.train_epochs)
+    engine = open_engine(moved)
+    engine.check_built()
+    assert engine.search.search(text="red dress", k=5)["article_id"].tolist() == \
+        demo_engine.search.search(text="red dress", k=5)["article_id"].tolist()
+    customer = demo_engine.collab.example_customers(1)[0]
+    assert engine.collab.recommend(customer)["article_id"].tolist() == demo_engine.collab.recommend(customer)["article_id"].tolist()
+    store = ArtifactStore(moved.artifacts_dir)
+    before = {name: store.manifest(name)["folder"] for name in store.names()}
+    build(moved, log=lambda m: None)
+    assert {name: store.manifest(name)["folder"] for name in store.names()} == before  # nothing rebuilt
+
+
+def test_artifacts_fingerprinted_by_path_are_relabelled_once_with_a_notice(demo_settings, tmp_path):
+    # Earlier versions hashed the data folder's path into the fingerprint: such artifacts are the same
+    # data's, so they are kept (relabelled), and the catalogue says so once.
+    import shutil
+
+    from recommender.catalog import _path_fingerprint, load_catalog
+
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(demo_settings.artifacts_dir, artifacts)
+    catalog = load_catalog(demo_settings.data_dir, cache_dir=artifacts)
+    old = _path_fingerprint(catalog.root, catalog.file_digests, catalog.image_digests)
+    store = ArtifactStore(artifacts)
+    for name in store.names():
+        manifest = store.manifest(name)
+        if manifest["meta"].get("data") == catalog.fingerprint():
+            manifest["meta"]["data"] = old
+            (artifacts / f"{name}.json").write_text(json.dumps(manifest))
+    assert not store.is_current("collab", {"data": catalog.fingerprint()})
+    again = load_catalog(demo_settings.data_dir, cache_dir=artifacts)
+    assert store.is_current("collab", {"data": again.fingerprint()})
+    assert any("now match their data by content" in notice and "collab" in notice for notice in again.notices)
+    assert not any("by content" in notice for notice in load_catalog(demo_settings.data_dir, cache_dir=artifacts).notices)
