@@ -7,11 +7,19 @@ from functools import partial
 
 import streamlit as st
 
+from recommender.images import MAX_PHOTOS_PER_QUERY
 from web import engine as lifecycle
 from web import photos as query_photos
 from web.errors import errors_shown, public_message
 from web.grid import Action, articles, product_grid
-from web.layout import add_to_list, check_link, known_articles, linked_list, remove_from_list, sidebar
+from web.layout import (
+    add_to_list,
+    check_link,
+    known_articles,
+    linked_list,
+    remove_from_list,
+    sidebar,
+)
 from web.text import md
 
 LABELS = {  # catalogue columns as the page names them (filters, predicted attributes)
@@ -99,7 +107,7 @@ def photo_inputs() -> list[query_photos.QueryPhoto]:
     uploads = st.file_uploader(
         "Photos", accept_multiple_files=True, key=f"uploads_{round_}", type=query_photos.UPLOAD_TYPES,
         max_upload_size=query_photos.MAX_UPLOAD_MB,
-        help=f"Up to {query_photos.MAX_PHOTOS} photos, searched together",
+        help=f"Up to {MAX_PHOTOS_PER_QUERY} photos, searched together",
     )
     uploads = list(uploads or [])
     if st.toggle("Take a photo with the camera", key="camera_on"):

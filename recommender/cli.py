@@ -302,7 +302,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 # Whole-number flags: (flag, largest sensible value).
-COUNT_FLAGS = {"k": ("-k", MAX_RESULTS), "test_days": ("--test-days", 3650), "epochs": ("--epochs", 10_000),
+COUNT_FLAGS = {"k": ("-k", MAX_RESULTS), "epochs": ("--epochs", 10_000),
                "articles": ("--articles", 10**7), "customers": ("--customers", 10**8),
                "transactions": ("--transactions", 10**9)}  # fmt: skip
 

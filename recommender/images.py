@@ -38,9 +38,14 @@ from .errors import InputError
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # 20 MiB: far above any product photo, well below memory trouble
 MAX_IMAGE_PIXELS = 40_000_000  # 40 MP (e.g. 8000x5000): a full-resolution phone photo still passes
-MAX_PHOTOS_PER_QUERY = 8  # a query mixes a few looks; more only multiplies decoding and memory
+MAX_PHOTOS_PER_QUERY = 4  # app, API and CLI: photos are searched as one mean vector; more adds little and costs
+# a decoding and an encoding each
 # CLIP models take 224 px (lookbook-tiny less); twice that leaves the model's own resize and crop room.
 MODEL_THUMBNAIL_SIDE = 448
+# A photo's longer side at most this many times its shorter one: a 65500 x 1 strip passes the pixel limit,
+# and a model's keep-ratio resize would make it millions of pixels long.
+MAX_ASPECT_RATIO = 20
+MAX_PIXELS_PER_REQUEST = 2 * MAX_IMAGE_PIXELS  # the photos of one API search together, decoded
 
 
 def _heif_available() -> bool:
@@ -165,6 +170,9 @@ def _decode(source, name: str, max_side: int | None) -> Image.Image:
         width, height = image.size
         if width * height > MAX_IMAGE_PIXELS:
             raise InputError(_too_many_pixels(name, width, height))
+        if max(width, height) > MAX_ASPECT_RATIO * max(min(width, height), 1):
+            raise InputError(f"{name} is {width}x{height} pixels: too long and narrow for a photo "
+                             f"(the longer side may be at most {MAX_ASPECT_RATIO} times the shorter)")
         if max_side and image.format in ("JPEG", "MPO"):
             image.draft("RGB", (max_side, max_side))  # DCT scaling: decodes at 1/2, 1/4 or 1/8 size
         image.load()
@@ -183,31 +191,47 @@ def _decode(source, name: str, max_side: int | None) -> Image.Image:
         image = ImageOps.exif_transpose(image)  # phone photos: rotate as the camera meant
     except Exception:  # a malformed EXIF block must not lose the picture itself
         pass
+    if image.mode.startswith("I;16"):
+        image = _high_byte(image)
+    if max_side and image.mode in _RESIZED_BEFORE_RGB:  # scaled down first: the RGB copy is then small
+        image.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
     image = _to_rgb(image, name)
     if max_side:
         image.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
     return image
 
 
+# Modes Pillow resizes as they are (palette and bilevel images are converted first: resizing their
+# codes would mix colours wrongly).
+_RESIZED_BEFORE_RGB = ("RGB", "RGBA", "L", "LA", "I", "F")
+
+
 def _to_rgb(image: Image.Image, name: str) -> Image.Image:
     """Any decoded mode → 8-bit RGB showing the same picture."""
-    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
-        # 16/32-bit and float pixels: Pillow's own conversion clips at 255 (a 16-bit photo turns white).
-        full_scale = 65535.0 if image.mode.startswith("I;16") else None
-        return Image.fromarray(_to_8_bit(np.asarray(image), full_scale)).convert("RGB")
+    if image.mode in ("I", "F"):
+        # 32-bit and float pixels: Pillow's own conversion clips at 255.
+        return Image.fromarray(_to_8_bit(np.asarray(image))).convert("RGB")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         # Cut-out product shots: put transparent areas on white (as in catalogue photos), not black.
         return Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA")).convert("RGB")
+    if image.mode == "RGB":
+        return image
     try:
         return image.convert("RGB")  # L, P, 1, CMYK, YCbCr, ...
     except ValueError:
         raise InputError(f"{name} uses the colour mode {image.mode}, which cannot be shown as RGB") from None
 
 
+def _high_byte(image: Image.Image) -> Image.Image:
+    """16-bit grey levels → 8-bit ("L"): the high byte is the picture (Pillow's own conversion clips at 255,
+    and a float copy of a 40 MP photo would take 320 MB)."""
+    return Image.fromarray((np.asarray(image).astype(np.uint16, copy=False) >> 8).astype(np.uint8))
+
+
 def _to_8_bit(pixels: np.ndarray, full_scale: float | None = None) -> np.ndarray:
     """Grey levels → 0..255, by `full_scale` (white) or, when unknown, the range the data implies:
     floats up to 1, then 8-bit, then 16-bit levels, else the brightest pixel."""
-    values = np.nan_to_num(pixels.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    values = np.nan_to_num(pixels.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     low = min(0.0, float(values.min()))
     if full_scale is None:
         top = float(values.max())

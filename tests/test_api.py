@@ -18,7 +18,8 @@ from PIL import Image
 
 from recommender.api import create_app
 from recommender.api.errors import public
-from recommender.api.uploads import MAX_PHOTO_BYTES, MAX_PHOTOS, MAX_REQUEST_BYTES
+from recommender.api.uploads import MAX_PHOTO_BYTES, MAX_REQUEST_BYTES
+from recommender.images import MAX_PHOTOS_PER_QUERY as MAX_PHOTOS
 from recommender.config import Settings
 from recommender.images import load_image
 

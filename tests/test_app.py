@@ -451,7 +451,7 @@ def test_markup_in_typed_text_is_shown_literally(app):
 
 
 def test_photos_beyond_the_cap_are_left_out_with_a_message(app, demo_engine):
-    from web.photos import MAX_PHOTOS
+    from recommender.images import MAX_PHOTOS_PER_QUERY as MAX_PHOTOS
 
     rows = demo_engine.catalog.articles[demo_engine.catalog.articles["has_image"]].iloc[: MAX_PHOTOS + 1]
     for row in rows.itertuples():

@@ -231,8 +231,8 @@ def test_cli_refuses_bad_flags_in_one_line(args, message):
 
 def test_too_many_query_photos(monkeypatch, capsys):
     monkeypatch.setattr(runtime, "configure_threads", lambda *args, **kwargs: None)
-    assert cli.main(["search", "--image", *[f"look{i}.jpg" for i in range(9)]]) == 2
-    assert capsys.readouterr().err == "error: --image: 9 photos; a query takes at most 8\n"
+    assert cli.main(["search", "--image", *[f"look{i}.jpg" for i in range(5)]]) == 2
+    assert capsys.readouterr().err == "error: --image: 5 photos; a query takes at most 4\n"
 
 
 def test_cli_refuses_an_eps_query_photo_before_opening_anything(tmp_path):

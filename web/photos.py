@@ -13,11 +13,15 @@ import streamlit as st
 from PIL import Image
 
 from recommender.errors import InputError
-from recommender.images import MAX_IMAGE_BYTES, UPLOAD_EXTENSIONS, thumbnail_for_model
+from recommender.images import (
+    MAX_IMAGE_BYTES,
+    MAX_PHOTOS_PER_QUERY,
+    UPLOAD_EXTENSIONS,
+    thumbnail_for_model,
+)
 
 UPLOAD_TYPES = UPLOAD_EXTENSIONS  # the uploader's allow-list; each file is still judged by its content
 MAX_UPLOAD_MB = MAX_IMAGE_BYTES // 2**20  # the uploader refuses larger files before sending them
-MAX_PHOTOS = 4  # searched together as one mean vector; more adds little and costs an encoding each
 MODEL_INPUT_SIDE = 512  # px, longest side kept: CLIP models look at 224 px or less
 PREVIEW_SIDE = 160  # px, the preview next to the predicted attributes
 _DECODED = "_decoded_photos"  # session state: upload id → QueryPhoto | InputError
@@ -57,8 +61,8 @@ def decoded(uploads: list) -> list[QueryPhoto | InputError]:
 
 
 def capped(photos: list[QueryPhoto]) -> list[QueryPhoto]:
-    """At most MAX_PHOTOS, with a message when more were given."""
-    if len(photos) > MAX_PHOTOS:
-        st.warning(f"{len(photos)} photos: a query uses up to {MAX_PHOTOS}, so the first {MAX_PHOTOS} "
+    """At most MAX_PHOTOS_PER_QUERY, with a message when more were given."""
+    if len(photos) > MAX_PHOTOS_PER_QUERY:
+        st.warning(f"{len(photos)} photos: a query uses up to {MAX_PHOTOS_PER_QUERY}, so the first {MAX_PHOTOS_PER_QUERY} "
                    "are searched. Remove some to choose which.", icon=":material/photo_library:")
-    return photos[:MAX_PHOTOS]
+    return photos[:MAX_PHOTOS_PER_QUERY]

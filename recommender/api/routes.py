@@ -17,7 +17,7 @@ from ..embed import MAX_TEXT_CHARS
 from ..errors import InputError
 from . import schemas
 from .errors import ApiError, public
-from .uploads import check_photo_count, decode_photo
+from .uploads import check_photo_count, check_request_pixels, decode_photo
 
 API_KEY_HEADER = "X-API-Key"
 IMAGE_MAX_AGE_S = 24 * 3600
@@ -98,6 +98,7 @@ async def search_post(
     engine = holder.require()
     check_photo_count(len(photos))
     uploads = [(await photo.read(), photo.filename or f"photo {n}") for n, photo in enumerate(photos, 1)]
+    check_request_pixels(uploads)
     images = [await holder.run(decode_photo, data, name) for data, name in uploads]
     return await holder.run(_search, engine, text=text, images=images, weight=weight, negative=negative,
                             like=like, filters=filter, k=k, mode=mode)

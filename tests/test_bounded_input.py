@@ -1,0 +1,89 @@
+"""Hostile photos cost a bounded amount, in the app, the CLI and the API alike (they share
+`images.thumbnail_for_model`): each case below is refused or decoded within a stated peak memory, measured
+in a fresh process (ru_maxrss), and refused cases are refused before any pixel is decoded."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from recommender.api.errors import ApiError
+from recommender.api.uploads import check_request_pixels, decode_photo
+from recommender.errors import InputError
+from recommender.images import MAX_ASPECT_RATIO, thumbnail_for_model
+
+REPO = Path(__file__).resolve().parents[1]
+PEAK_MB = 400  # extra peak memory allowed for decoding one 40-megapixel photo (4 photos: one at a time)
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def peak_of_decoding(tmp_path, data: bytes, copies: int) -> dict:
+    """Peak RSS growth and sizes of `decode_photo` on `copies` of ``data``, one after the other, in a fresh process."""
+    path = tmp_path / "photo.png"
+    path.write_bytes(data)
+    script = (
+        "import json, resource, sys\n"
+        "from recommender.api.uploads import decode_photo\n"
+        f"data = open({str(path)!r}, 'rb').read()\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"sizes = [decode_photo(data, 'p.png').size for _ in range({copies})]\n"
+        "print(json.dumps({'sizes': sizes, 'peak_mb': (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_long_thin_strip_is_refused_before_decoding():
+    # 270 bytes of PNG that a keep-ratio resize would blow up to millions of pixels.
+    strip = png(Image.new("RGB", (65500, 1)))
+    with pytest.raises(InputError, match=f"65500x1 pixels: too long and narrow .* at most {MAX_ASPECT_RATIO} times"):
+        thumbnail_for_model(strip, name="strip.png")
+    with pytest.raises(ApiError) as refused:
+        decode_photo(strip, "strip.png")
+    assert refused.value.status == 413 and "too long and narrow" in str(refused.value)
+    assert thumbnail_for_model(png(Image.new("RGB", (400, 20))), name="ok.png").size == (400, 20)  # 20:1 passes
+
+
+@pytest.mark.parametrize("kind", ["40 MP RGB", "16-bit 8000x5000"])
+def test_large_photos_decode_to_model_size_within_a_stated_peak(tmp_path, kind):
+    image = (Image.new("RGB", (8000, 5000), "red") if kind == "40 MP RGB"
+             else Image.fromarray(np.full((5000, 8000), 40000, np.uint16)))
+    data = png(image)
+    assert len(data) < 200_000  # compressible: passes every byte limit
+    measured = peak_of_decoding(tmp_path, data, copies=4)
+    assert measured["sizes"] == [[448, 280]] * 4  # model size, never kept at full resolution
+    assert measured["peak_mb"] < PEAK_MB, measured
+
+
+def test_sixteen_bit_photo_keeps_its_picture():
+    grey = thumbnail_for_model(png(Image.fromarray(np.full((50, 80), 40000, np.uint16))), name="grey.png")
+    assert grey.mode == "RGB" and grey.getpixel((10, 10)) == (156, 156, 156)  # 40000 / 256, not clipped white
+
+
+def test_a_request_with_too_many_pixels_together_is_refused_from_the_headers():
+    big = png(Image.new("RGB", (8000, 5000)))
+    check_request_pixels([(big, "a.png"), (big, "b.png")])  # 80 MP together: allowed
+    with pytest.raises(ApiError) as refused:
+        check_request_pixels([(big, f"{n}.png") for n in range(4)])
+    assert refused.value.status == 413 and "160 megapixels together" in str(refused.value)
+
+
+@pytest.mark.parametrize("kind, expected", [("EPS", 415), ("ICO", 415)])
+def test_refused_formats_are_415_in_the_api(kind, expected):
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buffer, kind)
+    with pytest.raises(ApiError) as refused:
+        decode_photo(buffer.getvalue(), f"look.{kind.lower()}")
+    assert refused.value.status == expected and "not accepted" in str(refused.value)
