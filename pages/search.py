@@ -199,7 +199,11 @@ def query_and_results(engine, filters: dict, k: int, mode: str | None) -> None:
         heading.caption(describe(text, photos, negative, filters))
         clear.button("Clear query", on_click=clear_query, icon=":material/restart_alt:", width="stretch")
         if results.empty:
-            st.info("Nothing matches these filters; remove one to see more.", icon=":material/filter_alt_off:")
+            why = "these words" if mode == "lexical" and not filters else "these filters"
+            st.info(f"Nothing matches {why}; change the query or remove a filter to see more.",
+                    icon=":material/filter_alt_off:")
+        elif len(results) < k and mode == "lexical":
+            st.caption(f"Only {len(results)} articles match these words.")
         product_grid(
             results, engine.catalog, "results",
             detail=lambda row: f"score {row.score:.3f}",

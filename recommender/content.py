@@ -41,7 +41,7 @@ RESULT_COLUMNS = [
     "article_id", "score", "prod_name", "product_type_name", "product_group_name", "colour_group_name",
     "graphical_appearance_name", "index_group_name", "detail_desc", "has_image", "indexed_by",
 ]  # fmt: skip
-SEARCH_COLUMNS = RESULT_COLUMNS + ["matched", "looks_alike"]  # why each result: search.py
+SEARCH_COLUMNS = RESULT_COLUMNS + ["matched", "looks_alike", "filled"]  # why each result: search.py
 
 
 
@@ -157,12 +157,13 @@ class ContentSearch:
             query = parts[0][1] if len(parts) == 1 else sum(w * v for w, v in parts)
             found, scores = self._visual(self._pushed(query, push), k, allowed)
             visual_rank = {row: rank for rank, row in enumerate(found.tolist(), 1)}
-            terms = []
+            terms, filled = [], set()
             if text is not None and self.lexical is not None:
                 terms = [t for _, ts in self.lexical.analyzer.analyse_query(text) for t in ts]
         else:
-            found, scores, visual_rank, terms = self._fused(text, example, image_weight, negative, push, allowed, k, mode)
-        return self._frame(found, scores, visual_rank, set(terms))
+            found, scores, visual_rank, terms, filled = self._fused(text, example, image_weight, negative, push,
+                                                                    allowed, k, mode)
+        return self._frame(found, scores, visual_rank, set(terms), filled)
 
     def _fused(self, text, example, image_weight, negative, push, allowed, k, mode):
         """Rows and scores by reciprocal rank fusion of the lexical leg, the visual leg of the text
@@ -190,14 +191,14 @@ class ContentSearch:
         if len(legs) == 1:  # lexical mode, text only: BM25 scores (scaled to a best of 1), not ranks
             scores = lexical[rows].astype(float)
         n_allowed = self.index.size if allowed is None else int(allowed.sum())
-        if len(rows) < min(k, n_allowed):  # too few matches: the rest by looks (hybrid) or catalogue order
-            if vector is not None:
-                rest = self._visual_rows(vector, allowed, k + len(rows))
-            else:
-                rest = np.flatnonzero(np.ones(self.index.size, dtype=bool) if allowed is None else allowed)
+        # Too few matches: hybrid fills the rest by looks; lexical answers only what matches.
+        if len(rows) < min(k, n_allowed) and vector is not None:
+            rest = self._visual_rows(vector, allowed, k + len(rows))
             rest = rest[~np.isin(rest, rows)][: k - len(rows)]
             rows, scores = np.concatenate([rows, rest]), np.concatenate([scores, np.zeros(len(rest))])
-        return rows, scores, fused.visual_rank, terms
+        # Marked: the articles no word of the text matched, there for their looks alone.
+        filled = set(rows[lexical[rows] <= 0].tolist()) if vector is not None else set()
+        return rows, scores, fused.visual_rank, terms, filled
 
     def _visual_rows(self, vector: np.ndarray, allowed: np.ndarray | None, depth: int) -> np.ndarray:
         return self._visual(vector, depth, allowed)[0]
@@ -226,13 +227,15 @@ class ContentSearch:
         query = normalise(query)
         return query if push is None else normalise(query - NEGATIVE_WEIGHT * push)
 
-    def _frame(self, rows: np.ndarray, scores: np.ndarray, visual_rank: dict, terms: set[str]) -> pd.DataFrame:
+    def _frame(self, rows: np.ndarray, scores: np.ndarray, visual_rank: dict, terms: set[str],
+               filled: set[int]) -> pd.DataFrame:
         columns = {c: values[rows] for c, values in self._columns.items()}
         frame = pd.DataFrame({"article_id": columns.pop("article_id"), "score": np.asarray(scores, dtype=float), **columns})
         records = [{c: values[row] for c, values in self._texts.items()} for row in rows.tolist()]
         frame["matched"] = [self.lexical.matched(r, terms) if self.lexical is not None else {} for r in records]
         frame["looks_alike"] = [visual_rank.get(row, LOOKS_ALIKE_TOP + 1) <= LOOKS_ALIKE_TOP and bool(self._by_image[row])
                                 for row in rows.tolist()]  # fmt: skip
+        frame["filled"] = [row in filled for row in rows.tolist()]  # no word matched: added by looks alone
         return frame
 
     def _allowed(self, filters) -> np.ndarray | None:

@@ -161,10 +161,21 @@ def test_filters_apply_to_both_legs_with_exactly_k_results(demo_engine, demo_cat
     articles = demo_catalog.articles
     colour = "Black"
     n_black = int((articles["colour_group_name"] == colour).sum())
-    for mode in ("hybrid", "lexical", "visual"):
+    for mode in ("hybrid", "visual"):
         results = demo_engine.search.search(text="dress", filters={"colour_group_name": colour}, k=n_black, mode=mode)
         assert len(results) == n_black and (results["colour_group_name"] == colour).all()
         assert results["article_id"].is_unique
+    # Words only: the black articles the word matches, and no others.
+    lexical = demo_engine.search.search(text="dress", filters={"colour_group_name": colour}, k=n_black, mode="lexical")
+    assert 0 < len(lexical) < n_black and lexical["matched"].map(bool).all() and not lexical["filled"].any()
+
+
+def test_words_that_match_nothing_are_no_results_in_lexical_mode(demo_engine):
+    assert demo_engine.search.search(text="qqqxyz", k=12, mode="lexical").empty
+    hybrid = demo_engine.search.search(text="qqqxyz", k=12)
+    assert len(hybrid) == 12 and hybrid["filled"].all()  # by looks alone, each marked
+    dress = demo_engine.search.search(text="red dress", k=30)
+    assert dress["filled"].tolist() == (~dress["matched"].map(bool)).tolist()
 
 
 def test_an_article_without_an_image_is_found_by_its_name(demo_engine, demo_catalog):

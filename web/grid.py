@@ -155,6 +155,8 @@ def why_found(row) -> str:
     text = "matched " + "; ".join(words) if words else ""
     if getattr(row, "looks_alike", False) is True:
         text = f"{text} · looks alike" if text else "looks alike"
+    if getattr(row, "filled", False) is True:
+        text = "no word matched · shown for its looks"
     return text
 
 

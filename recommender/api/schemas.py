@@ -64,6 +64,8 @@ class SearchHit(ArticleSummary):
     score: float
     indexed_by: str | None = Field(None, description="image, or text for articles placed by their caption")
     matched: Any = Field(None, description="what made it match (hybrid / lexical engines)")
+    filled: bool = Field(False, description="no word matched: a hybrid search added it by its looks, since "
+                                            "fewer than k articles match the words (lexical searches answer fewer)")
 
 
 class SearchResults(BaseModel):
