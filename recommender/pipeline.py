@@ -132,11 +132,12 @@ class Engine:
         return 0 if transactions is None else int(transactions["customer"].nunique())
 
 
-def store_for(settings: Settings) -> ArtifactStore:
+def store_for(settings: Settings, *, reader: bool = False) -> ArtifactStore:
+    """The settings' artifacts folder; ``reader``: an engine's, leasing every version it loads."""
     hint = f"python -m recommender build --data {settings.data_dir}"
     if settings.artifacts_dir != default_artifacts_dir(settings.data_dir):
         hint += f" --artifacts {settings.artifacts_dir}"
-    return ArtifactStore(settings.artifacts_dir, rebuild_hint=hint)
+    return ArtifactStore(settings.artifacts_dir, rebuild_hint=hint, reader=reader)
 
 
 def requested_model(settings: Settings) -> str:
@@ -364,8 +365,9 @@ def _load_choice(folder: Path, choice: dict, device: str):
 
 def open_engine(settings: Settings) -> Engine:
     """The engine over built artifacts; ArtifactError (what differs + the rebuild command) if the model
-    is missing or stale. Search and collaborative parts load on first use (`Engine`)."""
-    store = store_for(settings)
+    is missing or stale. Search and collaborative parts load on first use (`Engine`, or all at once with
+    `Engine.warm`); the versions it loads are leased (a build does not remove them) until `Engine.close`."""
+    store = store_for(settings, reader=True)
     catalog = load_catalog(settings.data_dir, cache_dir=settings.artifacts_dir)
     art = store.load("clip_model", {"requested": requested_model(settings)})
     choice = _read_choice(art.path, store)

@@ -3,15 +3,20 @@
 Layout of ``root``::
 
     <name>.json                 manifest: {"name", "folder", "meta", "files", "built_at", "versions"}; written last
-    <name>-<owner>-<token>/     the artifact's files, complete (and fsynced) before the manifest points at them
-    .tmp-<name>-<owner>-<token>/  an unfinished write; never read
+    <name>-<time>-<owner>-<token>/  a version: the artifact's files, complete (and fsynced) before the
+                                manifest points at them; <time> (UTC, to the microsecond) sorts versions by age
+    .tmp-<name>-<time>-<owner>-<token>/  an unfinished write; never read
+    .readers/<folder>--<owner>  a reader lease: a serving engine holds that version
     scratch/<name>/             resumable partial work (e.g. embedding chunks), used under the build lock
     .build.lock, .build.owner   the cross-process build lock and who holds it (pid, host, since when)
 
 ``<owner>`` is ``<pid>@<host>`` of the writing process: a folder is removed as abandoned only when its
 owner is a dead process on this host, so two processes (a CLI build beside the app, two app replicas)
 never delete each other's work. A build killed at any point leaves the previous manifest, and so the
-previous good folder, in place.
+previous good folder, in place. A newer version replaces the older ones only once no live engine holds
+a lease on them (a serving process leases what it loads, releases it when it switches to a newer build
+or exits; a crashed reader's lease dies with its process): a long-lived engine never loses files under it.
+Version folders of earlier releases (``<name>-<owner>-<token>``, without the time) are read as before.
 
 The manifest records every file's size and blake2b checksum. Loading checks the sizes (a stat per
 file) and compares the manifest's ``meta`` with what the caller expects (model fingerprint, data
@@ -20,6 +25,7 @@ artifacts so the build makes them again.
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -38,11 +44,12 @@ from .errors import ArtifactError, BuildRunningError
 REBUILD_HINT = "python -m recommender build"
 LOCK_FILE = ".build.lock"
 OWNER_FILE = ".build.owner"
-# "<pid>@<host>-<12 hex>" after "<name>-" or ".tmp-<name>-"; a bare "<12 hex>" is the pre-owner layout.
-_OWNED = re.compile(r"^(?P<pid>\d+)@(?P<host>[A-Za-z0-9_-]*)-[0-9a-f]{12}$")
+READERS_DIR = ".readers"
+# "[<time>-]<pid>@<host>-<12 hex>" after "<name>-" or ".tmp-<name>-"; a bare "<12 hex>" is the pre-owner layout.
+_OWNED = re.compile(r"^(?:\d{8}T\d{12}-)?(?P<pid>\d+)@(?P<host>[A-Za-z0-9_-]*)-[0-9a-f]{12}$")
 _LEGACY = re.compile(r"^[0-9a-f]{12}$")
 # The same owner part inside a temp name: ".tmp-<name>-<owner>-<token>" or ".<file>.<owner>-<token>.tmp".
-_OWNER_IN_NAME = re.compile(r"[-.](?P<owner>\d+@[A-Za-z0-9_-]*-[0-9a-f]{12})(\.tmp)?$")
+_OWNER_IN_NAME = re.compile(r"[-.](?P<owner>(?:\d{8}T\d{12}-)?\d+@[A-Za-z0-9_-]*-[0-9a-f]{12})(\.tmp)?$")
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,25 @@ def owner_tag() -> str:
 
 
 def _new_token() -> str:
-    return f"{owner_tag()}-{uuid.uuid4().hex[:12]}"
+    """``<time>-<owner>-<12 hex>``: versions sort by when they were written."""
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now % 1 * 1e6):06d}"
+    return f"{stamp}-{owner_tag()}-{uuid.uuid4().hex[:12]}"
+
+
+# Lease files this process holds (removed at exit; a killed process's leases are recognised as dead).
+_LEASES: set[Path] = set()
+
+
+@atexit.register
+def _release_leases_at_exit() -> None:
+    for path in list(_LEASES):
+        path.unlink(missing_ok=True)
+
+
+def _written_at(suffix: str) -> str:
+    """The time part of a version's suffix ("" for versions of earlier releases: older than any)."""
+    return suffix[:21] if re.match(r"\d{8}T\d{12}-", suffix) else ""
 
 
 def pid_alive(pid: int) -> bool:
@@ -165,10 +190,12 @@ def _canonical(value: Any) -> Any:
 
 
 class ArtifactStore:
-    def __init__(self, root: str | Path, rebuild_hint: str = REBUILD_HINT):
+    def __init__(self, root: str | Path, rebuild_hint: str = REBUILD_HINT, *, reader: bool = False):
         self.root = Path(root)
         self.rebuild_hint = rebuild_hint
         self.holds_lock = False  # True inside `lock()`: scratch folders are then this process's alone
+        self.reader = reader  # a serving engine's store: every version it loads is leased until `release`
+        self._leases: set[Path] = set()
 
     def _manifest_path(self, name: str) -> Path:
         return self.root / f"{name}.json"
@@ -238,12 +265,66 @@ class ArtifactStore:
             },
         )
         # Only now is the old version unreferenced.
-        if previous and previous["folder"] != folder:
-            shutil.rmtree(self.root / previous["folder"], ignore_errors=True)
-        for orphan in self.root.glob(f"{name}-*"):
-            suffix = orphan.name[len(name) + 1 :]
-            if orphan.is_dir() and orphan.name != folder and is_abandoned(suffix):
-                shutil.rmtree(orphan, ignore_errors=True)
+        self.collect(name, previous["folder"] if previous else None)
+
+    def collect(self, name: str, previous: str | None = None) -> list[str]:
+        """Remove the versions of ``name`` that nothing needs: not the current one, none a live reader
+        leases, and of the rest the one the current replaced (``previous``), older ones, and abandoned
+        writes. Returns the folders removed."""
+        manifest = self.manifest(name)
+        current = manifest["folder"] if manifest else None
+        removed = []
+        for path in sorted(self.root.glob(f"{name}-*")):
+            suffix = path.name[len(name) + 1 :]
+            if not path.is_dir() or path.name == current or not _OWNED.match(suffix) and not _LEGACY.match(suffix):
+                continue
+            older = current is not None and _written_at(suffix) < _written_at(current[len(name) + 1 :])
+            if (path.name == previous or older or is_abandoned(suffix)) and not self.readers(path.name):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
+        return removed
+
+    # --- reader leases --------------------------------------------------------------------------
+
+    def lease(self, folder: str) -> None:
+        """Hold version ``folder`` for this process until `release` (or its exit)."""
+        path = self.root / READERS_DIR / f"{folder}--{owner_tag()}"
+        if path not in self._leases:
+            path.parent.mkdir(exist_ok=True)
+            path.touch()
+            self._leases.add(path)
+            _LEASES.add(path)
+
+    def release(self) -> None:
+        """Give up every lease this store took (the engine switched to a newer build, or closes)."""
+        for path in self._leases:
+            path.unlink(missing_ok=True)
+            _LEASES.discard(path)
+        self._leases.clear()
+
+    def readers(self, folder: str) -> list[str]:
+        """The live processes (``<pid>@<host>``) holding a lease on ``folder``; dead ones' leases are dropped.
+        A reader on another host cannot be checked, so it counts as live."""
+        live = []
+        for path in (self.root / READERS_DIR).glob(f"{folder}--*"):
+            owner = path.name[len(folder) + 2 :]
+            pid, _, host = owner.partition("@")
+            if host == _host() and pid.isdigit() and not pid_alive(int(pid)):
+                path.unlink(missing_ok=True)
+            else:
+                live.append(owner)
+        return live
+
+    def build_id(self) -> str:
+        """Which versions are current, in one string: it changes when any artifact is rebuilt (a few small
+        reads: cheap enough to poll)."""
+        versions = []
+        for path in sorted(self.root.glob("*.json")) if self.root.is_dir() else []:
+            try:
+                versions.append(f"{path.stem}:{json.loads(path.read_text())['folder']}")
+            except (OSError, ValueError, TypeError, KeyError):
+                versions.append(f"{path.stem}:?")
+        return ";".join(versions)
 
     def relabel_data(self, old: str, new: str) -> list[str]:
         """Artifacts recorded as built from data ``old`` are recorded as built from ``new`` (the same data
@@ -321,6 +402,8 @@ class ArtifactStore:
                 f"Rebuild with `{self.rebuild_hint}`."
             )
         manifest = self.manifest(name)
+        if self.reader:
+            self.lease(manifest["folder"])
         return Artifact(name, self.root / manifest["folder"], manifest["meta"])
 
     def repair(self, log: Callable[[str], None] = print) -> list[str]:

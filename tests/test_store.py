@@ -198,3 +198,71 @@ def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
             handle.write("half")
             raise RuntimeError("killed")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["chunk.npy"]
+
+
+def version_folders(store: ArtifactStore) -> list[str]:
+    return sorted(p.name for p in store.root.glob("index-*") if p.is_dir())
+
+
+def test_version_folders_sort_by_when_they_were_written(tmp_path):
+    store = ArtifactStore(tmp_path)
+    for text in ("v1", "v2", "v3"):
+        write_version(store, text)
+    (only,) = version_folders(store)
+    assert only == store.manifest("index")["folder"] and only.startswith("index-20")
+    names = []
+    reader = ArtifactStore(tmp_path, reader=True)
+    for text in ("v4", "v5"):
+        reader.load("index")
+        write_version(store, text)
+        names.append(store.manifest("index")["folder"])
+    assert names == sorted(names)  # a reader sees which version is newest by its name
+
+
+def test_a_version_a_reader_holds_is_kept_until_released(tmp_path):
+    store, reader = ArtifactStore(tmp_path), ArtifactStore(tmp_path, reader=True)
+    write_version(store, "v1")
+    held = reader.load("index")
+    write_version(store, "v2")
+    write_version(store, "v3")
+    assert (held.path / "data.txt").read_text() == "v1"  # the serving engine's files are still there
+    assert len(version_folders(store)) == 2  # v1 (leased) and v3; v2 went at once
+    assert store.readers(held.path.name) == [store_module.owner_tag()]
+    reader.release()
+    write_version(store, "v4")
+    assert version_folders(store) == [store.manifest("index")["folder"]] and read(store) == "v4"
+
+
+def test_a_dead_readers_lease_holds_nothing(tmp_path):
+    store = ArtifactStore(tmp_path)
+    write_version(store, "v1")
+    folder = store.manifest("index")["folder"]
+    script = (f"from recommender.store import ArtifactStore\n"
+              f"ArtifactStore({str(tmp_path)!r}, reader=True).load('index')\n"
+              "import os; os._exit(0)\n")  # no atexit: as if killed
+    subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True, timeout=60)
+    assert len(list((tmp_path / store_module.READERS_DIR).glob(f"{folder}--*"))) == 1
+    assert store.readers(folder) == []
+    write_version(store, "v2")
+    assert version_folders(store) == [store.manifest("index")["folder"]]
+
+
+def test_versions_named_by_earlier_releases_still_load(tmp_path):
+    store = ArtifactStore(tmp_path)
+    write_version(store, "v1")
+    manifest = store.manifest("index")
+    old_name = f"index-{store_module.owner_tag()}-0123456789ab"
+    os.rename(tmp_path / manifest["folder"], tmp_path / old_name)
+    (tmp_path / "index.json").write_text(json.dumps({**manifest, "folder": old_name}))
+    assert read(store) == "v1"
+    write_version(store, "v2")
+    assert read(store) == "v2" and version_folders(store) == [store.manifest("index")["folder"]]
+
+
+def test_build_id_changes_when_an_artifact_is_rebuilt(tmp_path):
+    store = ArtifactStore(tmp_path)
+    write_version(store, "v1")
+    first = store.build_id()
+    assert first == store.build_id() and first.startswith("index:index-")
+    write_version(store, "v2")
+    assert store.build_id() != first
