@@ -56,6 +56,7 @@ class Engine:
         self._choice = choice
         self._loading = threading.RLock()
         self._parts: dict[str, object] = {}
+        self.build_id = store.build_id()  # the versions current when it opened (`build_info`)
 
     @classmethod
     def from_parts(cls, settings: Settings, catalog: Catalog, *, embedder, search, collab) -> "Engine":
@@ -103,15 +104,64 @@ class Engine:
         return self.catalog.transactions is not None and len(self.catalog.transactions) > 0
 
     def check_built(self) -> None:
-        """ArtifactError unless every artifact is built, current and whole (manifests and file sizes only)."""
-        from .collab import CollabState
+        """ArtifactError unless every artifact a request can touch is built, current and whole (manifests
+        and file sizes only): the content and lexical indexes, the collaborative model and the ranker (or
+        the build's record that the data was too thin for one)."""
+        from .collab import CollabParams, CollabState
+        from .collab.ranker import Ranker
+        from .lexical import lexical_expect
 
         self.store.load("content_index", {"data": self.catalog.fingerprint()})
-        if self._has_transactions and not CollabState.is_current(self.store, self.catalog):
-            raise ArtifactError(
-                f"the collaborative model in {self.store.root} is missing or not current; "
-                f"build it with `{self.store.rebuild_hint}`"
-            )
+        self.store.load("lexical_index", lexical_expect(self.catalog))
+        for name, current in (("collaborative model", CollabState.is_current), ("ranker", Ranker.is_current)):
+            if self._has_transactions and not current(self.store, self.catalog, CollabParams()):
+                raise ArtifactError(
+                    f"the {name} in {self.store.root} is missing or not current (built from other data or by "
+                    f"other code); build it with `{self.store.rebuild_hint}`"
+                )
+
+    def warm(self) -> "Engine":
+        """Load every part a request can touch and answer one request of each kind, so that no request
+        waits for loading afterwards (a server says it is ready only after this)."""
+        from PIL import Image
+
+        search = self.search
+        search.search(text="warm up", k=1)
+        search.search(text="warm up", k=1, mode="lexical")
+        search.search(images=[Image.new("RGB", (64, 64), "white")], k=1)
+        search.attributes.models  # noqa: B018 (zero-shot prompts or trained heads, made once)
+        collab = self.collab
+        if collab is not None:
+            customer = collab.example_customers(1)
+            if customer:
+                collab.recommend(customer[0], k=1)
+                collab.similar_customers(customer[0], k=1)
+                collab.history(customer[0])
+            collab.recommend_for_items([self.catalog.articles["article_id"].iat[0]], k=1)
+            self._customers_with_purchases  # noqa: B018
+        return self
+
+    @property
+    def fallbacks(self) -> list[str]:
+        """What the engine serves in place of what a full build provides (never silently)."""
+        collab = self._parts.get("collab")
+        if collab is None or collab.ranker is not None:
+            return []
+        record = self.store.manifest("ranker")
+        message = (record or {}).get("meta", {}).get("message")
+        return [message or "recommendations use the hand-weighted blend: the ranker is missing or was built by "
+                           f"other code; build it with `{self.store.rebuild_hint}`"]
+
+    def build_info(self) -> dict:
+        """Which build this engine serves: a short id of its artifact versions and when the newest was made."""
+        import hashlib
+
+        built = [m.get("built_at", "") for m in map(self.store.manifest, self.store.names()) if m]
+        return {"build_id": hashlib.sha256(self.build_id.encode()).hexdigest()[:12], "built_at": max(built, default=None)}
+
+    def close(self) -> None:
+        """Release the artifact versions this engine holds (a build may then remove them)."""
+        self.store.release()
 
     def status(self) -> dict:
         """What the engine serves, for the app's sidebar and `build`'s summary."""

@@ -17,11 +17,13 @@ from ..config import Settings
 from ..errors import LookbookError
 from ..runtime import available_cores
 from . import schemas
-from .errors import ApiError, error_response, install_error_handlers, lookbook_status
+from .errors import ApiError, error_response, install_error_handlers, lookbook_status, public
 from .routes import API_KEY_HEADER, ARTICLE_FIELDS, ERRORS, router
 from .uploads import MAX_REQUEST_BYTES
 
 log = logging.getLogger("recommender.api")
+POLL_S = 2.0  # how often a server looks for a newer build
+RELEASE_AFTER_S = 60.0  # the replaced engine's artifacts are released this long after a switch
 
 
 class RequestTooLarge(Exception):
@@ -29,22 +31,45 @@ class RequestTooLarge(Exception):
 
 
 class EngineHolder:
-    """The process's engine (or why there is none yet) and the bounded pool its calls run in."""
+    """The engine the process serves (or why there is none yet), the bounded pool its calls run in, and
+    the switch to a newer build.
 
-    def __init__(self, settings: Settings, engine=None, threads: int | None = None):
+    An engine is served only once it is warm (every part loaded, one request of each kind answered), so
+    no request ever waits for loading. Every `POLL_S` the artifacts folder's build id (the current
+    versions' names: a few small reads) is compared with the served engine's; when a build has landed
+    (the id changed and stayed put for a poll), a new engine is opened and warmed in a worker thread and
+    swapped in between requests. A request takes the engine once (`require`), so its response comes
+    wholly from one version; the old engine's artifact leases are released `RELEASE_AFTER_S` later, once
+    its last requests are done. An incomplete build (stale artifacts, a killed builder) is tried once
+    per build id and the current engine keeps serving.
+    """
+
+    def __init__(self, settings: Settings, engine=None, threads: int | None = None, poll_s: float = POLL_S):
         self.settings = settings
         self.engine = engine
         self.problem: ApiError | None = None
         self.threads = threads or available_cores()
+        self.poll_s = poll_s
         self._limiter: anyio.CapacityLimiter | None = None
-        self._article_columns = None
+        self._article_columns: tuple | None = None  # (engine, its columns)
+        self._tried: str | None = None  # the last build id a switch was tried for
 
-    async def load(self) -> None:
+    def open_warm(self):
+        """A new engine over the current build, checked and warm (runs in a worker thread)."""
         from ..pipeline import open_engine
 
+        engine = open_engine(self.settings)
         try:
-            self.engine = await anyio.to_thread.run_sync(open_engine, self.settings)
-            log.info("engine ready: %s", self.engine.catalog.name)
+            engine.check_built()
+            return engine.warm()
+        except BaseException:
+            engine.close()
+            raise
+
+    async def load(self) -> None:
+        try:
+            self.engine = await anyio.to_thread.run_sync(self.open_warm)
+            log.info("engine ready: %s, build %s", self.engine.catalog.name, self.engine.build_info())
         except LookbookError as exc:  # not built, stale, other model: the message says what to run
             log.error("cannot open the engine: %s", exc)
             self.problem = ApiError(503, lookbook_status(exc)[1], str(exc))
@@ -52,23 +77,52 @@ class EngineHolder:
             log.exception("cannot open the engine")
             self.problem = ApiError(503, "unavailable", "the engine failed to load; the server log has the details")
 
+    async def watch(self) -> None:
+        """Switch to each newer complete build, for the life of the server."""
+        from ..pipeline import store_for
+
+        store, seen = store_for(self.settings), None
+        while True:
+            await asyncio.sleep(self.poll_s)
+            current = await anyio.to_thread.run_sync(store.build_id)
+            served = self.engine.build_id if self.engine is not None else None
+            if current == served or current != seen or current == self._tried:
+                seen = current  # a build id counts once it stays put for a poll
+                continue
+            self._tried = current
+            await self._switch()
+
+    async def _switch(self) -> None:
+        try:
+            new = await anyio.to_thread.run_sync(self.open_warm)
+        except LookbookError as exc:
+            log.warning("a newer build is not servable yet (%s); still serving the current one", exc)
+            return
+        except Exception:
+            log.exception("a newer build failed to load; still serving the current one")
+            return
+        old, self.engine, self.problem = self.engine, new, None
+        log.info("switched from build %s to build %s", old.build_info() if old else None, new.build_info())
+        if old is not None:
+            asyncio.get_running_loop().call_later(RELEASE_AFTER_S, old.close)
+
     def require(self):
         if self.engine is not None:
             return self.engine
         raise self.problem or ApiError(503, "loading", "the engine is still loading; retry in a few seconds")
 
-    def article_columns(self):
-        """(article id → row index, {column: numpy array}) of the summary columns recommendations show,
-        made once: taking a dozen values from Arrow-backed pandas columns one by one costs milliseconds."""
-        if self._article_columns is None:
+    def article_columns(self, engine):
+        """(article id → row index, {column: numpy array}) of the summary columns recommendations show, made
+        once per engine: taking a dozen values from Arrow-backed pandas columns one by one costs milliseconds."""
+        if self._article_columns is None or self._article_columns[0] is not engine:
             import pandas as pd
 
-            articles = self.require().catalog.articles
-            self._article_columns = (
+            articles = engine.catalog.articles
+            self._article_columns = (engine, (
                 pd.Index(articles["article_id"].to_numpy(dtype=str)),
                 {c: articles[c].to_numpy(dtype=bool if c == "has_image" else object) for c in ARTICLE_FIELDS},
-            )
-        return self._article_columns
+            ))
+        return self._article_columns[1]
 
     async def run(self, fn, /, *args, **kwargs):
         """fn(*args, **kwargs) in the bounded pool (at most one call per core at a time)."""
@@ -88,10 +142,12 @@ def create_app(settings: Settings | None = None, *, engine=None, api_key: str | 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        loading = None if holder.engine is not None else asyncio.create_task(holder.load())
+        tasks = [asyncio.create_task(holder.watch())]
+        if holder.engine is None:
+            tasks.append(asyncio.create_task(holder.load()))
         yield
-        if loading is not None and not loading.done():
-            loading.cancel()
+        for task in tasks:
+            task.cancel()
 
     app = FastAPI(title="Lookbook API", version="1", lifespan=lifespan,
                   description="Fashion search and recommendations over one H&M-format catalogue.")
@@ -105,16 +161,17 @@ def create_app(settings: Settings | None = None, *, engine=None, api_key: str | 
         app.add_middleware(CORSMiddleware, allow_origins=cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=[API_KEY_HEADER])
 
-    @app.get("/health", response_model=schemas.Health, tags=["service"])
+    @app.api_route("/health", methods=["GET", "HEAD"], response_model=schemas.Health, tags=["service"])
     async def health():
         """The process answers (the engine may still be loading)."""
         return {"status": "ok"}
 
-    @app.get("/ready", response_model=schemas.Health, responses={503: ERRORS[503]}, tags=["service"])
+    @app.get("/ready", response_model=schemas.Ready, responses={503: ERRORS[503]}, tags=["service"])
     async def ready():
-        """200 once the engine is loaded; 503 with the reason (loading, not built) before."""
-        holder.require()
-        return {"status": "ready"}
+        """200 once every part a request can touch is loaded and warm, with the build served and any
+        fallback in use; 503 with the reason (loading, not built) before."""
+        engine = holder.require()
+        return {"status": "ready", **engine.build_info(), "fallbacks": [public(f) for f in engine.fallbacks]}
 
     app.include_router(router)
     return app

@@ -169,7 +169,7 @@ async def recommendations(holder: Holder, customer_id: CustomerId, k: K = 12):
     engine = holder.require()
     collab, cid = _customer(engine, customer_id)
     frame = await holder.run(collab.recommend, cid, k=k)
-    return {"customer_id": cid, "results": _with_articles(holder, frame)}
+    return {"customer_id": cid, "results": _with_articles(holder, engine, frame)}
 
 
 @router.post("/recommendations", response_model=schemas.Recommendations, tags=["recommendations"])
@@ -180,7 +180,7 @@ async def recommendations_for_picks(holder: Holder, body: schemas.PickedArticles
     for article_id in body.article_ids:
         _article_row(engine, article_id)
     frame = await holder.run(collab.recommend_for_items, body.article_ids, k=body.k)
-    return {"customer_id": None, "results": _with_articles(holder, frame)}
+    return {"customer_id": None, "results": _with_articles(holder, engine, frame)}
 
 
 # --- engine calls and frames → JSON -------------------------------------------------------------------
@@ -249,9 +249,9 @@ def _customer(engine, customer_id: str):
     return collab, cid
 
 
-def _with_articles(holder, frame) -> list[dict]:
+def _with_articles(holder, engine, frame) -> list[dict]:
     """Recommendation rows with the article's name, type, colour and image URL (for a shop page)."""
-    index, columns = holder.article_columns()
+    index, columns = holder.article_columns(engine)
     out = []
     for record, row in zip(_records(frame), index.get_indexer(frame["article_id"].to_numpy())):
         merged = {**{column: _json_value(values[row]) for column, values in columns.items()}, **record}

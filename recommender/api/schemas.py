@@ -32,6 +32,13 @@ class Health(BaseModel):
     status: str
 
 
+class Ready(Health):
+    build_id: str = Field(description="a short id of the artifact versions served (changes with each build)")
+    built_at: str | None = Field(None, description="when the newest of those artifacts was built")
+    fallbacks: list[str] = Field(default_factory=list, description="what is served in place of a full build's "
+                                                                    "parts (e.g. the blend instead of the ranker)")
+
+
 class Status(BaseModel):
     """What `Engine.status()` reports, less server paths (further fields of newer engines pass through)."""
 

@@ -9,7 +9,8 @@ import logging
 import os
 
 from ..config import Settings
-from .app import available_cores, create_app
+from ..runtime import available_cores
+from .app import create_app
 
 log = logging.getLogger("recommender.api")
 
@@ -19,15 +20,18 @@ def threads_per_worker() -> int:
 
 
 def configure_threads() -> None:
-    """BLAS / OpenMP / torch thread counts, once per process before the engine loads (never per request)."""
+    """BLAS / OpenMP / torch thread counts, once per process before the engine loads (never per request):
+    one thread a call, since the pool runs `threads_per_worker()` calls at once (calls × threads ≤ cores,
+    as in the app)."""
     from ..runtime import configure_threads as configure
 
-    configure("serve", cores=threads_per_worker())
+    configure("serve", cores=1)
 
 
 def app_from_environment():
     """uvicorn's app factory (runs in each worker process)."""
     configure_threads()
+    _log_to_stderr()
     origins = [o.strip() for o in os.environ.get("LOOKBOOK_CORS_ORIGINS", "").split(",") if o.strip()]
     return create_app(Settings(), api_key=os.environ.get("LOOKBOOK_API_KEY") or None,
                       cors_origins=origins, threads=threads_per_worker())
@@ -43,3 +47,13 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, work
         log.info("API key required on /v1")
     uvicorn.run("recommender.api.server:app_from_environment", factory=True, host=host, port=port,
                 workers=workers, access_log=False, timeout_graceful_shutdown=5)
+
+
+def _log_to_stderr() -> None:
+    """The engine's own messages (loading, builds switched to) beside uvicorn's, at INFO."""
+    engine_log = logging.getLogger("recommender")
+    if not engine_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        engine_log.addHandler(handler)
+        engine_log.setLevel(logging.INFO)

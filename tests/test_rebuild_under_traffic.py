@@ -1,0 +1,168 @@
+"""A server left running while the data changes and a new build lands: every request is answered (from one
+build or the other, never a mix), the server switches to the new build by itself, and a builder killed
+half-way changes nothing for it. A real `python -m recommender serve` and real `build` processes."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CLIENTS = 8
+NEW_NAME = "Quokka Zebraprint Tee"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def shop(demo_settings, tmp_path):
+    """A copy of the built demo: a dataset folder and its artifacts that this test may change."""
+    data, artifacts = tmp_path / "shop", tmp_path / "artifacts"
+    shutil.copytree(demo_settings.data_dir, data)
+    shutil.copytree(demo_settings.artifacts_dir, artifacts)
+    env = {**os.environ, "LOOKBOOK_DATA": str(data), "LOOKBOOK_ARTIFACTS": str(artifacts),
+           "LOOKBOOK_TRAIN_EPOCHS": str(demo_settings.train_epochs), "OMP_NUM_THREADS": "1"}
+    env.pop("LOOKBOOK_API_KEY", None)
+    return data, artifacts, env
+
+
+@pytest.fixture
+def server(shop, tmp_path):
+    data, artifacts, env = shop
+    port, log_path = free_port(), tmp_path / "serve.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "recommender", "serve", "--port", str(port)],
+                                   cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: ready(url) is not None, 180, lambda: log_path.read_text()[-3000:])
+        yield url, log_path
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def ready(url: str) -> dict | None:
+    try:
+        response = httpx.get(f"{url}/ready", timeout=5)
+    except httpx.TransportError:
+        return None
+    return response.json() if response.status_code == 200 else None
+
+
+def wait_for(condition, seconds: float, why=lambda: "") -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {seconds} s\n{why()}")
+        time.sleep(0.3)
+
+
+class Traffic:
+    """CLIENTS threads querying search and recommendations until stopped; every status counted."""
+
+    def __init__(self, url: str, customer: str):
+        self.url, self.customer = url, customer
+        self.statuses: list[int] = []
+        self.failures: list[str] = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self.client, args=(i,)) for i in range(CLIENTS)]
+
+    def client(self, i: int) -> None:
+        paths = [f"/v1/search?q=dress&k=12", f"/v1/customers/{self.customer}/recommendations?k=12",
+                 "/v1/search?q=black+top&k=5&mode=lexical", f"/v1/customers/{self.customer}?limit=5"]
+        with httpx.Client(base_url=self.url, timeout=60) as http:
+            n = 0
+            while not self.stop.is_set():
+                path = paths[(i + n) % len(paths)]
+                n += 1
+                try:
+                    response = http.get(path)
+                    self.statuses.append(response.status_code)
+                    if response.status_code != 200:
+                        self.failures.append(f"{path}: {response.status_code} {response.text[:200]}")
+                except httpx.HTTPError as exc:
+                    self.failures.append(f"{path}: {type(exc).__name__} {exc}")
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=120)
+
+
+def change_the_data(data: Path) -> tuple[str, str]:
+    """Rename one article and add purchases of it by one customer; returns (article id, customer id)."""
+    articles = pd.read_csv(data / "articles.csv", dtype=str, keep_default_na=False)
+    article_id = articles["article_id"].iat[3]
+    articles.loc[3, "prod_name"] = NEW_NAME
+    articles.to_csv(data / "articles.csv", index=False)
+    transactions = pd.read_csv(data / "transactions_train.csv", dtype=str)
+    customer = transactions["customer_id"].iat[-1]
+    day = transactions["t_dat"].iat[-1]
+    extra = pd.DataFrame({"t_dat": [day] * 3, "customer_id": [customer] * 3, "article_id": [article_id] * 3,
+                          "price": ["0.0338983050847457"] * 3, "sales_channel_id": ["2"] * 3})
+    pd.concat([transactions, extra]).to_csv(data / "transactions_train.csv", index=False)
+    return article_id, customer
+
+
+def test_a_new_build_lands_under_traffic_with_no_failed_request(server, shop, demo_engine):
+    url, log_path = server
+    data, artifacts, env = shop
+    first = ready(url)
+    customer = demo_engine.collab.example_customers(1)[0]
+    assert NEW_NAME.split()[0].lower() not in httpx.get(f"{url}/v1/search?q=quokka&mode=lexical").text.lower()
+    article_id, buyer = change_the_data(data)
+    with Traffic(url, customer) as traffic:
+        time.sleep(2)
+        build = subprocess.run([sys.executable, "-m", "recommender", "build"], cwd=REPO, env=env,
+                               capture_output=True, text=True, timeout=900)
+        assert build.returncode == 0, build.stderr[-3000:]
+        wait_for(lambda: (ready(url) or first)["build_id"] != first["build_id"], 120, lambda: log_path.read_text()[-3000:])
+        time.sleep(2)
+    assert len(traffic.statuses) > 50 and not traffic.failures, traffic.failures[:5]
+    found = httpx.get(f"{url}/v1/search", params={"q": "quokka", "mode": "lexical", "k": 3}).json()["results"]
+    assert found and found[0]["article_id"] == article_id and found[0]["prod_name"] == NEW_NAME
+    history = httpx.get(f"{url}/v1/customers/{buyer}", params={"limit": 3}).json()["history"]
+    assert [row["article_id"] for row in history[:3]] == [article_id] * 3
+    log = log_path.read_text()
+    assert f"switched from build {{'build_id': '{first['build_id']}'" in log
+    # the old versions are gone once released (the next build collects them), never while served
+    store_versions = {p.name.rsplit("-", 3)[0] for p in artifacts.iterdir() if p.is_dir() and p.name[0] != "."}
+    assert "content_index" in store_versions
+
+
+def test_a_builder_killed_half_way_changes_nothing_for_the_server(server, shop, demo_engine):
+    url, log_path = server
+    data, artifacts, env = shop
+    first = ready(url)
+    customer = demo_engine.collab.example_customers(1)[0]
+    change_the_data(data)
+    with Traffic(url, customer) as traffic:
+        builder = subprocess.Popen([sys.executable, "-m", "recommender", "build"], cwd=REPO, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(6)  # reading the data, embedding the changed article, …
+        os.kill(builder.pid, signal.SIGKILL)
+        builder.wait()
+        time.sleep(6)  # a few polls of the server
+    assert len(traffic.statuses) > 20 and not traffic.failures, traffic.failures[:5]
+    assert ready(url)["build_id"] == first["build_id"]
+    assert "quokka" not in httpx.get(f"{url}/v1/search?q=quokka&mode=lexical").text.lower()
