@@ -84,7 +84,7 @@ def check_address(values: dict[str, list[str]]) -> None:
 
 
 def filter_controls(engine, sidebar_space) -> tuple[dict[str, list[str]], int, str | None]:
-    values = lifecycle.filter_values(engine.settings)
+    values = lifecycle.filter_values(engine)
     with sidebar_space:
         st.subheader("Filters")
         filters = {
@@ -154,7 +154,7 @@ def describe(text: str, photos: list, negative: str, filters: dict) -> str:
 def search_page() -> None:
     st.session_state.setdefault("upload_round", 0)  # bumped to empty the uploader and camera
     engine = lifecycle.engine()
-    check_address(lifecycle.filter_values(engine.settings))
+    check_address(lifecycle.filter_values(engine))
     filters, k, mode = filter_controls(engine, sidebar(engine))
     st.title("Lookbook")
     st.caption("Find articles by describing them, by photos, or both.")

@@ -144,10 +144,13 @@ class Engine:
     @property
     def fallbacks(self) -> list[str]:
         """What the engine serves in place of what a full build provides (never silently)."""
-        collab = self._parts.get("collab")
-        if collab is None or collab.ranker is not None:
+        if not self._has_transactions:
             return []
-        record = self.store.manifest("ranker")
+        collab, record = self._parts.get("collab"), self.store.manifest("ranker")
+        if collab is None and record is not None and record["meta"].get("trained"):
+            return []  # not loaded yet; the build trained one
+        if collab is not None and collab.ranker is not None:
+            return []
         message = (record or {}).get("meta", {}).get("message")
         return [message or "recommendations use the hand-weighted blend: the ranker is missing or was built by "
                            f"other code; build it with `{self.store.rebuild_hint}`"]

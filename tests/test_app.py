@@ -536,3 +536,35 @@ def test_insights_page_evaluates_on_demand_and_shows_the_facts(app, demo_engine)
     assert facts["Articles"] == f"{len(articles):,}"
     assert facts["With a photo"] == f"{int(articles['has_image'].sum()):,}"
     assert facts["Purchases"] == f"{len(demo_engine.catalog.transactions):,}"
+
+
+def test_the_app_switches_to_a_newer_build_and_sessions_keep_working(demo_settings, tmp_path, monkeypatch):
+    # A dataset changed and rebuilt beside the running app: the next page run serves the new build (its
+    # id in the sidebar, the new article findable) in the same session; the old engine's versions stay
+    # on disk for it until released.
+    import shutil
+
+    import pandas as pd
+
+    from recommender.config import Settings
+    from recommender.pipeline import build
+
+    data, artifacts = tmp_path / "shop", tmp_path / "artifacts"
+    shutil.copytree(demo_settings.data_dir, data)
+    shutil.copytree(demo_settings.artifacts_dir, artifacts)
+    settings = Settings(data_dir=data, artifacts_dir=artifacts, train_epochs=demo_settings.train_epochs)
+    for name, value in app_env(settings).items():
+        monkeypatch.setenv(name, value)
+    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT).run()
+    no_errors(at)
+    before = " ".join(c.value for c in at.sidebar.caption)
+    assert "Build " in before
+    articles = pd.read_csv(data / "articles.csv", dtype=str, keep_default_na=False)
+    articles.loc[5, "prod_name"] = "Quokka Zebraprint Tee"
+    articles.to_csv(data / "articles.csv", index=False)
+    build(settings, log=lambda m: None)
+    search(at, "quokka")
+    no_errors(at)
+    after = " ".join(c.value for c in at.sidebar.caption)
+    assert "Build " in after and after != before
+    assert tiles(at, "results")[0].name == "Quokka Zebraprint Tee"

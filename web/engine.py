@@ -10,7 +10,7 @@ import streamlit as st
 
 from recommender.config import Settings
 from recommender.errors import ArtifactError, InputError
-from recommender.pipeline import Engine, build, open_engine
+from recommender.pipeline import Engine, build, open_engine, store_for
 
 from .errors import log, public_message
 from .text import md
@@ -37,16 +37,57 @@ def build_command() -> str:
     return " ".join(["python -m recommender build", *flags])
 
 
-@st.cache_resource(show_spinner="Loading the catalogue, the model and the indexes…")
-def _open(settings: Settings) -> Engine:
-    engine = open_engine(settings)
-    engine.check_built()  # parts load lazily: a missing part must show here, not halfway through a page
-    return engine
+RELEASE_AFTER_S = 60.0  # a replaced engine's artifacts are released this long after the switch
+
+
+class Serving:
+    """The process's engine for one settings, replaced when a newer complete build lands: each page run
+    compares the artifacts' build id (a few small reads) with the served engine's; a new build is opened
+    and checked once (an incomplete one is tried once per build id, and the current engine keeps
+    serving); sessions keep working, each run taking one engine for the whole page."""
+
+    def __init__(self):
+        self.engine: Engine | None = None
+        self.tried: str | None = None
+        self.lock = threading.Lock()
+
+    def current(self, settings: Settings) -> Engine:
+        build_id = store_for(settings).build_id()
+        engine = self.engine
+        if engine is not None and build_id in (engine.build_id, self.tried):
+            return engine
+        with self.lock:
+            if self.engine is not engine:  # another session switched meanwhile
+                return self.engine
+            self.tried = build_id
+            try:
+                with st.spinner("Loading the catalogue, the model and the indexes…"):
+                    new = open_engine(settings)
+                    new.check_built()  # a missing part must show here, not halfway through a page
+            except ArtifactError:
+                if engine is None:
+                    raise
+                log.warning("a newer build of %s is not servable yet; still serving the current one", settings.data_dir.name)
+                return engine
+            self.engine = new
+        if engine is not None:
+            log.info("switched from build %s to build %s", engine.build_info(), new.build_info())
+            threading.Timer(RELEASE_AFTER_S, engine.close).start()
+        return new
+
+
+@st.cache_resource(show_spinner=False)
+def _serving(settings: Settings) -> Serving:
+    return Serving()
 
 
 @st.cache_resource(show_spinner=False)
 def _build_lock() -> threading.Lock:
     return threading.Lock()
+
+
+def _open(settings: Settings) -> Engine:
+    return _serving(settings).current(settings)
 
 
 def engine() -> Engine:
@@ -108,11 +149,21 @@ def _build(settings: Settings) -> None:
     setup.empty()
 
 
+def status(engine: Engine) -> dict:
+    """What the engine serves, with its build (counted once per engine)."""
+    return _status(engine, engine.settings, engine.build_id)
+
+
+def filter_values(engine: Engine) -> dict[str, list[str]]:
+    return _filter_values(engine, engine.settings, engine.build_id)
+
+
+# Cached per (settings, build): the engine itself (a leading underscore) is not hashed.
 @st.cache_resource(show_spinner=False)
-def status(settings: Settings) -> dict:
-    return _open(settings).status()
+def _status(_engine: Engine, settings: Settings, build_id: str) -> dict:
+    return {**_engine.status(), **_engine.build_info()}
 
 
 @st.cache_resource(show_spinner=False)
-def filter_values(settings: Settings) -> dict[str, list[str]]:
-    return _open(settings).search.filter_values()
+def _filter_values(_engine: Engine, settings: Settings, build_id: str) -> dict[str, list[str]]:
+    return _engine.search.filter_values()

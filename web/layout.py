@@ -33,7 +33,7 @@ def sidebar(engine: Engine):
 
     The dataset is named, never its server path.
     """
-    status = engine_lifecycle.status(engine.settings)
+    status = engine_lifecycle.status(engine)
     with st.sidebar:
         controls = st.container()
         st.divider()
@@ -46,9 +46,11 @@ def sidebar(engine: Engine):
         )
         if status["customers"]:
             st.markdown(f"**{status['customers']:,} customers** with purchases")
-        if engine.notices:
-            with st.expander(f"Notices ({len(engine.notices)})", icon=":material/info:"):
-                for notice in engine.notices:
+        st.caption(f"Build {status['build_id']}" + (f", {status['built_at'][:16].replace('T', ' ')}" if status["built_at"] else ""))
+        notices = engine.notices + engine.fallbacks
+        if notices:
+            with st.expander(f"Notices ({len(notices)})", icon=":material/info:"):
+                for notice in notices:
                     st.caption(md(public_message(notice)))
     return controls
 
