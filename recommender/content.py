@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .attributes import NEIGHBOUR_SHARE, PhotoAttributes
+from .csvcheck import clipped
 from .content_index import ContentIndex
 from .errors import ArtifactError, InputError
 from .images import pictures
@@ -245,14 +246,14 @@ class ContentSearch:
         allowed = np.ones(self.index.size, dtype=bool)
         for column, values in filters.items():
             if column not in self._codes:
-                raise InputError(f"cannot filter on '{column}'; filters: {', '.join(FILTER_COLUMNS)}")
+                raise InputError(f"cannot filter on '{clipped(str(column))}'; filters: {', '.join(FILTER_COLUMNS)}")
             values = [values] if isinstance(values, str) else list(values)
             codes = self._codes[column]
             known = set(codes.categories)
             for value in values:
                 if value not in known:
                     listing = ", ".join(sorted(known)[:30]) + (", …" if len(known) > 30 else "")
-                    raise InputError(f"{column} '{value}' is not in the catalogue; known: {listing}")
+                    raise InputError(f"{column} '{clipped(str(value))}' is not in the catalogue; known: {listing}")
             if values:
                 allowed &= np.isin(codes.codes, codes.categories.get_indexer(values))
         return allowed

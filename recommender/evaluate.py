@@ -110,13 +110,17 @@ def test_weeks(catalog: Catalog, weeks: int, skip_weeks: int = 0) -> list[np.dat
 
 
 def _test_file(catalog: Catalog, path: str | Path) -> pd.DataFrame:
+    """The file's purchases with catalogue customer codes; a customer the catalogue lacks gets a code of
+    their own below 0 (each is a cold-start customer, never merged with the others)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"test transactions file {path} does not exist")
     test, test_ids = read_transactions(path, catalog.articles)
     if test.empty:
         raise DataError(f"{path} holds no transactions: nothing to evaluate")
-    codes = pd.Index(catalog.customer_ids).get_indexer(test_ids)  # -1: a customer the catalogue lacks
+    codes = pd.Index(catalog.customer_ids).get_indexer(test_ids)
+    unknown = codes < 0
+    codes[unknown] = -1 - np.arange(int(unknown.sum()))
     return test.assign(customer=codes[test["customer"].to_numpy()])
 
 
@@ -140,9 +144,14 @@ def evaluate(
             states[key] = CollabState.fit(catalog, params, until=cut)
         return states[key]
 
+    notes = []
     if test_transactions is not None:
         test = _test_file(catalog, test_transactions)
-        periods = [(None, test)]
+        first = test["t_dat"].iat[0]
+        periods = [(first, test)]  # trained strictly before the file's first day: its purchases never leak in
+        overlap = int((catalog.transactions["t_dat"] >= first).sum()) if catalog.transactions is not None else 0
+        notes.append(f"trained on the purchases before {str(first)[:10]}, the file's first day"
+                     + (f" ({overlap:,} purchases of the data on or after it are left out)" if overlap else ""))
     else:
         tx = catalog.transactions
         days = tx["t_dat"].to_numpy()
@@ -150,9 +159,9 @@ def evaluate(
         for start in test_weeks(catalog, weeks, skip_weeks):
             lo, hi = np.searchsorted(days, start), np.searchsorted(days, start + np.timedelta64(7, "D"))
             periods.append((start, tx.iloc[lo:hi]))
-    rows, scores, notes = [], {m: [] for m in METHODS}, []
+    rows, scores = [], {m: [] for m in METHODS}
     for i, (start, test) in enumerate(periods):
-        label = "file" if start is None else str(start)[:10]
+        label = "file" if test_transactions is not None else str(start)[:10]
         report(i / len(periods), f"week from {label}: training")
         state = state_at(start)
         ranker, message = train_ranker(catalog, params, state.interactions.now, state_at)
@@ -179,7 +188,7 @@ def evaluate(
 
 
 def predict(model: CollabModel, codes: np.ndarray, k: int) -> dict[str, list[list[int]]]:
-    """Each method's k article rows for each customer code (-1: unknown customer)."""
+    """Each method's k article rows for each customer code (below 0: a customer the data lacks)."""
     out = {m: [] for m in METHODS}
     state = model.state
     popular = np.argsort(-state.stats.week_sales, kind="stable")[:k].tolist()

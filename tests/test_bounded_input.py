@@ -87,3 +87,35 @@ def test_refused_formats_are_415_in_the_api(kind, expected):
     with pytest.raises(ApiError) as refused:
         decode_photo(buffer.getvalue(), f"look.{kind.lower()}")
     assert refused.value.status == expected and "not accepted" in str(refused.value)
+
+
+# --- the API's request bodies and echoes -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def keyed_client(demo_settings, demo_engine):
+    from fastapi.testclient import TestClient
+
+    from recommender.api import create_app
+
+    with TestClient(create_app(demo_settings, engine=demo_engine, api_key="s3cret")) as client:
+        yield client
+
+
+def test_a_huge_json_body_is_refused_before_it_is_read(keyed_client):
+    # 32 MiB of nested lists: refused from its declared length, before parsing (and, without the key,
+    # before anything else).
+    body = b"[" * 16 * 2**20 + b"]" * 16 * 2**20
+    headers = {"content-type": "application/json", "X-API-Key": "s3cret"}
+    too_large = keyed_client.post("/v1/recommendations", content=body, headers=headers)
+    assert too_large.status_code == 413 and "64 KiB for JSON" in too_large.json()["error"]["message"]
+    no_key = keyed_client.post("/v1/recommendations", content=body, headers={"content-type": "application/json"})
+    assert no_key.status_code == 401 and no_key.json()["error"]["code"] == "unauthorized"
+
+
+def test_error_messages_clip_what_they_echo(keyed_client):
+    value = "x" * 15_000
+    response = keyed_client.get("/v1/search", params={"q": "dress", "filter": f"colour_group_name:{value}"},
+                                headers={"X-API-Key": "s3cret"})
+    assert response.status_code == 400 and len(response.text) < 2_000
+    assert keyed_client.head("/health").status_code == 200

@@ -94,13 +94,22 @@ def test_separate_test_file(demo_catalog, demo_dir, tmp_path):
         f"{demo_catalog.articles['article_id'].iat[row.article]},{row.price:.6f},{row.sales_channel_id}"
         for row in tx.itertuples()
     ]
+    # Two customers the data lacks: each is a cold-start customer of their own, never one merged customer.
+    strangers = [f"{lines[1].split(',')[0]},{'e' * 63}{n},{lines[1].split(',')[2]},0.01,2" for n in (1, 2)]
     test_file = tmp_path / "test.csv"
-    test_file.write_text("\n".join(lines) + "\n")
-    weekly = evaluate(demo_catalog, test_transactions=test_file).weekly.set_index("method")
-    assert (weekly["week"] == "file").all() and weekly["customers"].iat[0] == tx["customer"].nunique()
-    # These very purchases are in the training data, so repurchase finds many of them.
-    assert weekly.loc["blend", "recall@12"] > 0.5
-    assert weekly.loc["last purchases + popular", "recall@12"] > 0.5
+    test_file.write_text("\n".join(lines + strangers) + "\n")
+    result = evaluate(demo_catalog, test_transactions=test_file)
+    weekly = result.weekly.set_index("method")
+    assert (weekly["week"] == "file").all() and weekly["customers"].iat[0] == tx["customer"].nunique() + 2
+    # The file's purchases are also in the data: training stops before the file's first day, so they
+    # never leak in. The same as evaluating on data that ends before it.
+    first = tx["t_dat"].iat[0]
+    assert any(f"trained on the purchases before {first:%Y-%m-%d}" in note for note in result.notes)
+    before = dataclasses.replace(demo_catalog, transactions=demo_catalog.transactions[demo_catalog.transactions["t_dat"] < first],
+                                 data_fingerprint="before")
+    alone = evaluate(before, test_transactions=test_file).weekly.set_index("method")
+    assert weekly["MAP@12"].to_dict() == alone["MAP@12"].to_dict()
+    assert weekly.loc["last purchases + popular", "recall@12"] < 0.5  # with the rows in training it was above
 
     empty = tmp_path / "empty.csv"
     empty.write_text("t_dat,customer_id,article_id,price,sales_channel_id\n")

@@ -6,6 +6,7 @@ pool bounded by the cores, so the event loop stays free for /health and for read
 searches run. Endpoints only translate HTTP to engine calls and frames to JSON.
 """
 import asyncio
+import hmac
 import logging
 from contextlib import asynccontextmanager
 from functools import partial
@@ -23,6 +24,7 @@ from .uploads import MAX_REQUEST_BYTES
 
 log = logging.getLogger("recommender.api")
 POLL_S = 2.0  # how often a server looks for a newer build
+MAX_JSON_BYTES = 64 * 1024  # a JSON body (picked article ids) is parsed whole: far above any real one
 RELEASE_AFTER_S = 60.0  # the replaced engine's artifacts are released this long after a switch
 
 
@@ -154,7 +156,7 @@ def create_app(settings: Settings | None = None, *, engine=None, api_key: str | 
     app.state.engine = holder
     app.state.api_key = api_key
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, limit=MAX_REQUEST_BYTES)
+    app.add_middleware(BodyLimit, limit=MAX_REQUEST_BYTES, api_key=api_key)
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -178,18 +180,25 @@ def create_app(settings: Settings | None = None, *, engine=None, api_key: str | 
 
 
 class BodyLimit:
-    """413 for request bodies over the limit: at once from Content-Length, else as soon as the
-    streamed bytes pass it (the app's own answer to the cut-off body is replaced by the 413)."""
+    """Before any body byte is read: 401 for a /v1 call without the server's API key; then 413 for bodies
+    over the limit (`MAX_JSON_BYTES` for JSON, which is parsed as a whole), at once from Content-Length,
+    else as soon as the streamed bytes pass it (the app's own answer to the cut-off body is replaced)."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, api_key: str | None = None):
+        self.app, self.upload_limit, self.api_key = app, limit, api_key
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        too_large = error_response(413, "too_large", f"the request is larger than the limit of {self.limit / 1e6:.0f} MB")
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+        headers = dict(scope["headers"])
+        if self.api_key and scope["path"].startswith("/v1/") and not _key_matches(headers, self.api_key):
+            return await unauthorized(headers)(scope, receive, send)
+        json_body = headers.get(b"content-type", b"").split(b";")[0].strip().lower() == b"application/json"
+        limit = MAX_JSON_BYTES if json_body else self.upload_limit
+        size = f"{limit // 1024} KiB for JSON" if json_body else f"{limit / 1e6:.0f} MB"
+        too_large = error_response(413, "too_large", f"the request is larger than the limit of {size}")
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             return await too_large(scope, receive, send)
         received, exceeded, answered = 0, False, False
 
@@ -197,7 +206,7 @@ class BodyLimit:
             nonlocal received, exceeded
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.limit:
+            if received > limit:
                 exceeded = True
                 raise RequestTooLarge()
             return message
@@ -214,3 +223,14 @@ class BodyLimit:
             pass
         if exceeded and not answered:
             await too_large(scope, receive, send)
+
+
+def _key_matches(headers: dict, api_key: str) -> bool:
+    given = headers.get(API_KEY_HEADER.lower().encode())
+    return given is not None and hmac.compare_digest(given, api_key.encode())
+
+
+def unauthorized(headers: dict):
+    what = "a wrong" if API_KEY_HEADER.lower().encode() in headers else "no"
+    return error_response(401, "unauthorized", f"{what} API key: send it in the {API_KEY_HEADER} header",
+                          headers={"WWW-Authenticate": API_KEY_HEADER})
