@@ -250,3 +250,43 @@ def test_als_runs_without_the_openblas_warning(demo_catalog):
         warnings.simplefilter("error", RuntimeWarning)
         CollabModel.fit(demo_catalog, CollabParams(factors=8, iterations=2))
     assert implicit.utils._checked_blas_config
+
+
+def test_concurrent_first_requests_build_each_table_once(demo_catalog, monkeypatch):
+    # 8 threads ask a cold model for recommendations at once: the window, the histories and the bought
+    # matrix are each built once (functools.cached_property takes no lock on Python 3.12+).
+    import threading
+
+    from recommender.collab import candidates, history
+
+    built = {"window": 0, "history": 0}
+    window_init, history_init = candidates.Window.__init__, history.CustomerHistory.__init__
+
+    def counting_window(self, *args, **kwargs):
+        built["window"] += 1
+        window_init(self, *args, **kwargs)
+
+    def counting_history(self, *args, **kwargs):
+        built["history"] += 1
+        history_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(candidates.Window, "__init__", counting_window)
+    monkeypatch.setattr(history.CustomerHistory, "__init__", counting_history)
+    model = CollabModel.fit(demo_catalog)
+    customers = model.example_customers(8)
+    barrier, errors = threading.Barrier(8), []
+
+    def first_request(customer_id):
+        barrier.wait()
+        try:
+            model.window.block([model.catalog.customer_code(customer_id)])
+            model.history(customer_id)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_request, args=(c,)) for c in customers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and built == {"window": 1, "history": 1}

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from recommender import cli, runtime, textfiles
+from recommender import cli, pipeline, runtime, textfiles
 from recommender.catalog import REQUIRED_ARTICLE_COLUMNS, load_catalog
 from recommender.errors import DataError, InputError
 from recommender.images import ALLOWED_FORMATS, MAX_IMAGE_BYTES, load_image, thumbnail_for_model
@@ -354,16 +354,23 @@ def test_any_bytes_as_an_image_decode_or_raise_input_error(data):
 
 @FAST
 @given(query=st.text(max_size=40))
-def test_any_query_is_cleaned_or_refused_and_the_cli_answers_in_one_line(query, monkeypatch, capsys):
+def test_any_query_is_cleaned_or_refused_and_the_cli_answers_in_one_line(query, demo_settings, demo_engine,
+                                                                         monkeypatch, capsys):
     try:
         cleaned = clean_text(query)
     except InputError:
-        pass
+        cleaned = None
     else:
         assert cleaned and cleaned == " ".join(cleaned.split())  # white space collapsed
         assert not any(unicodedata.category(char) in ("Cc", "Cf", "Cs") for char in cleaned)
-    # The whole CLI path, in this process (thread limits are process-wide: left as the tests set them).
+    # The whole CLI path against the built demo, in this process (thread limits are process-wide: left as
+    # the tests set them; the engine already open is the one the command would open).
     monkeypatch.setattr(runtime, "configure_threads", lambda *args, **kwargs: None)
-    code = cli.main(["search", f"--text={query}", "--data", "/nonexistent/lookbook-shop"])
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and err.startswith("error: "), err
+    monkeypatch.setattr(pipeline, "open_engine", lambda settings: demo_engine)
+    code = cli.main(["search", f"--text={query}", "--json", "-k", "3", "--data", str(demo_settings.data_dir),
+                     "--artifacts", str(demo_settings.artifacts_dir)])
+    out, err = capsys.readouterr()
+    if cleaned is None:
+        assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and not out, err
+    else:  # a usable query: results, or one line saying why not (e.g. too long for the model)
+        assert (code == 0 and len(out.splitlines()) == 3) or (code == 2 and err.count("\n") == 1), (code, out, err)

@@ -166,3 +166,37 @@ def test_a_builder_killed_half_way_changes_nothing_for_the_server(server, shop, 
     assert len(traffic.statuses) > 20 and not traffic.failures, traffic.failures[:5]
     assert ready(url)["build_id"] == first["build_id"]
     assert "quokka" not in httpx.get(f"{url}/v1/search?q=quokka&mode=lexical").text.lower()
+
+
+def test_health_answers_throughout_a_cold_start_and_ready_waits_for_warm_parts(shop, tmp_path):
+    # Loading runs in a worker thread: /health answers at once all along; /ready and every /v1 call say
+    # "loading" (503) until all parts are loaded and warm, and only then 200.
+    data, artifacts, env = shop
+    port, log_path = free_port(), tmp_path / "serve.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "recommender", "serve", "--port", str(port)],
+                                   cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url, seen, health = f"http://127.0.0.1:{port}", [], []
+    try:
+        deadline = time.monotonic() + 180
+        with httpx.Client(base_url=url, timeout=30) as http:
+            while time.monotonic() < deadline:
+                try:
+                    start = time.perf_counter()
+                    assert http.get("/health").status_code == 200
+                    health.append(time.perf_counter() - start)
+                    search = http.get("/v1/search?q=dress&k=3")
+                    ready_now = http.get("/ready")
+                except httpx.TransportError:  # not listening yet
+                    time.sleep(0.05)
+                    continue
+                seen.append((ready_now.status_code, search.status_code))
+                if ready_now.status_code == 200:
+                    break
+                assert search.status_code == 503 and search.json()["error"]["code"] == "loading"
+                time.sleep(0.05)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert seen and seen[-1][0] == 200 and any(status == 503 for status, _ in seen), seen
+    assert max(health) < 1.0, sorted(health)[-5:]  # the event loop never waited on loading

@@ -13,7 +13,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-pyspark = pytest.importorskip("pyspark", reason="pip install -r requirements-spark.txt")
+try:
+    import pyspark  # noqa: F401
+except ImportError:  # required under CI=true: the Spark build is part of what CI proves
+    if os.environ.get("CI", "").lower() == "true":
+        raise
+    pytest.skip("pip install -r requirements-spark.txt", allow_module_level=True)
 
 from recommender.collab import CollabModel, CollabParams
 from recommender.collab.blend import blend, profile, signals
