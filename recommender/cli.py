@@ -217,20 +217,19 @@ def _data_args(parser: argparse.ArgumentParser, model: bool = True) -> None:
                                                  "(default: $LOOKBOOK_PRETRAINED or hf-hub:Marqo/marqo-fashionCLIP)")
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m recommender", description="Lookbook: fashion search and recommendations")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+# --- the verbs: (what runs, its flags, its help) -------------------------------------------------------
 
-    p = verbs.add_parser("demo", help="write the embedded demo dataset (H&M format)")
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="output folder (default: data/demo)")
     p.add_argument("--articles", type=int)
     p.add_argument("--customers", type=int)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--transactions-only", action="store_true", help="H&M-scale transactions without images (benchmarks)")
     p.add_argument("--transactions", type=int, help="with --transactions-only: number of rows")
-    p.set_defaults(run=cmd_demo)
 
-    p = verbs.add_parser("build", help="build every artifact (model, embeddings, index, ALS, HNSW); resumable")
+
+def _build_args(p: argparse.ArgumentParser) -> None:
     _data_args(p)
     p.add_argument("--no-fallback", action="store_true", help="fail instead of training a model when the source is unreachable")
     p.add_argument("--epochs", type=int, help="epochs for the catalogue-trained fallback model")
@@ -239,17 +238,17 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=["local", "spark"], default="local",
                    help="where embeddings and ALS run: this process, or Spark (pip install -r requirements-spark.txt)")
     p.add_argument("--spark-master", metavar="URL", help="with --engine spark: local[*] (default), spark://host:7077, …")
-    p.set_defaults(run=cmd_build)
 
-    p = verbs.add_parser("train-clip", help="train an open_clip model on the catalogue's image–caption pairs")
+
+def _train_clip_args(p: argparse.ArgumentParser) -> None:
     _data_args(p, model=False)
     p.add_argument("--model", default="lookbook-tiny", help="open_clip config to train (default: lookbook-tiny)")
     p.add_argument("--pretrained", help="start from these weights (fine-tuning); default: from scratch")
     p.add_argument("--epochs", type=int)
     p.add_argument("--out", required=True, help="checkpoint file to write")
-    p.set_defaults(run=cmd_train_clip)
 
-    p = verbs.add_parser("search", help="content search: text, images, more-like-this, filters")
+
+def _search_args(p: argparse.ArgumentParser) -> None:
     _data_args(p)
     p.add_argument("--text")
     p.add_argument("--image", nargs="+", metavar="PATH")
@@ -261,16 +260,16 @@ def make_parser() -> argparse.ArgumentParser:
                    help="text ranking: words and looks fused (default), CLIP vectors only, or words only")
     p.add_argument("-k", type=int, default=12)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(run=cmd_search)
 
-    p = verbs.add_parser("similar-customers", help="customers with similar tastes (ALS factors in HNSW)")
+
+def _similar_customers_args(p: argparse.ArgumentParser) -> None:
     _data_args(p)
     p.add_argument("--customer", required=True)
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(run=cmd_similar_customers)
 
-    p = verbs.add_parser("recommend", help="recommendations with reasons for one or many customers")
+
+def _recommend_args(p: argparse.ArgumentParser) -> None:
     _data_args(p)
     p.add_argument("--customer", nargs="+")
     p.add_argument("--customers-file", help="one customer id per line")
@@ -280,16 +279,16 @@ def make_parser() -> argparse.ArgumentParser:
                    help="stream the competition's customer_id,prediction CSV (bought articles included)")
     p.add_argument("-k", type=int, default=12)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(run=cmd_recommend)
 
-    p = verbs.add_parser("serve", help="the HTTP API (FastAPI + uvicorn); docs at /docs")
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
     _data_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1, help="processes, each with its own copy of the engine")
-    p.set_defaults(run=cmd_serve)
 
-    p = verbs.add_parser("evaluate", help="MAP@12 / recall@12 / coverage on a time split, with baselines")
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
     _data_args(p, model=False)
     p.add_argument("--test-transactions", help="CSV of held-out transactions (default: each of the last --weeks)")
     p.add_argument("--weeks", type=int, default=4, help="test weeks, each trained strictly before it")
@@ -297,7 +296,27 @@ def make_parser() -> argparse.ArgumentParser:
                    help="end the test weeks this many weeks before the data's end (to choose settings)")
     p.add_argument("-k", type=int, default=12)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(run=cmd_evaluate)
+
+
+VERBS = {
+    "demo": (cmd_demo, _demo_args, "write the embedded demo dataset (H&M format)"),
+    "build": (cmd_build, _build_args, "build every artifact (model, embeddings, index, ALS, HNSW); resumable"),
+    "train-clip": (cmd_train_clip, _train_clip_args, "train an open_clip model on the catalogue's image–caption pairs"),
+    "search": (cmd_search, _search_args, "content search: text, images, more-like-this, filters"),
+    "similar-customers": (cmd_similar_customers, _similar_customers_args, "customers with similar tastes (ALS factors in HNSW)"),
+    "recommend": (cmd_recommend, _recommend_args, "recommendations with reasons for one or many customers"),
+    "serve": (cmd_serve, _serve_args, "the HTTP API (FastAPI + uvicorn); docs at /docs"),
+    "evaluate": (cmd_evaluate, _evaluate_args, "MAP@12 / recall@12 / coverage on a time split, with baselines"),
+}
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m recommender", description="Lookbook: fashion search and recommendations")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for name, (run, add_flags, help_text) in VERBS.items():
+        verb = verbs.add_parser(name, help=help_text)
+        add_flags(verb)
+        verb.set_defaults(run=run)
     return parser
 
 

@@ -25,101 +25,35 @@ artifacts so the build makes them again.
 """
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import os
-import re
 import shutil
-import socket
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Mapping
 
-from .errors import ArtifactError, BuildRunningError
+from .errors import ArtifactError
+from .owners import (
+    IN_FLIGHT,
+    LEGACY,
+    OWNED,
+    OWNER_IN_NAME,
+    BuildLock,
+    ReaderLeases,
+    is_abandoned,
+    new_token,
+    written_at,
+)
 
 REBUILD_HINT = "python -m recommender build"
-LOCK_FILE = ".build.lock"
-OWNER_FILE = ".build.owner"
-READERS_DIR = ".readers"
-# "[<time>-]<pid>@<host>-<12 hex>" after "<name>-" or ".tmp-<name>-"; a bare "<12 hex>" is the pre-owner layout.
-_OWNED = re.compile(r"^(?:\d{8}T\d{12}-)?(?P<pid>\d+)@(?P<host>[A-Za-z0-9_-]*)-[0-9a-f]{12}$")
-_LEGACY = re.compile(r"^[0-9a-f]{12}$")
-# The same owner part inside a temp name: ".tmp-<name>-<owner>-<token>" or ".<file>.<owner>-<token>.tmp".
-_OWNER_IN_NAME = re.compile(r"[-.](?P<owner>(?:\d{8}T\d{12}-)?\d+@[A-Za-z0-9_-]*-[0-9a-f]{12})(\.tmp)?$")
-
-
 @dataclass(frozen=True)
 class Artifact:
     name: str
     path: Path
     meta: dict
-
-
-# --- owners: which process wrote a folder, and whether it is still alive ---------------------------
-
-
-def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname())[:63] or "host"
-
-
-def owner_tag() -> str:
-    """``<pid>@<host>`` of this process, as written into temp and artifact folder names."""
-    return f"{os.getpid()}@{_host()}"
-
-
-def _new_token() -> str:
-    """``<time>-<owner>-<12 hex>``: versions sort by when they were written."""
-    now = time.time()
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now % 1 * 1e6):06d}"
-    return f"{stamp}-{owner_tag()}-{uuid.uuid4().hex[:12]}"
-
-
-# Lease files this process holds (removed at exit; a killed process's leases are recognised as dead).
-_LEASES: set[Path] = set()
-
-
-@atexit.register
-def _release_leases_at_exit() -> None:
-    for path in list(_LEASES):
-        path.unlink(missing_ok=True)
-
-
-def _written_at(suffix: str) -> str:
-    """The time part of a version's suffix ("" for versions of earlier releases: older than any)."""
-    return suffix[:21] if re.match(r"\d{8}T\d{12}-", suffix) else ""
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
-# Tokens this process is writing right now (other threads of it must not remove them).
-_IN_FLIGHT: set[str] = set()
-
-
-def is_abandoned(suffix: str) -> bool:
-    """Whether a folder whose name ends in ``suffix`` (after ``<name>-``) belongs to no live writer.
-
-    Owners on another host cannot be checked, so their folders are kept (shared network folders).
-    """
-    if _LEGACY.match(suffix):
-        return True
-    owned = _OWNED.match(suffix)
-    if not owned or owned["host"] != _host():
-        return False  # not a folder this store made, or a writer elsewhere
-    if int(owned["pid"]) == os.getpid():
-        return suffix not in _IN_FLIGHT
-    return not pid_alive(int(owned["pid"]))
 
 
 # --- one atomic writer for every file the engine writes outside an artifact folder ------------------
@@ -133,9 +67,9 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    token = _new_token()
+    token = new_token()
     tmp = path.with_name(f".{path.name}.{token}.tmp")
-    _IN_FLIGHT.add(token)
+    IN_FLIGHT.add(token)
     try:
         with open(tmp, mode) as handle:
             yield handle
@@ -146,7 +80,7 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
         tmp.unlink(missing_ok=True)
         raise
     finally:
-        _IN_FLIGHT.discard(token)
+        IN_FLIGHT.discard(token)
 
 
 def _write_json_atomic(path: Path, payload: Mapping) -> None:
@@ -195,7 +129,7 @@ class ArtifactStore:
         self.rebuild_hint = rebuild_hint
         self.holds_lock = False  # True inside `lock()`: scratch folders are then this process's alone
         self.reader = reader  # a serving engine's store: every version it loads is leased until `release`
-        self._leases: set[Path] = set()
+        self.leases = ReaderLeases(self.root)
 
     def _manifest_path(self, name: str) -> Path:
         return self.root / f"{name}.json"
@@ -232,10 +166,10 @@ class ArtifactStore:
         """
         self.root.mkdir(parents=True, exist_ok=True)
         self.remove_abandoned()
-        token = _new_token()
+        token = new_token()
         tmp = self.root / f".tmp-{name}-{token}"
         tmp.mkdir()
-        _IN_FLIGHT.add(token)
+        IN_FLIGHT.add(token)
         try:
             yield tmp
             files = _file_records(tmp)
@@ -244,7 +178,7 @@ class ArtifactStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         finally:
-            _IN_FLIGHT.discard(token)
+            IN_FLIGHT.discard(token)
 
     def _commit(self, name: str, token: str, tmp: Path, meta: Mapping[str, Any], files: dict) -> None:
         folder = f"{name}-{token}"
@@ -276,44 +210,19 @@ class ArtifactStore:
         removed = []
         for path in sorted(self.root.glob(f"{name}-*")):
             suffix = path.name[len(name) + 1 :]
-            if not path.is_dir() or path.name == current or not _OWNED.match(suffix) and not _LEGACY.match(suffix):
+            if not path.is_dir() or path.name == current or not OWNED.match(suffix) and not LEGACY.match(suffix):
                 continue
-            older = current is not None and _written_at(suffix) < _written_at(current[len(name) + 1 :])
-            if (path.name == previous or older or is_abandoned(suffix)) and not self.readers(path.name):
+            older = current is not None and written_at(suffix) < written_at(current[len(name) + 1 :])
+            if (path.name == previous or older or is_abandoned(suffix)) and not self.leases.holders(path.name):
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path.name)
         return removed
 
-    # --- reader leases --------------------------------------------------------------------------
-
-    def lease(self, folder: str) -> None:
-        """Hold version ``folder`` for this process until `release` (or its exit)."""
-        path = self.root / READERS_DIR / f"{folder}--{owner_tag()}"
-        if path not in self._leases:
-            path.parent.mkdir(exist_ok=True)
-            path.touch()
-            self._leases.add(path)
-            _LEASES.add(path)
+    # --- reader leases and the build id ----------------------------------------------------------
 
     def release(self) -> None:
         """Give up every lease this store took (the engine switched to a newer build, or closes)."""
-        for path in self._leases:
-            path.unlink(missing_ok=True)
-            _LEASES.discard(path)
-        self._leases.clear()
-
-    def readers(self, folder: str) -> list[str]:
-        """The live processes (``<pid>@<host>``) holding a lease on ``folder``; dead ones' leases are dropped.
-        A reader on another host cannot be checked, so it counts as live."""
-        live = []
-        for path in (self.root / READERS_DIR).glob(f"{folder}--*"):
-            owner = path.name[len(folder) + 2 :]
-            pid, _, host = owner.partition("@")
-            if host == _host() and pid.isdigit() and not pid_alive(int(pid)):
-                path.unlink(missing_ok=True)
-            else:
-                live.append(owner)
-        return live
+        self.leases.release()
 
     def build_id(self) -> str:
         """Which versions are current, in one string: it changes when any artifact is rebuilt (a few small
@@ -346,8 +255,8 @@ class ArtifactStore:
         """Remove unfinished writes (temp folders and files) whose writer is a dead process on this host."""
         removed = []
         for path in list(self.root.glob(".tmp-*")) + list(self.root.glob(".*.tmp")):
-            owned = _OWNER_IN_NAME.search(path.name)
-            legacy = path.name.startswith(".tmp-") and "@" not in path.name and _LEGACY.match(path.name[-12:])
+            owned = OWNER_IN_NAME.search(path.name)
+            legacy = path.name.startswith(".tmp-") and "@" not in path.name and LEGACY.match(path.name[-12:])
             if (owned and is_abandoned(owned["owner"])) or legacy:
                 shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
                 removed.append(path.name)
@@ -403,7 +312,7 @@ class ArtifactStore:
             )
         manifest = self.manifest(name)
         if self.reader:
-            self.lease(manifest["folder"])
+            self.leases.hold(manifest["folder"])
         return Artifact(name, self.root / manifest["folder"], manifest["meta"])
 
     def repair(self, log: Callable[[str], None] = print) -> list[str]:
@@ -427,54 +336,20 @@ class ArtifactStore:
 
     # --- the build lock and scratch ---------------------------------------------------------------
 
-    @contextmanager
-    def lock(self, *, wait: float | None = None, notify: Callable[[str], None] = print) -> Iterator[None]:
-        """Hold the cross-process build lock of this folder.
+    def lock(self, *, wait: float | None = None, notify: Callable[[str], None] = print):
+        """Hold the cross-process build lock of this folder (`owners.BuildLock`); inside it, scratch
+        folders are this process's alone and abandoned writes are removed first."""
+        return BuildLock(self.root).held(wait=wait, notify=notify, on_acquire=self._on_lock, on_release=self._on_unlock)
 
-        When another process holds it: ``wait=None`` waits for it (saying so through ``notify``),
-        ``wait=0`` raises BuildRunningError at once, ``wait=N`` waits up to N seconds, then raises.
-        The lock is an OS file lock, so a killed holder releases it.
-        """
-        from filelock import FileLock, Timeout
+    def _on_lock(self) -> None:
+        self.holds_lock = True
+        self.remove_abandoned()
 
-        self.root.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(self.root / LOCK_FILE)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            holder = self.lock_holder()
-            if wait == 0:
-                raise BuildRunningError(
-                    f"a build is already running on {self.root} ({holder}); try again when it has finished"
-                ) from None
-            notify(f"another build is running on {self.root} ({holder}); waiting for it to finish")
-            try:
-                lock.acquire(timeout=-1 if wait is None else wait)
-            except Timeout:
-                raise BuildRunningError(
-                    f"a build is still running on {self.root} ({self.lock_holder()}) after waiting {wait:g} s; "
-                    f"try again when it has finished"
-                ) from None
-        try:
-            _write_json_atomic(
-                self.root / OWNER_FILE,
-                {"pid": os.getpid(), "host": _host(), "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")},
-            )
-            self.holds_lock = True
-            self.remove_abandoned()
-            yield
-        finally:
-            self.holds_lock = False
-            (self.root / OWNER_FILE).unlink(missing_ok=True)
-            lock.release()
+    def _on_unlock(self) -> None:
+        self.holds_lock = False
 
     def lock_holder(self) -> str:
-        """Who holds the build lock, in words (pid, host, since when), as far as its owner file says."""
-        try:
-            owner = json.loads((self.root / OWNER_FILE).read_text())
-            return f"pid {owner['pid']} on {owner['host']}, since {owner['since']}"
-        except (OSError, ValueError, KeyError, TypeError):
-            return "holder unknown"
+        return BuildLock(self.root).holder()
 
     def scratch(self, name: str) -> Path:
         path = self.root / "scratch" / name

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from recommender import owners
 from recommender import store as store_module
 from recommender.errors import ArtifactError, BuildRunningError
 from recommender.store import ArtifactStore
@@ -227,7 +228,7 @@ def test_a_version_a_reader_holds_is_kept_until_released(tmp_path):
     write_version(store, "v3")
     assert (held.path / "data.txt").read_text() == "v1"  # the serving engine's files are still there
     assert len(version_folders(store)) == 2  # v1 (leased) and v3; v2 went at once
-    assert store.readers(held.path.name) == [store_module.owner_tag()]
+    assert store.leases.holders(held.path.name) == [owners.owner_tag()]
     reader.release()
     write_version(store, "v4")
     assert version_folders(store) == [store.manifest("index")["folder"]] and read(store) == "v4"
@@ -241,8 +242,8 @@ def test_a_dead_readers_lease_holds_nothing(tmp_path):
               f"ArtifactStore({str(tmp_path)!r}, reader=True).load('index')\n"
               "import os; os._exit(0)\n")  # no atexit: as if killed
     subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True, timeout=60)
-    assert len(list((tmp_path / store_module.READERS_DIR).glob(f"{folder}--*"))) == 1
-    assert store.readers(folder) == []
+    assert len(list((tmp_path / owners.READERS_DIR).glob(f"{folder}--*"))) == 1
+    assert store.leases.holders(folder) == []
     write_version(store, "v2")
     assert version_folders(store) == [store.manifest("index")["folder"]]
 
@@ -251,7 +252,7 @@ def test_versions_named_by_earlier_releases_still_load(tmp_path):
     store = ArtifactStore(tmp_path)
     write_version(store, "v1")
     manifest = store.manifest("index")
-    old_name = f"index-{store_module.owner_tag()}-0123456789ab"
+    old_name = f"index-{owners.owner_tag()}-0123456789ab"
     os.rename(tmp_path / manifest["folder"], tmp_path / old_name)
     (tmp_path / "index.json").write_text(json.dumps({**manifest, "folder": old_name}))
     assert read(store) == "v1"
