@@ -266,7 +266,7 @@ def _build_steps(settings: Settings, store: ArtifactStore, progress: Progress | 
     report = next_stage("collab")
     if catalog.transactions is not None and len(catalog.transactions):
         from .collab import CollabState
-        from .collab.ranker import build_ranker
+        from .collab.ranker import Ranker, build_ranker, factor_engine
 
         if not CollabState.is_current(store, catalog):
             report(0.0, "fitting ALS and the similar-customer index")
@@ -275,8 +275,19 @@ def _build_steps(settings: Settings, store: ArtifactStore, progress: Progress | 
             else:
                 CollabState.fit(catalog, progress=report).save(store)
         state = CollabState.load(store, catalog)
-        thin = build_ranker(store, state, lambda cut: CollabState.fit(catalog, state.params, until=cut),
-                            progress=report)
+        # The ranker trains on factors of the engine that serves them: Spark's when Spark made the state.
+        served = factor_engine(store)
+        if served == "spark" and not spark and not Ranker.is_current(store, catalog, state.params):
+            notices.append("the served factors are Spark's, but this build trains the ranker on implicit's; "
+                           "build with --engine spark to train it on Spark's")
+            served = "implicit"
+
+        def fit_state(cut):
+            if served == "spark":
+                return spark.fit_state(catalog, state.params, cut)
+            return CollabState.fit(catalog, state.params, until=cut)
+
+        thin = build_ranker(store, state, fit_state, progress=report, factors=served)
         if thin:
             notices.append(thin)
             log(f"notice: {thin}")

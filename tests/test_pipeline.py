@@ -184,3 +184,25 @@ def test_artifacts_fingerprinted_by_path_are_relabelled_once_with_a_notice(demo_
     assert store.is_current("collab", {"data": again.fingerprint()})
     assert any("now match their data by content" in notice and "collab" in notice for notice in again.notices)
     assert not any("by content" in notice for notice in load_catalog(demo_settings.data_dir, cache_dir=artifacts).notices)
+
+
+def test_an_outdated_ranker_is_never_served_silently(demo_settings, tmp_path):
+    # A ranker built by older code (another sources/features digest): check_built refuses to serve it
+    # (the app shows the build command, the API answers 503 not_built), the loaded model does not use it,
+    # and the build retrains it.
+    import shutil
+
+    shutil.copytree(demo_settings.artifacts_dir, tmp_path / "artifacts")
+    settings = demo_settings.with_(artifacts_dir=tmp_path / "artifacts")
+    manifest_path = tmp_path / "artifacts" / "ranker.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["meta"]["schema"] = "an-older-feature-list"
+    manifest_path.write_text(json.dumps(manifest))
+    engine = open_engine(settings)
+    with pytest.raises(ArtifactError, match="the ranker .* is missing or not current .* build it with"):
+        engine.check_built()
+    assert engine.collab.ranker is None and engine.fallbacks and "hand-weighted blend" in engine.fallbacks[0]
+    build(settings, log=lambda m: None)
+    rebuilt = open_engine(settings)
+    rebuilt.check_built()
+    assert rebuilt.collab.ranker is not None and rebuilt.fallbacks == []

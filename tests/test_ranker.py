@@ -64,6 +64,28 @@ def test_ranker_is_deterministic_and_stored_with_its_features(ranked_model, demo
     assert loaded.recommend(customer_id).equals(model.recommend(customer_id))
 
 
+def test_a_ranker_built_by_other_code_or_for_other_factors_is_retrained_not_used(ranked_model, demo_catalog,
+                                                                               tmp_path, monkeypatch):
+    # Another list of sources or features (here: the schema digest changed, as a new feature would change
+    # it), or factors of another ALS engine than the served ones: the stored ranker is outdated, nothing
+    # loads it silently, and the build trains a new one.
+    from recommender.collab import ranker as ranker_module
+
+    model, _ = ranked_model
+    store = ArtifactStore(tmp_path / "artifacts")
+    model.state.save(store)
+    fit = lambda cut: CollabState.fit(demo_catalog, PARAMS, until=cut)  # noqa: E731
+    assert build_ranker(store, model.state, fit) is None
+    trained = store.manifest(ARTIFACT)["folder"]
+    assert Ranker.is_current(store, demo_catalog, PARAMS) and Ranker.load(store, demo_catalog) is not None
+    assert not Ranker.is_current(store, demo_catalog, PARAMS, factors="spark")
+    monkeypatch.setattr(ranker_module, "SCHEMA", "another-feature-list")
+    assert not Ranker.is_current(store, demo_catalog, PARAMS) and Ranker.load(store, demo_catalog) is None
+    assert build_ranker(store, model.state, fit) is None
+    assert store.manifest(ARTIFACT)["folder"] != trained and store.manifest(ARTIFACT)["meta"]["schema"] == "another-feature-list"
+    assert CollabModel.load(store, demo_catalog).ranker is not None
+
+
 def test_recommend_uses_the_ranker_with_reasons(ranked_model):
     model, _ = ranked_model
     for customer_id in model.example_customers(10):

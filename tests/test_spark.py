@@ -20,7 +20,7 @@ except ImportError:  # required under CI=true: the Spark build is part of what C
         raise
     pytest.skip("pip install -r requirements-spark.txt", allow_module_level=True)
 
-from recommender.collab import CollabModel, CollabParams
+from recommender.collab import CollabModel, CollabParams, CollabState
 from recommender.collab.blend import blend, profile, signals
 from recommender.config import Settings
 from recommender.evaluate import map_at_k
@@ -28,7 +28,7 @@ from recommender.pipeline import build, open_engine
 from recommender.spark.embeddings import embed_catalog_on_spark
 from recommender.interactions import Confidence, build_interactions
 from recommender.spark.als import (
-    confidence_frame, fit_factors, save_factors_as_collab, spark_regularization, transactions_parquet,
+    confidence_frame, fit_factors, mllib_ratings, save_factors_as_collab, spark_regularization, transactions_parquet,
 )
 from recommender.spark.session import spark_session
 from recommender.store import ArtifactStore
@@ -75,7 +75,7 @@ def test_spark_als_reaches_implicit_map_on_the_planted_tastes(spark, demo_engine
     until = days.iat[-1].normalize() - np.timedelta64(27, "D")
     test = catalog.transactions[days >= until]
     params = CollabParams()
-    local = CollabModel.fit(catalog, params, until=until)
+    local = CollabState.fit(catalog, params, until=until)
     users, items = fit_factors(spark, transactions_parquet(store, catalog), len(catalog.customer_ids),
                                len(catalog.articles), tmp_path, params, until=until)
     trained = np.diff(local.interactions.counts.indptr) > 0
@@ -90,7 +90,7 @@ def test_spark_als_reaches_implicit_map_on_the_planted_tastes(spark, demo_engine
     assert spark_map > 1.5 * popular_map, (spark_map, popular_map)
     # The saved artifact loads as the local one does.
     loaded = CollabModel.load(ArtifactStore(tmp_path / "artifacts"), catalog)
-    assert np.array_equal(loaded.als.item_factors, items)
+    assert np.array_equal(loaded.state.als.item_factors, items)
 
 
 @pytest.mark.parametrize("weighting", ["tfidf", "bm25"])
@@ -106,15 +106,24 @@ def test_spark_weights_purchases_as_the_local_path(spark, demo_engine, demo_sett
     np.testing.assert_allclose(on_spark.toarray(), local.toarray(), rtol=1e-4, atol=1e-6)
 
 
-def als_map(model: CollabModel, test) -> float:
+def als_map(state: CollabState, test) -> float:
     """MAP@12 of ranking by the ALS score alone (bought articles allowed), over the test's customers."""
     truth = test.groupby("customer")["article"].agg(lambda a: set(a.tolist()))
     predicted = []
     for code in truth.index:
-        shopper = profile(model.state, int(code))
-        scored = signals(model.state, shopper, ["als"])
-        predicted.append(blend(model.state, shopper, scored, 12, exclude_bought=False, weights={"als": 1.0})[0].tolist())
+        shopper = profile(state, int(code))
+        scored = signals(state, shopper, ["als"])
+        predicted.append(blend(state, shopper, scored, 12, exclude_bought=False, weights={"als": 1.0})[0].tolist())
     return map_at_k(truth.tolist(), predicted)
+
+
+def test_alpha_is_converted_to_mllibs_one_plus_alpha_r_confidence(spark):
+    # implicit's confidence is alpha·c; MLlib's is 1 + r at alpha 1: r = alpha·c − 1, and every purchase
+    # stays a preference (r > 0) even where alpha·c < 1.
+    frame = spark.createDataFrame([(0, 0, 3.0), (0, 1, 0.5), (1, 0, 1.0)], "customer int, article int, confidence float")
+    ratings = {(row.customer, row.article): row.confidence for row in mllib_ratings(frame, alpha=2.0).collect()}
+    assert ratings[(0, 0)] == pytest.approx(5.0) and ratings[(1, 0)] == pytest.approx(1.0)
+    assert 0 < ratings[(0, 1)] <= 1e-5
 
 
 def test_regularisation_is_converted_to_mllibs_per_purchase_scaling():
@@ -201,6 +210,7 @@ def test_build_submitted_to_a_standalone_cluster(standalone_cluster, demo_settin
     assert len(executors) >= 2, executors
     store = ArtifactStore(settings.artifacts_dir)
     assert store.manifest("collab")["meta"]["engine"] == "spark"
+    assert store.manifest("ranker")["meta"]["factors"] == "spark"  # trained on MLlib's factors, as served
     engine = open_engine(settings)
     for query in ("red dress", "black trousers"):  # embeddings equal the local ones, so the same results
         assert engine.search.search(text=query, k=12)["article_id"].tolist() == \

@@ -53,20 +53,30 @@ class Ranker:
             (tmp / "features.json").write_text(json.dumps(self.features))
 
     @staticmethod
-    def is_current(store: ArtifactStore, catalog, params: CollabParams) -> bool:
+    def is_current(store: ArtifactStore, catalog, params: CollabParams, factors: str | None = None) -> bool:
         """Whether the stored ranker (or the record that the data was too thin) fits this data, these
-        parameters and this code's sources and features."""
-        return store.is_current(ARTIFACT, {"data": catalog.fingerprint(), "params": asdict(params), "schema": SCHEMA})
+        parameters, this code's sources and features, and the ALS engine whose factors are served
+        (``factors``; default: the stored collaborative model's)."""
+        factors = factors or factor_engine(store)
+        return store.is_current(ARTIFACT, {"data": catalog.fingerprint(), "params": asdict(params), "schema": SCHEMA,
+                                           "factors": factors})
 
     @classmethod
     def load(cls, store: ArtifactStore, catalog) -> "Ranker | None":
         """The stored ranker for this catalogue, or None (never built, built from other data, or thin data)."""
         import lightgbm
 
-        if not store.is_current(ARTIFACT, {"data": catalog.fingerprint(), "trained": True, "schema": SCHEMA}):
+        expect = {"data": catalog.fingerprint(), "trained": True, "schema": SCHEMA, "factors": factor_engine(store)}
+        if not store.is_current(ARTIFACT, expect):
             return None
         art = store.load(ARTIFACT)
         return cls(lightgbm.Booster(model_file=str(art.path / "ranker.txt")), FEATURES, art.meta)
+
+
+def factor_engine(store: ArtifactStore) -> str:
+    """The ALS engine of the stored collaborative model: "spark" (MLlib) or "implicit"."""
+    manifest = store.manifest("collab")
+    return (manifest or {}).get("meta", {}).get("engine", "implicit")
 
 
 def week_purchases(catalog, start: np.datetime64) -> pd.Series:
@@ -224,18 +234,20 @@ def train_ranker(
 
 
 def build_ranker(store: ArtifactStore, state: CollabState, fit_state: FitState, *,
-                 progress: Progress | None = None) -> str | None:
+                 progress: Progress | None = None, factors: str = "implicit") -> str | None:
     """Train and store the ranker for the stored collaborative ``state`` unless it is current; returns a
-    notice when the data is too thin (then a marker artifact records it, so the next build does not retry)."""
+    notice when the data is too thin (then a marker artifact records it, so the next build does not retry).
+    ``factors``: the ALS engine of ``fit_state``, recorded (it must be the one that made ``state``)."""
     catalog, params = state.catalog, state.params
-    if Ranker.is_current(store, catalog, params):
+    if Ranker.is_current(store, catalog, params, factors):
         meta = store.load(ARTIFACT).meta
         return None if meta.get("trained") else meta.get("message")
     ranker, message = train_ranker(catalog, params, state.interactions.now, fit_state, progress=progress)
     if ranker is not None:
+        ranker.meta["factors"] = factors
         ranker.save(store)
         return None
-    with store.write(ARTIFACT, {"trained": False, "schema": SCHEMA, "data": catalog.fingerprint(),
+    with store.write(ARTIFACT, {"trained": False, "schema": SCHEMA, "factors": factors, "data": catalog.fingerprint(),
                                 "params": asdict(params), "message": message}):
         pass
     return message

@@ -6,9 +6,9 @@ article, then weighted as implicit weights the item × user matrix (tf-idf: sqrt
 bm25; none). MLlib's implicit ALS then factorises it, with a checkpoint folder so `checkpointInterval`
 really cuts the lineage (Spark ignores it silently without one).
 
-Two differences from implicit that the parameters absorb: MLlib's confidence is 1 + alpha·r where
-implicit's is alpha·r, and MLlib multiplies the regularisation by each customer's (article's) number of
-purchases (ALS-WR), implicit does not; `spark_regularization` converts.
+Two differences from implicit are converted: MLlib's confidence is 1 + alpha·r where implicit's is
+alpha·r (`mllib_ratings` gives MLlib alpha·r − 1 at alpha 1), and MLlib multiplies the regularisation by
+each customer's (article's) number of purchases (ALS-WR), implicit does not (`spark_regularization`).
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from ..store import ArtifactStore
 
 Progress = Callable[[float, str], None]
 NS_PER_DAY = 86_400 * 10**9
+MIN_RATING = 1e-6  # MLlib's preference is 0 for a rating of 0: a purchase must stay above it
 CHECKPOINT_INTERVAL = 5  # iterations between lineage cuts (long lineages overflow the JVM stack at ~30+)
 
 
@@ -85,6 +86,15 @@ def confidence_frame(spark, parquet: str | Path, n_articles: int, params: Collab
     return rows.select("customer", "article", weight.cast("float").alias("confidence"))
 
 
+def mllib_ratings(confidence, alpha: float):
+    """implicit's confidence (alpha · weighted count) as MLlib's rating r, whose confidence is 1 + r at
+    alpha 1: r = alpha · c − 1, kept just above 0 so that every purchase stays a preference of 1."""
+    from pyspark.sql import functions as F
+
+    converted = F.greatest(F.lit(alpha) * F.col("confidence") - F.lit(1.0), F.lit(MIN_RATING))
+    return confidence.withColumn("confidence", converted.cast("float"))
+
+
 def fit_factors(
     spark, parquet: str | Path, n_customers: int, n_articles: int, work_dir: Path, params: CollabParams = CollabParams(),
     *, until=None, progress: Progress | None = None,
@@ -97,19 +107,20 @@ def fit_factors(
     report = progress or (lambda fraction, message: None)
     report(0.0, "Spark: weighting purchases")
     blocks = spark.sparkContext.defaultParallelism  # one ALS block per core (MLlib's default 10 fits neither end)
-    ratings = confidence_frame(spark, parquet, n_articles, params, until).repartition(blocks).persist()
+    ratings = mllib_ratings(confidence_frame(spark, parquet, n_articles, params, until), params.alpha)
+    ratings = ratings.repartition(blocks).persist()
     counts = ratings.agg(F.count("*"), F.countDistinct("customer")).first()
     if not counts[0]:
         raise DataError("no transactions to train ALS on")
     started = time.perf_counter()
     report(0.1, f"Spark ALS: {params.factors} factors, {params.iterations} iterations")
     als = ALS(
-        rank=params.factors, maxIter=params.iterations, alpha=params.alpha, implicitPrefs=True,
+        rank=params.factors, maxIter=params.iterations, alpha=1.0, implicitPrefs=True,
         regParam=spark_regularization(params, counts[0] / counts[1]),
         userCol="customer", itemCol="article", ratingCol="confidence",
         seed=params.random_state, checkpointInterval=CHECKPOINT_INTERVAL, numUserBlocks=blocks, numItemBlocks=blocks,
     )  # fmt: skip
-    model = als.fit(ratings)
+    model = als.fit(ratings)  # ratings already in MLlib's terms (`mllib_ratings`), so alpha stays 1
     out = Path(work_dir) / "spark-factors"
     model.userFactors.write.mode("overwrite").parquet(str(out / "customers"))
     model.itemFactors.write.mode("overwrite").parquet(str(out / "articles"))
@@ -130,12 +141,12 @@ def _dense(folder: Path, n: int, rank: int) -> np.ndarray:
     return out
 
 
-def save_factors_as_collab(
-    catalog: Catalog, store: ArtifactStore, user_factors: np.ndarray, item_factors: np.ndarray,
-    params: CollabParams = CollabParams(), *, until=None, progress: Progress | None = None,
-):
-    """The `collab` artifact exactly as `CollabState.fit(...).save(store)` writes it, with these factors
-    in place of implicit's ALS (interactions for serving, article statistics, HNSW of customers as usual)."""
+def state_from_factors(
+    catalog: Catalog, user_factors: np.ndarray, item_factors: np.ndarray, params: CollabParams = CollabParams(),
+    *, until=None, progress: Progress | None = None,
+) -> CollabState:
+    """The state `CollabState.fit` makes, with these factors in place of implicit's ALS (interactions for
+    serving, article statistics, HNSW of customers as usual)."""
     import implicit.cpu.als
 
     def given_factors(user_items, params: CollabParams, report) -> implicit.cpu.als.AlternatingLeastSquares:
@@ -147,15 +158,32 @@ def save_factors_as_collab(
         als.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
         return als
 
-    state = CollabState.fit(catalog, params, until=until, progress=progress, factorize=given_factors)
+    return CollabState.fit(catalog, params, until=until, progress=progress, factorize=given_factors)
+
+
+def save_factors_as_collab(
+    catalog: Catalog, store: ArtifactStore, user_factors: np.ndarray, item_factors: np.ndarray,
+    params: CollabParams = CollabParams(), *, until=None, progress: Progress | None = None,
+) -> CollabState:
+    """The `collab` artifact exactly as `CollabState.fit(...).save(store)` writes it, with these factors."""
+    state = state_from_factors(catalog, user_factors, item_factors, params, until=until, progress=progress)
     state.save(store, meta={"engine": "spark"})
     return state
+
+
+def fit_state_on_spark(spark, catalog: Catalog, store: ArtifactStore, params: CollabParams, until) -> CollabState:
+    """The state trained on the purchases before ``until`` with Spark's factors: what the ranker trains on
+    when the served factors are Spark's (train and serve see factors of the same engine)."""
+    work = store.scratch("spark_als")
+    users, items = fit_factors(spark, transactions_parquet(store, catalog), len(catalog.customer_ids),
+                               len(catalog.articles), work, params, until=until)
+    return state_from_factors(catalog, users, items, params, until=until)
 
 
 def fit_collab_on_spark(
     spark, catalog: Catalog, store: ArtifactStore, params: CollabParams = CollabParams(), *,
     until=None, progress: Progress | None = None,
-):
+) -> CollabState:
     """Spark ALS on the catalogue's purchases, saved as the `collab` artifact; returns the CollabState."""
     report = progress or (lambda fraction, message: None)
     work = store.scratch("spark_als")

@@ -37,6 +37,12 @@ class SparkSteps:
 
         fit_collab_on_spark(self.spark, catalog, store, progress=progress)
 
+    def fit_state(self, catalog, params, until):
+        """The state before ``until`` with Spark's factors (the ranker's training windows)."""
+        from .als import fit_state_on_spark
+
+        return fit_state_on_spark(self.spark, catalog, self.store, params, until)
+
     def close(self) -> None:
         if self._stack is not None:
             self._stack.close()
