@@ -40,14 +40,20 @@ def shop(demo_settings, tmp_path):
     return data, artifacts, env
 
 
-@pytest.fixture
-def server(shop, tmp_path):
-    data, artifacts, env = shop
-    port, log_path = free_port(), tmp_path / "serve.log"
+def start_server(env: dict, log_path: Path) -> tuple[subprocess.Popen, str]:
+    """`python -m recommender serve` on a free loopback port (not waited for); the process and its URL."""
+    port = free_port()
     with open(log_path, "w") as log:
         process = subprocess.Popen([sys.executable, "-m", "recommender", "serve", "--port", str(port)],
                                    cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    return process, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def server(shop, tmp_path):
+    data, artifacts, env = shop
+    log_path = tmp_path / "serve.log"
+    process, url = start_server(env, log_path)
     try:
         wait_for(lambda: ready(url) is not None, 180, lambda: log_path.read_text()[-3000:])
         yield url, log_path
@@ -83,7 +89,7 @@ class Traffic:
         self.threads = [threading.Thread(target=self.client, args=(i,)) for i in range(CLIENTS)]
 
     def client(self, i: int) -> None:
-        paths = [f"/v1/search?q=dress&k=12", f"/v1/customers/{self.customer}/recommendations?k=12",
+        paths = ["/v1/search?q=dress&k=12", f"/v1/customers/{self.customer}/recommendations?k=12",
                  "/v1/search?q=black+top&k=5&mode=lexical", f"/v1/customers/{self.customer}?limit=5"]
         with httpx.Client(base_url=self.url, timeout=60) as http:
             n = 0
@@ -172,11 +178,8 @@ def test_health_answers_throughout_a_cold_start_and_ready_waits_for_warm_parts(s
     # Loading runs in a worker thread: /health answers at once all along; /ready and every /v1 call say
     # "loading" (503) until all parts are loaded and warm, and only then 200.
     data, artifacts, env = shop
-    port, log_path = free_port(), tmp_path / "serve.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "recommender", "serve", "--port", str(port)],
-                                   cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url, seen, health = f"http://127.0.0.1:{port}", [], []
+    process, url = start_server(env, tmp_path / "serve.log")
+    seen, health = [], []
     try:
         deadline = time.monotonic() + 180
         with httpx.Client(base_url=url, timeout=30) as http:
