@@ -12,8 +12,8 @@ from recommender.collab import CollabParams, CollabState
 from recommender.collab.blend import profile, rank
 from recommender.collab.topk import SETS_PER_PICK, top_rows
 from recommender.collab import candidates as src
-from recommender.collab.candidates import SOURCES, Window, age_buckets, candidates
-from recommender.collab.features import FEATURES, features
+from recommender.collab.candidates import SOURCES, Window, age_buckets, candidates_block
+from recommender.collab.features import FEATURES, features_block
 from recommender.collab.history import CustomerHistory
 from recommender.collab.stats import robust_end
 
@@ -85,6 +85,11 @@ def proposed(source, window, name, n=10, **kwargs):
         articles, scores = source(window, code(name), window.purchases(code(name)), n, **kwargs)
     return articles.tolist(), scores
 
+
+
+def candidates(window: Window, customer: int, per_source: int, exclude=None):
+    """One customer's candidates: a block of one."""
+    return candidates_block(window, window.block([customer]), per_source, [exclude])[0]
 
 def test_repurchase_is_time_decayed(window):
     articles, scores = proposed(src.repurchase, window, "A")
@@ -175,7 +180,7 @@ def test_candidates_remember_sources_and_ranks(window):
 
 def test_feature_values_on_known_rows(window):
     cands = candidates(window, code("A"), per_source=10)
-    X = pd.DataFrame(features(window, code("A"), cands), columns=FEATURES, index=cands.articles)
+    X = pd.DataFrame(features_block(window, [code("A")], [cands])[0], columns=FEATURES, index=cands.articles)
     assert X.at[2, "days_since_bought_article"] == 1 and X.at[2, "times_bought"] == 2
     assert np.isnan(X.at[1, "days_since_bought_article"]) and X.at[1, "days_since_bought_product"] == 21
     assert X.at[1, "type_share"] == pytest.approx(1 / 3)  # one Dress among three purchases

@@ -1,7 +1,7 @@
 """Candidate sources: each proposes a few articles for one customer, best first, with a score.
 
 A `Window` holds what every source needs at one cut ("now"): the state trained before it (ALS, HNSW,
-purchases) and article statistics. `candidates()` merges the sources into one table per customer in
+purchases) and article statistics. `candidates_block()` merges the sources into one table per customer in
 which every candidate remembers each source's rank and score (NaN: that source did not propose it).
 """
 from __future__ import annotations
@@ -371,13 +371,9 @@ class Candidates:
                              **{f"rank_{s}": self.ranks[:, i] for i, s in enumerate(SOURCES)}})
 
 
-def candidates(w: Window, code: int, per_source: int, exclude: np.ndarray | None = None) -> Candidates:
-    """Every source's proposals for one customer, merged (``exclude``: article rows never proposed)."""
-    return candidates_block(w, w.block([code]), per_source, [exclude])[0]
-
-
 def candidates_block(w: Window, block: Block, per_source: int, exclude: list | None = None) -> list[Candidates]:
-    """`candidates` for each customer of a block (``exclude``: one array or None per customer)."""
+    """Every source's proposals for each customer of a block (one customer: a block of one), merged
+    (``exclude``: per customer, article rows never proposed, or None)."""
     together = {name: SOURCE_FUNCTIONS[name](w, block, per_source) for name in BLOCK_SOURCES}
     proposals = []  # per customer, per source: (articles, scores)
     for i, code in enumerate(block.codes):

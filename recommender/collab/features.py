@@ -45,13 +45,9 @@ def _share(bought_keys: np.ndarray, keys: np.ndarray, bought: np.ndarray) -> np.
     return np.where(bought > 0, share, 0.0).astype(np.float32)
 
 
-def features(w: Window, code: int, cands: Candidates) -> np.ndarray:
-    """float32 [candidates × len(FEATURES)], NaN where a value does not exist (LightGBM treats it as missing)."""
-    return features_block(w, [code], [cands])[0]
-
-
 def features_block(w: Window, codes, block: list[Candidates]) -> list[np.ndarray]:
-    """`features` of several customers' candidates, computed over all their (customer, candidate) pairs at once."""
+    """Per customer of a block: float32 [candidates × len(FEATURES)], NaN where a value does not exist
+    (LightGBM treats it as missing), computed over all their (customer, candidate) pairs at once."""
     sizes = [len(cands.articles) for cands in block]
     if not sum(sizes):
         return [np.zeros((0, len(FEATURES)), np.float32) for _ in block]
