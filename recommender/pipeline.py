@@ -57,6 +57,7 @@ class Engine:
         self._loading = threading.RLock()
         self._parts: dict[str, object] = {}
         self.build_id = store.build_id()  # the versions current when it opened (`build_info`)
+        self._built_at = max((m.get("built_at", "") for m in map(store.manifest, store.names()) if m), default=None)
 
     @classmethod
     def from_parts(cls, settings: Settings, catalog: Catalog, *, embedder, search, collab) -> "Engine":
@@ -159,8 +160,7 @@ class Engine:
         """Which build this engine serves: a short id of its artifact versions and when the newest was made."""
         import hashlib
 
-        built = [m.get("built_at", "") for m in map(self.store.manifest, self.store.names()) if m]
-        return {"build_id": hashlib.sha256(self.build_id.encode()).hexdigest()[:12], "built_at": max(built, default=None)}
+        return {"build_id": hashlib.sha256(self.build_id.encode()).hexdigest()[:12], "built_at": self._built_at}
 
     def close(self) -> None:
         """Release the artifact versions this engine holds (a build may then remove them)."""

@@ -119,3 +119,9 @@ def test_error_messages_clip_what_they_echo(keyed_client):
                                 headers={"X-API-Key": "s3cret"})
     assert response.status_code == 400 and len(response.text) < 2_000
     assert keyed_client.head("/health").status_code == 200
+
+
+def test_a_photo_sent_as_a_text_field_is_named_in_plain_words(keyed_client):
+    response = keyed_client.post("/v1/search", data={"photos": "abc", "text": "red"}, headers={"X-API-Key": "s3cret"})
+    message = response.json()["error"]["message"]
+    assert response.status_code == 422 and "must be a file upload" in message and "UploadFile" not in message

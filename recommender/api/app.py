@@ -7,12 +7,14 @@ searches run. Endpoints only translate HTTP to engine calls and frames to JSON.
 """
 import asyncio
 import hmac
+import html
 import logging
 from contextlib import asynccontextmanager
 from functools import partial
 
 import anyio
 from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 
 from ..config import Settings
 from ..errors import LookbookError
@@ -151,7 +153,7 @@ def create_app(settings: Settings | None = None, *, engine=None, api_key: str | 
         for task in tasks:
             task.cancel()
 
-    app = FastAPI(title="Lookbook API", version="1", lifespan=lifespan,
+    app = FastAPI(title="Lookbook API", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Fashion search and recommendations over one H&M-format catalogue.")
     app.state.engine = holder
     app.state.api_key = api_key
@@ -163,10 +165,12 @@ def create_app(settings: Settings | None = None, *, engine=None, api_key: str | 
         app.add_middleware(CORSMiddleware, allow_origins=cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=[API_KEY_HEADER])
 
-    @app.api_route("/health", methods=["GET", "HEAD"], response_model=schemas.Health, tags=["service"])
+    @app.get("/health", response_model=schemas.Health, tags=["service"])
     async def health():
-        """The process answers (the engine may still be loading)."""
+        """The process answers (the engine may still be loading); HEAD too, for load balancers."""
         return {"status": "ok"}
+
+    app.head("/health", include_in_schema=False)(health)
 
     @app.get("/ready", response_model=schemas.Ready, responses={503: ERRORS[503]}, tags=["service"])
     async def ready():
@@ -176,7 +180,35 @@ def create_app(settings: Settings | None = None, *, engine=None, api_key: str | 
         return {"status": "ready", **engine.build_info(), "fallbacks": [public(f) for f in engine.fallbacks]}
 
     app.include_router(router)
+
+    @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+    async def docs():
+        """Every endpoint with its parameters, from the OpenAPI schema, in one page that needs nothing from
+        the network (Swagger UI loads from a CDN: a blank page on offline deployments)."""
+        return api_reference(app.openapi())
+
     return app
+
+
+def api_reference(schema: dict) -> str:
+    """The OpenAPI schema as a plain HTML page: per endpoint its method, path, summary and parameters."""
+    rows = []
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            params = ", ".join(f"{p['name']} ({p['in']})" for p in operation.get("parameters", []))
+            body = operation.get("requestBody", {}).get("content", {})
+            if body:
+                params = ", ".join(filter(None, [params, "body: " + " or ".join(body)]))
+            summary = html.escape(operation.get("description") or operation.get("summary") or "")
+            rows.append(f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
+                        f"<td>{summary}</td><td>{html.escape(params)}</td></tr>")
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>Lookbook API</title>"
+            "<style>body{font-family:sans-serif;margin:2rem}td{padding:.3rem .6rem;vertical-align:top;"
+            "border-bottom:1px solid #ddd}</style></head><body>"
+            f"<h1>{html.escape(schema['info']['title'])}</h1><p>{html.escape(schema['info'].get('description', ''))} "
+            "The machine-readable schema: <a href='openapi.json'>openapi.json</a>.</p>"
+            "<table><tr><th>method</th><th>path</th><th>what</th><th>parameters</th></tr>"
+            + "".join(rows) + "</table></body></html>")
 
 
 class BodyLimit:

@@ -57,7 +57,10 @@ def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for error in exc.errors()[:5]:
         where = " ".join(str(part) for part in error.get("loc", ()))
-        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+        message = error.get("msg", "invalid")
+        if "Expected UploadFile" in message:  # FastAPI's own wording for a plain form value
+            message = "must be a file upload (multipart/form-data), not a text field"
+        parts.append(f"{where}: {message}")
     return "; ".join(parts) or "invalid request"
 
 
