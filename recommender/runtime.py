@@ -47,19 +47,14 @@ def thread_plan(purpose: str, cores: int) -> dict[str, int]:
     return {"blas": cores, "openmp": cores, "torch": cores, "torch_interop": 1}
 
 
-applied_plan: dict[str, int] | None = None  # what `configure_threads` set in this process (None: nothing yet)
-
-
 def configure_threads(purpose: str = "serve", cores: int | None = None) -> dict[str, int]:
     """Set BLAS, OpenMP (FAISS) and torch thread counts for this process; returns the plan applied.
 
     Call it once, first thing (before FAISS or torch have run anything): OpenMP's default for threads
     started later is fixed when it loads.
     """
-    global applied_plan
     cores = cores or available_cores()
     plan = thread_plan(purpose, cores)
-    applied_plan = plan
     os.environ["OMP_NUM_THREADS"] = str(plan["openmp"])
     if purpose == "serve":
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read when OpenMP loads, like OMP_NUM_THREADS

@@ -12,7 +12,6 @@ import scipy.sparse as sp
 from implicit.als import AlternatingLeastSquares
 from threadpoolctl import ThreadpoolController
 
-from .. import runtime
 from .params import CollabParams, Progress
 
 
@@ -22,14 +21,14 @@ def single_threaded_blas() -> Iterator[None]:
     (implicit warns about exactly this and asks for threadpool_limits(1, "blas")). Queries need it too:
     a one-customer matrix-vector product on a busy machine is many times slower with 2 BLAS threads.
     The controller is built once: `threadpool_limits()` rescans the loaded libraries on every call. Where
-    the process already runs BLAS on one thread (the serve plan of `runtime.configure_threads`) nothing is
-    changed: the limit is process-wide, so toggling it from concurrent request threads would race."""
+    BLAS already runs on one thread (the serve plan of `runtime.configure_threads`) nothing is changed: the
+    limit is process-wide, so toggling it from concurrent request threads would race."""
     global _blas
-    if runtime.applied_plan is not None and runtime.applied_plan["blas"] == 1:
-        yield
-        return
     if _blas is None:
         _blas = ThreadpoolController().select(user_api="blas")
+    if all(library["num_threads"] == 1 for library in _blas.info()):
+        yield
+        return
     with _blas.limit(limits=1):
         yield
 
