@@ -48,8 +48,7 @@ class Engine:
         self._choice = choice
         self._loading = threading.RLock()
         self._parts: dict[str, object] = {}
-        self.build_id = store.build_id()  # the versions current when it opened (`build_info`)
-        self._built_at = max((m.get("built_at", "") for m in map(store.manifest, store.names()) if m), default=None)
+        self.build_id, self._built_at = store.build_id(), store.built_at()  # what it opened (`build_info`)
 
     @classmethod
     def from_parts(cls, settings: Settings, catalog: Catalog, *, embedder, search, collab) -> "Engine":

@@ -226,14 +226,23 @@ class ArtifactStore:
 
     def build_id(self) -> str:
         """Which versions are current, in one string: it changes when any artifact is rebuilt (a few small
-        reads: cheap enough to poll)."""
-        versions = []
+        reads: cheap enough to poll). An unreadable manifest counts as "?"."""
+        return ";".join(f"{name}:{manifest.get('folder', '?')}" for name, manifest in self._manifests())
+
+    def built_at(self) -> str | None:
+        """When the newest current artifact was built."""
+        return max((manifest.get("built_at", "") for _, manifest in self._manifests()), default=None)
+
+    def _manifests(self) -> list[tuple[str, dict]]:
+        """(name, manifest as written) of every manifest file; {} where one cannot be read."""
+        out = []
         for path in sorted(self.root.glob("*.json")) if self.root.is_dir() else []:
             try:
-                versions.append(f"{path.stem}:{json.loads(path.read_text())['folder']}")
-            except (OSError, ValueError, TypeError, KeyError):
-                versions.append(f"{path.stem}:?")
-        return ";".join(versions)
+                manifest = json.loads(path.read_text())
+            except (OSError, ValueError):
+                manifest = {}
+            out.append((path.stem, manifest if isinstance(manifest, dict) else {}))
+        return out
 
     def relabel_data(self, old: str, new: str) -> list[str]:
         """Artifacts recorded as built from data ``old`` are recorded as built from ``new`` (the same data

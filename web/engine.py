@@ -72,7 +72,9 @@ class Serving:
             self.engine = new
         if engine is not None:
             log.info("switched from build %s to build %s", engine.build_info(), new.build_info())
-            threading.Timer(RELEASE_AFTER_S, engine.close).start()
+            release = threading.Timer(RELEASE_AFTER_S, engine.close)
+            release.daemon = True  # never holds the process open at exit (its leases die with it)
+            release.start()
         return new
 
 
