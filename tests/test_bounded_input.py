@@ -125,3 +125,28 @@ def test_a_photo_sent_as_a_text_field_is_named_in_plain_words(keyed_client):
     response = keyed_client.post("/v1/search", data={"photos": "abc", "text": "red"}, headers={"X-API-Key": "s3cret"})
     message = response.json()["error"]["message"]
     assert response.status_code == 422 and "must be a file upload" in message and "UploadFile" not in message
+
+
+def test_a_body_that_stops_arriving_is_answered_408(monkeypatch):
+    # The ASGI middleware alone, given a client whose body never comes (the server's receive() blocks):
+    # the connection is answered and freed after the timeout instead of being held.
+    import asyncio
+
+    from recommender.api import app as app_module
+
+    monkeypatch.setattr(app_module, "BODY_TIMEOUT_S", 0.2)
+
+    async def reads_the_body(scope, receive, send):
+        await receive()
+
+    async def never():
+        await asyncio.Event().wait()
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/recommendations", "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")]}
+    asyncio.run(app_module.BodyLimit(reads_the_body, limit=1000)(scope, never, send))
+    assert sent[0]["status"] == 408 and b"did not arrive within 0.2 s" in sent[1]["body"]

@@ -26,12 +26,17 @@ from .uploads import MAX_REQUEST_BYTES
 
 log = logging.getLogger("recommender.api")
 POLL_S = 2.0  # how often a server looks for a newer build
+BODY_TIMEOUT_S = 20.0  # between two parts of a request body (a photo upload sends many)
 MAX_JSON_BYTES = 64 * 1024  # a JSON body (picked article ids) is parsed whole: far above any real one
 RELEASE_AFTER_S = 60.0  # the replaced engine's artifacts are released this long after a switch
 
 
 class RequestTooLarge(Exception):
     """Raised into the app while a request body streams in, once it passes the limit."""
+
+
+class RequestTimedOut(Exception):
+    """Raised into the app when the next part of a request body does not come within BODY_TIMEOUT_S."""
 
 
 class EngineHolder:
@@ -236,7 +241,10 @@ class BodyLimit:
 
         async def counting_receive():
             nonlocal received, exceeded
-            message = await receive()
+            try:  # a client that stops sending holds a connection and a pool slot: not for long
+                message = await asyncio.wait_for(receive(), BODY_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                raise RequestTimedOut() from None
             received += len(message.get("body", b""))
             if received > limit:
                 exceeded = True
@@ -253,6 +261,11 @@ class BodyLimit:
             await self.app(scope, counting_receive, guarded_send)
         except RequestTooLarge:
             pass
+        except RequestTimedOut:
+            if not answered:
+                message = f"the request body did not arrive within {BODY_TIMEOUT_S:g} s"
+                await error_response(408, "timeout", message)(scope, receive, send)
+            return
         if exceeded and not answered:
             await too_large(scope, receive, send)
 

@@ -13,6 +13,9 @@ from ..runtime import available_cores
 from .app import create_app
 
 log = logging.getLogger("recommender.api")
+# Open connections and requests a worker takes at once; more are answered 503 at once. Bounds what slow
+# clients can hold (uvicorn has no timeout for headers that arrive slowly).
+MAX_CONNECTIONS = 256
 
 
 def threads_per_worker() -> int:
@@ -46,7 +49,7 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, work
     if os.environ.get("LOOKBOOK_API_KEY"):
         log.info("API key required on /v1")
     uvicorn.run("recommender.api.server:app_from_environment", factory=True, host=host, port=port,
-                workers=workers, access_log=False, timeout_graceful_shutdown=5)
+                workers=workers, access_log=False, timeout_graceful_shutdown=5, limit_concurrency=MAX_CONNECTIONS)
 
 
 def _log_to_stderr() -> None:
