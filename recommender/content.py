@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from .attributes import NEIGHBOUR_SHARE, PhotoAttributes
-from .csvcheck import clipped
 from .content_index import ContentIndex
+from .csvcheck import clipped
 from .errors import ArtifactError, InputError
 from .images import pictures
 from .lexical import FIELD_WEIGHTS as LEXICAL_FIELDS

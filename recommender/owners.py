@@ -130,8 +130,7 @@ class BuildLock:
         self.root = Path(root)
 
     @contextmanager
-    def held(self, *, wait: float | None = None, notify: Callable[[str], None] = print,
-             on_acquire: Callable[[], None] = lambda: None, on_release: Callable[[], None] = lambda: None) -> Iterator[None]:
+    def held(self, *, wait: float | None = None, notify: Callable[[str], None] = print) -> Iterator[None]:
         """When another process holds it: ``wait=None`` waits for it (saying so through ``notify``),
         ``wait=0`` raises BuildRunningError at once, ``wait=N`` waits up to N seconds, then raises."""
         from filelock import FileLock, Timeout
@@ -157,10 +156,8 @@ class BuildLock:
             note = self.root / f".{OWNER_FILE}.{new_token()}.tmp"
             note.write_text(json.dumps({"pid": os.getpid(), "host": _host(), "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}))
             os.replace(note, self.root / OWNER_FILE)
-            on_acquire()
             yield
         finally:
-            on_release()
             (self.root / OWNER_FILE).unlink(missing_ok=True)
             lock.release()
 

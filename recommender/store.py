@@ -345,17 +345,17 @@ class ArtifactStore:
 
     # --- the build lock and scratch ---------------------------------------------------------------
 
-    def lock(self, *, wait: float | None = None, notify: Callable[[str], None] = print):
+    @contextmanager
+    def lock(self, *, wait: float | None = None, notify: Callable[[str], None] = print) -> Iterator[None]:
         """Hold the cross-process build lock of this folder (`owners.BuildLock`); inside it, scratch
         folders are this process's alone and abandoned writes are removed first."""
-        return BuildLock(self.root).held(wait=wait, notify=notify, on_acquire=self._on_lock, on_release=self._on_unlock)
-
-    def _on_lock(self) -> None:
-        self.holds_lock = True
-        self.remove_abandoned()
-
-    def _on_unlock(self) -> None:
-        self.holds_lock = False
+        with BuildLock(self.root).held(wait=wait, notify=notify):
+            self.holds_lock = True
+            try:
+                self.remove_abandoned()
+                yield
+            finally:
+                self.holds_lock = False
 
     def lock_holder(self) -> str:
         return BuildLock(self.root).holder()

@@ -49,12 +49,17 @@ def decode_photo(data: bytes, name: str) -> Image.Image:
         raise ApiError(*_classify(data), str(exc)) from None
 
 
+def _header_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from the header alone; Pillow's errors as they come (the callers say what they mean)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(data), formats=images.ALLOWED_FORMATS).size
+
+
 def _header_pixels(data: bytes) -> int:
     """Width × height from the header (0 when there is none to read: decoding says what is wrong)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            width, height = Image.open(io.BytesIO(data), formats=images.ALLOWED_FORMATS).size
+        width, height = _header_size(data)
     except Exception:  # noqa: BLE001 (not an image, a bomb, a damaged header: decode_photo names it)
         return 0
     return width * height
@@ -63,9 +68,7 @@ def _header_pixels(data: bytes) -> int:
 def _classify(data: bytes) -> tuple[int, str]:
     """Status and code for bytes that `load_image` refused."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            width, height = Image.open(io.BytesIO(data), formats=images.ALLOWED_FORMATS).size
+        width, height = _header_size(data)
     except Image.DecompressionBombError:
         return 413, "photo_too_large"
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from .candidates import SOURCES, Candidates, Window
-from .topk import weighted_rows
 from .factors import single_threaded_blas
+from .topk import weighted_rows
 
 CUSTOMER_FEATURES = ["purchases", "days_since_last_purchase", "online_share", "age_bucket"]
 ARTICLE_FEATURES = ["article_age", "sales_1d", "sales_7d", "sales_30d", "article_online_share"]
