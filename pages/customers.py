@@ -132,7 +132,15 @@ def customer_view(engine, customer_id: str, k: int) -> None:
 
 
 def recommendations(engine, customer_id: str, k: int) -> None:
-    recs = engine.collab.recommend(customer_id, k=k)
+    collab = engine.collab
+    recs = collab.recommend(customer_id, k=k)
+    made_by = recs.attrs["method"]
+    if made_by != collab.method:
+        st.caption(f"Made by the {made_by} (standing in for the {collab.method}, which needs more purchase data).")
+    elif collab.method_chosen:
+        st.caption(f"Made by the {made_by}: the method the build's backtest chose (see Insights).")
+    else:
+        st.caption(f"Made by the {made_by} (no backtest was stored with this build).")
     product_grid(recs, engine.catalog, "recs", detail=lambda row: md(row.reason))
 
 

@@ -8,20 +8,14 @@ import streamlit as st
 
 from recommender import insights
 from recommender.config import Settings
-from recommender.pipeline import store_for
+from recommender.evaluate import stored_backtest
+from recommender.pipeline import run_backtest, store_for
 from web import engine as lifecycle
 from web.errors import errors_shown, public_message
 from web.layout import check_link, sidebar
 from web.text import md
 
 TABS = ["Recommendations", "Search index and model", "Dataset"]
-EVALUATION_WEEKS = 4
-
-
-@st.cache_resource(show_spinner=False)
-def evaluation_result(settings: Settings) -> list:
-    """One evaluation per process and dataset, shared by every session (a holder filled once computed)."""
-    return []
 
 
 @st.cache_resource(show_spinner="Recommending for a sample of customers…")
@@ -41,38 +35,49 @@ def model(_embedder, settings: Settings) -> dict:
 
 def quality(engine) -> None:
     st.subheader("Recommendation quality")
-    st.caption("MAP@12 as in the H&M competition: each test week's buyers get 12 recommendations from a model "
-               "trained on the purchases before that week.")
-    table = insights.stored_evaluation(store_for(engine.settings))
-    holder = evaluation_result(engine.settings)
-    if table is None and holder:
-        table = holder[0]
-    if table is None:
-        st.info("No evaluation was stored with this build.", icon=":material/info:")
-        if not st.button(f"Evaluate the last {EVALUATION_WEEKS} weeks now", icon=":material/play_arrow:"):
-            return
-        with st.status("Evaluating", expanded=True) as box:
-            bar = st.progress(0.0)
-            table = insights.evaluation(engine.catalog, EVALUATION_WEEKS,
-                                        progress=lambda done, message: bar.progress(done, text=public_message(message)))
-            box.update(label="Evaluated", state="complete", expanded=False)
-        holder[:] = [table]
-    # MAP@12 as evaluate names it (any case), else its first measure: the chart survives a renamed column.
-    measures = [c for c in table.columns
-                if c not in ("method", "week", "customers") and pd.api.types.is_numeric_dtype(table[c])]
-    metric = next((c for c in measures if c.lower().startswith("map@")), measures[0])
-    if "week" in table.columns:
-        chart = alt.Chart(table).mark_line(point=True).encode(
-            x=alt.X("week:T", title="test week"), y=alt.Y(f"{metric}:Q", title=metric),
-            color=alt.Color("method:N", title="method"), tooltip=["week:T", "method:N", f"{metric}:Q", "customers:Q"],
-        )  # fmt: skip
-    else:
-        chart = alt.Chart(table).mark_bar().encode(
-            x=alt.X(f"{metric}:Q", title=metric), y=alt.Y("method:N", sort="-x", title=None),
-            tooltip=["method:N", f"{metric}:Q", "customers:Q"],
-        )  # fmt: skip
+    st.caption("MAP@12 as in the H&M competition: each backtest week's buyers get 12 recommendations from "
+               "models trained on the purchases before that week.")
+    collab, result = engine.collab, stored_backtest(store_for(engine.settings))
+    if result is None or not result.choice:
+        st.info(f"No backtest was stored with this build: recommendations use the {collab.method} (the default).",
+                icon=":material/info:")
+        if result is not None:
+            for note in result.notes:
+                st.caption(md(public_message(note)))
+        start_backtest(engine)
+        return
+    choice = result.choice
+    st.markdown(f"Recommendations use the **{md(choice['method'])}**, chosen by the build's backtest over "
+                f"{len(choice['weeks'])} weeks ({choice['weeks'][0]} to {choice['weeks'][-1]}): {md(choice['rule'])}.")
+    weekly = result.weekly.assign(week=pd.to_datetime(result.weekly["week"]))
+    chart = alt.Chart(weekly).mark_line(point=True).encode(
+        x=alt.X("week:T", title="backtest week"), y=alt.Y("MAP@12:Q", title="MAP@12"),
+        color=alt.Color("method:N", title="method"), tooltip=["week:T", "method:N", "MAP@12:Q", "customers:Q"],
+    )  # fmt: skip
     st.altair_chart(chart, width="stretch")
-    st.dataframe(table, hide_index=True, key="evaluation_table")
+    st.caption("Mean over the weeks with its 95% interval (weeks and customers resampled), and the chosen "
+               "method against each row (a paired interval above 0: the chosen method is ahead).")
+    st.dataframe(result.summary, hide_index=True, key="backtest_summary")
+    st.caption("Which method leads in each block of 4 weeks")
+    st.dataframe(result.blocks, hide_index=True, key="backtest_blocks")
+    for note in result.notes:
+        st.caption(md(public_message(note)))
+    start_backtest(engine)
+
+
+def start_backtest(engine) -> None:
+    """Run the backtest again from the page: only when the operator allows builds, under the build lock."""
+    if not lifecycle.build_allowed():
+        st.caption(f"To backtest again, run `{lifecycle.build_command()}` (or allow it from this page with "
+                   f"{lifecycle.ALLOW_BUILD}=1).")
+        return
+    if not st.button("Run the backtest now", icon=":material/play_arrow:"):
+        return
+    with st.status("Backtesting", expanded=True) as box, errors_shown():
+        bar = st.progress(0.0)
+        line = run_backtest(engine.settings, progress=lambda done, message: bar.progress(done, text=public_message(message)))
+        box.update(label=public_message(line), state="complete", expanded=False)
+    st.caption("The app switches to the new choice once it has loaded it (a few seconds).")
 
 
 def reach(engine) -> None:

@@ -39,6 +39,7 @@ def settings_from(args) -> Settings:
         pretrained=getattr(args, "pretrained", None),
         fallback=False if getattr(args, "no_fallback", False) else None,
         train_epochs=getattr(args, "epochs", None),
+        backtest_weeks=getattr(args, "backtest_weeks", None),
     )
 
 
@@ -164,6 +165,10 @@ def cmd_similar_customers(args) -> None:
 def cmd_recommend(args) -> None:
     customer_ids = [] if args.items else _customer_ids(args)  # bad input is reported before loading
     collab = _collab(args)
+    if args.method:
+        from .collab.methods import check_method
+
+        collab.method, collab.method_chosen = check_method(args.method), False
     if args.items:  # a new shopper: fold the picked articles in, no retraining
         print_frame(collab.recommend_for_items(args.items, k=args.k), args.json)
         return
@@ -176,8 +181,15 @@ def cmd_recommend(args) -> None:
     for customer_id in customer_ids:
         frame = collab.recommend(customer_id, k=args.k, exclude_bought=not args.include_bought)
         if not args.json:
-            print(f"# {customer_id}")
-        print_frame(frame, args.json, customer_id=customer_id)
+            print(f"# {customer_id} ({_method_words(collab, frame.attrs['method'])})")
+        print_frame(frame, args.json, customer_id=customer_id, method=frame.attrs["method"])
+
+
+def _method_words(collab, method: str) -> str:
+    """Which method made a list and why that one."""
+    if method != collab.method:
+        return f"method: {method}, standing in for {collab.method}, which needs a trained ranker"
+    return f"method: {method}" + (", chosen by the build's backtest" if collab.method_chosen else "")
 
 
 def cmd_serve(args) -> None:
@@ -188,21 +200,37 @@ def cmd_serve(args) -> None:
 
 def cmd_evaluate(args) -> None:
     from .catalog import load_catalog
-    from .evaluate import evaluate
+    from .collab.model import chosen_method
+    from .collab.state import article_vectors
+    from .evaluate import BLOCK_WEEKS, evaluate
+    from .pipeline import store_for
 
     settings = settings_from(args)
     catalog = load_catalog(settings.data_dir, cache_dir=settings.artifacts_dir)
+    store = store_for(settings)
+    vectors = article_vectors(store, catalog)  # the build's content vectors, when there is a build
     with tqdm_progress("evaluate") as progress:
-        result = evaluate(catalog, weeks=args.weeks, skip_weeks=args.skip_weeks, test_transactions=args.test_transactions, k=args.k,
-                          progress=progress)
+        result = evaluate(catalog, weeks=args.weeks, report_weeks=args.report_weeks, skip_weeks=args.skip_weeks,
+                          test_transactions=args.test_transactions, k=args.k, customers=args.customers,
+                          shipped=chosen_method(store, catalog), vectors=vectors, progress=progress)
+    if vectors is None:
+        result.notes.append("no built content vectors for this data: the looks-like source proposed nothing "
+                            f"(build first: {store.rebuild_hint})")
     if args.json:
         print(json.dumps({"weekly": result.weekly.to_dict(orient="records"),
-                          "summary": result.summary.to_dict(orient="records"), "notes": result.notes}))
-    else:
-        with pd_wide():
-            print(result.weekly.to_string(index=False), result.summary.to_string(index=False), sep="\n\n")
-        for note in result.notes:
-            print(f"note: {note}")
+                          "summary": result.summary.to_dict(orient="records"),
+                          "blocks": result.blocks.to_dict(orient="records"), "choice": result.choice,
+                          "notes": result.notes}, default=str))
+        return
+    with pd_wide():
+        print(result.weekly.to_string(index=False), "", "reported weeks:", result.summary.to_string(index=False),
+              "", f"blocks of {BLOCK_WEEKS} weeks:", result.blocks.to_string(index=False), sep="\n")
+    if result.choice:
+        weeks = result.choice["weeks"]
+        print(f"\nchosen on {len(weeks)} older weeks ({weeks[0]} … {weeks[-1]}): {result.choice['method']} — "
+              f"rule: {result.choice['rule']}")
+    for note in result.notes:
+        print(f"note: {note}")
 
 
 # --- parser --------------------------------------------------------------------------------------
@@ -235,6 +263,8 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, help="epochs for the catalogue-trained fallback model")
     p.add_argument("--no-wait", action="store_true", help="stop at once when another build holds the artifacts folder")
     p.add_argument("--wait", type=float, metavar="SECONDS", help="wait at most this long for another build (default: until it ends)")
+    p.add_argument("--backtest-weeks", type=int,
+                   help="weeks backtested to choose the recommendation method (default 8; 0: none, the ranker ships)")
     p.add_argument("--engine", choices=["local", "spark"], default="local",
                    help="where embeddings and ALS run: this process, or Spark (pip install -r requirements-spark.txt)")
     p.add_argument("--spark-master", metavar="URL", help="with --engine spark: local[*] (default), spark://host:7077, …")
@@ -275,6 +305,8 @@ def _recommend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--customers-file", help="one customer id per line")
     p.add_argument("--items", nargs="+", metavar="ARTICLE_ID", help="a new shopper's picked articles (cold start)")
     p.add_argument("--include-bought", action="store_true", help="keep articles the customer already bought")
+    p.add_argument("--method", help="ranker, ensemble, blend, als, customers-like-you, last purchases + popular, "
+                                    "popular last week (default: the one the build's backtest chose)")
     p.add_argument("--submission", action="store_true",
                    help="stream the competition's customer_id,prediction CSV (bought articles included)")
     p.add_argument("-k", type=int, default=12)
@@ -291,7 +323,10 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
     _data_args(p, model=False)
     p.add_argument("--test-transactions", help="CSV of held-out transactions (default: each of the last --weeks)")
-    p.add_argument("--weeks", type=int, default=4, help="test weeks, each trained strictly before it")
+    p.add_argument("--weeks", type=int, default=20, help="test weeks, each trained strictly before it")
+    p.add_argument("--report-weeks", type=int, default=4,
+                   help="the newest weeks reported; the method is chosen on the older ones (0: choose on all)")
+    p.add_argument("--customers", type=int, help="at most this many buyers a week (a seeded sample)")
     p.add_argument("--skip-weeks", type=int, default=0,
                    help="end the test weeks this many weeks before the data's end (to choose settings)")
     p.add_argument("-k", type=int, default=12)

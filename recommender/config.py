@@ -52,6 +52,26 @@ def _env_epochs() -> int | None:
     return _epochs(value, "LOOKBOOK_TRAIN_EPOCHS") if value else None
 
 
+DEFAULT_BACKTEST_WEEKS = 8
+MAX_BACKTEST_WEEKS = 104
+
+
+def _env_backtest_weeks() -> int:
+    value = os.environ.get("LOOKBOOK_BACKTEST_WEEKS", "").strip()
+    return _backtest_weeks(value, "LOOKBOOK_BACKTEST_WEEKS") if value else DEFAULT_BACKTEST_WEEKS
+
+
+def _backtest_weeks(value, name: str) -> int:
+    try:
+        weeks = int(str(value).strip())
+    except ValueError:
+        weeks = -1
+    if not 0 <= weeks <= MAX_BACKTEST_WEEKS:
+        raise ConfigError(f"{name}={value!r} is not allowed: a whole number of weeks from 0 (no backtest) "
+                          f"to {MAX_BACKTEST_WEEKS}")
+    return weeks
+
+
 def _epochs(value, name: str) -> int:
     try:
         epochs = int(str(value).strip())
@@ -83,6 +103,8 @@ class Settings:
     device: str | None = field(default_factory=lambda: _env_text("LOOKBOOK_DEVICE", None))
     # Epochs for the catalogue-trained fallback model (None: train_clip's default); tests use 1-2.
     train_epochs: int | None = field(default_factory=_env_epochs)
+    # Weeks the build backtests to choose the recommendation method (0: none, the ranker ships).
+    backtest_weeks: int = field(default_factory=lambda: _env_backtest_weeks())
 
     def __post_init__(self) -> None:
         """Every value checked here, so a bad one is one message naming the setting and what is allowed."""
@@ -106,6 +128,7 @@ class Settings:
             raise ConfigError(f"LOOKBOOK_DEVICE={self.device!r} is not allowed: use cpu, cuda, cuda:N or mps")
         if self.train_epochs is not None:
             object.__setattr__(self, "train_epochs", _epochs(self.train_epochs, "LOOKBOOK_TRAIN_EPOCHS / --epochs"))
+        object.__setattr__(self, "backtest_weeks", _backtest_weeks(self.backtest_weeks, "LOOKBOOK_BACKTEST_WEEKS / --backtest-weeks"))
 
     @property
     def is_demo(self) -> bool:
@@ -122,6 +145,7 @@ class Settings:
         }
         if self.train_epochs is not None:
             env["LOOKBOOK_TRAIN_EPOCHS"] = str(self.train_epochs)
+        env["LOOKBOOK_BACKTEST_WEEKS"] = str(self.backtest_weeks)
         if self.device:
             env["LOOKBOOK_DEVICE"] = self.device
         return env

@@ -1,5 +1,6 @@
 """Facts about a built engine for the app's insights page (and notebooks): the dataset, the content
-index, the model, how well recommendations do per week and method, and how much of the catalogue they reach.
+index, the model, and how much of the catalogue recommendations reach (how well they do per week and
+method is the build's backtest: `evaluate.stored_backtest`).
 
 Plain frames and dicts; the page only draws them.
 """
@@ -14,8 +15,6 @@ import pandas as pd
 from .catalog import Catalog
 
 Progress = Callable[[float, str], None]
-EVALUATION_ARTIFACT = "evaluation"  # optional, written at build time: evaluation.parquet (see evaluation())
-EVALUATION_FILE = "evaluation.parquet"
 
 
 def dataset_facts(catalog: Catalog) -> dict:
@@ -95,26 +94,3 @@ def recommendation_coverage(collab, customers: int = 300, k: int = 12, seed: int
         "catalogue_share": len(counts) / len(catalog.articles),
         "top_percent_share": sum(top) / shown if shown else 0.0,  # of all places, taken by the top 1% articles
     }
-
-
-def evaluation(catalog: Catalog, weeks: int = 4, progress: Progress | None = None) -> pd.DataFrame:
-    """Recommendation quality per test week and method (week, method, MAP@12, recall@12, customers): each
-    of the last ``weeks`` weeks scored by models trained on the purchases before it (`evaluate`)."""
-    from .evaluate import evaluate
-
-    weekly = evaluate(catalog, weeks=weeks, progress=progress).weekly
-    return weekly.assign(week=pd.to_datetime(weekly["week"]))
-
-
-def stored_evaluation(store) -> pd.DataFrame | None:
-    """The evaluation a build stored (artifact 'evaluation'), or None when there is none or it is unreadable."""
-    try:
-        return pd.read_parquet(store.load(EVALUATION_ARTIFACT).path / EVALUATION_FILE)
-    except Exception:  # absent or from an older build: computed on demand instead
-        return None
-
-
-def save_evaluation(store, frame: pd.DataFrame, meta: dict) -> None:
-    """For `build`: keep an evaluation so the insights page shows it without computing."""
-    with store.write(EVALUATION_ARTIFACT, meta) as folder:
-        frame.to_parquet(folder / EVALUATION_FILE)

@@ -20,14 +20,15 @@ from pathlib import Path
 from typing import Callable
 
 from .catalog import Catalog, load_catalog
-from .config import Settings, default_artifacts_dir, resolve_device
-from .errors import ArtifactError
+from .config import DEFAULT_BACKTEST_WEEKS, Settings, default_artifacts_dir, resolve_device
+from .errors import ArtifactError, InputError
 from .model_choice import load_choice, prepare_model, read_choice, requested_model
 from .progress import Progress, stage
 from .store import ArtifactStore
 
 # Share of the progress bar per step (training dominates an offline first run).
-STEPS = {"data": 0.05, "model": 0.45, "embeddings": 0.3, "content_index": 0.03, "lexical_index": 0.02, "collab": 0.15}
+STEPS = {"data": 0.05, "model": 0.4, "embeddings": 0.3, "content_index": 0.03, "lexical_index": 0.02, "collab": 0.12,
+         "backtest": 0.08}
 
 
 class Engine:
@@ -271,15 +272,40 @@ def _build_steps(settings: Settings, store: ArtifactStore, progress: Progress | 
 
         def fit_state(cut):
             if served == "spark":
-                return spark.fit_state(catalog, state.params, cut)
-            return CollabState.fit(catalog, state.params, until=cut)
+                return spark.fit_state(catalog, state.params, cut).with_vectors(state.vectors)
+            return CollabState.fit(catalog, state.params, until=cut, vectors=state.vectors)
 
         thin = build_ranker(store, state, fit_state, progress=report, factors=served)
         if thin:
             notices.append(thin)
             log(f"notice: {thin}")
+        report = next_stage("backtest")
+        if settings.backtest_weeks:
+            from .evaluate import build_backtest
+
+            log(build_backtest(store, catalog, state.params, fit_state, weeks=settings.backtest_weeks,
+                               factors=served, vectors=state.vectors, progress=report))
     report(1.0, "ready")
     return notices
+
+
+def run_backtest(settings: Settings, *, progress: Progress | None = None, wait: float | None = 0) -> str:
+    """The build's backtest step alone, on the built collaborative model (e.g. from the insights page),
+    under the build lock (``wait`` as in `build`); returns the line the build would log."""
+    from .collab import CollabState
+    from .collab.ranker import factor_engine
+    from .evaluate import build_backtest
+
+    store = store_for(settings)
+    with store.lock(wait=wait, notify=lambda message: None):
+        catalog = load_catalog(settings.data_dir, cache_dir=settings.artifacts_dir)
+        state = CollabState.load(store, catalog)
+        if factor_engine(store) == "spark":
+            raise InputError("this build's factors are Spark's: backtest with `python -m recommender build "
+                             "--engine spark` so the ranker trains on the factors it serves")
+        fit_state = lambda cut: CollabState.fit(catalog, state.params, until=cut, vectors=state.vectors)
+        return build_backtest(store, catalog, state.params, fit_state, weeks=settings.backtest_weeks or
+                              DEFAULT_BACKTEST_WEEKS, factors="implicit", vectors=state.vectors, progress=progress)
 
 
 def open_engine(settings: Settings) -> Engine:

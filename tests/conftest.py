@@ -51,6 +51,10 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 # targeted run does not retrain the demo model each time (the build skips what its manifests say is current).
 DEV_CACHE = Path(os.environ["LOOKBOOK_TEST_CACHE"]) if os.environ.get("LOOKBOOK_TEST_CACHE") else None
 
+# A build backtests only where a test asks for it (the shared demo build does): each week trains a ranker.
+os.environ.setdefault("LOOKBOOK_BACKTEST_WEEKS", "0")
+DEMO_BACKTEST_WEEKS = 3
+
 # Small enough for seconds, large enough that tastes and silhouettes carry a signal.
 DEMO_TEST_SIZE = {"n_articles": 400, "n_customers": 200, "seed": 7}
 
@@ -106,7 +110,7 @@ def demo_settings(demo_dir, tmp_path_factory):
     from recommender.pipeline import build
 
     settings = Settings(data_dir=demo_dir, artifacts_dir=DEV_CACHE / "artifacts" if DEV_CACHE else tmp_path_factory.mktemp("artifacts"),
-                        train_epochs=DEMO_TRAIN_EPOCHS)
+                        train_epochs=DEMO_TRAIN_EPOCHS, backtest_weeks=DEMO_BACKTEST_WEEKS)
     build(settings, log=lambda message: None)
     return settings
 

@@ -244,3 +244,63 @@ def test_one_far_future_row_does_not_move_now():
     assert robust_end(days) == np.datetime64("2020-09-01", "ns")
     stray = np.append(days, np.datetime64("2031-01-01", "ns"))
     assert robust_end(stray) == np.datetime64("2020-09-01", "ns")
+
+
+# Content vectors for "looks like what you bought": unit rows over 4 directions.
+_r = np.sqrt(0.5)
+VECTORS = np.array([[1, 0, 0, 0], [1, 0, 0, 0],                 # 0, 1: one product, the same look
+                    [0, 1, 0, 0], [0, 0, 1, 0],                 # 2, 3
+                    [0, np.sqrt(1 - 0.81), 0.9, 0], [_r, _r, 0, 0],  # 4: close to 3; 5: between 0 and 2
+                    [0, 0, 0, 1], [0.8, 0, 0, 0.6]], np.float32)  # 6; 7: close to 0  fmt: skip
+
+
+@pytest.fixture(scope="module")
+def looks_window(catalog) -> Window:
+    return Window(CollabState.fit(catalog, CollabParams(factors=4, iterations=3), vectors=VECTORS))
+
+
+def test_looks_like_what_you_bought(looks_window):
+    # A's seeds, newest first: 2 (bought 1 day before now), 0 (21 days). Products P1 and P2 are A's own:
+    # 1 (P1's other colour) is other_colours' to propose. 5 is 0.707 from both seeds, 7 is 0.8 from 0,
+    # 4 is 0.436 from 2; 3 and 6 look like neither.
+    articles, scores = proposed(src.looks_like, looks_window, "A")
+    assert articles == [5, 7, 4]
+    assert scores.tolist() == pytest.approx([_r * 2 ** (-1 / 30), 0.8 * 2 ** (-21 / 30), np.sqrt(0.19) * 2 ** (-1 / 30)])
+    # D's seeds: 6 (3 days), 3 (6 days), 7 (11 days). 0 and 1 are one product that looks like 7: once.
+    articles, scores = proposed(src.looks_like, looks_window, "D")
+    assert articles == [4, 0, 5]
+    assert scores.tolist() == pytest.approx([0.9 * 2 ** (-6 / 30), 0.8 * 2 ** (-11 / 30), 0.8 * _r * 2 ** (-11 / 30)])
+    assert proposed(src.looks_like, looks_window, "E")[0] == []  # nothing bought: nothing to look like
+    assert proposed(src.looks_like, looks_window, "D", n=1)[0] == [4]
+
+
+def test_looks_like_proposes_articles_that_never_sold(catalog):
+    # An article nobody bought yet (a new arrival) is proposed like any other: 8 is a new red dress look.
+    articles = pd.concat([catalog.articles, catalog.articles.iloc[[0]].assign(article_id="0000000999", product_code="P9")],
+                         ignore_index=True)
+    grown = Catalog(catalog.root, articles, catalog.customers, catalog.transactions, catalog.customer_ids, "tiny+1")
+    vectors = np.vstack([VECTORS, [[0.6, 0, 0, 0.8]]]).astype(np.float32)
+    w = Window(CollabState.fit(grown, CollabParams(factors=4, iterations=3), vectors=vectors))
+    found, _ = src.looks_like(w, w.block([code("D")]), 3)[0]
+    assert np.isnan(w.article_age[8]) and found.tolist() == [4, 8, 0]  # 8: 0.8 from 6, D's newest purchase
+
+
+def test_without_vectors_the_content_source_and_taste_features_are_empty(window):
+    assert proposed(src.looks_like, window, "A")[0] == []
+    cands = candidates(window, code("A"), 10)
+    X = features_block(window, [code("A")], [cands])[0]
+    for name in ("content_max_sim", "content_mean_sim", "neighbour_content_sim"):
+        assert np.isnan(X[:, FEATURES.index(name)]).all(), name
+
+
+def test_taste_features_on_known_rows(looks_window):
+    cands = candidates(looks_window, code("A"), 10)
+    X = features_block(looks_window, [code("A")], [cands])[0]
+    row = {int(a): i for i, a in enumerate(cands.articles)}
+    at = lambda article, name: X[row[article], FEATURES.index(name)]
+    # A's purchases, newest first: 2 (1 day), 0 (21 days); weights 2^(-days/30).
+    w2, w0 = 2 ** (-1 / 30), 2 ** (-21 / 30)
+    assert at(5, "content_max_sim") == pytest.approx(_r) and at(5, "content_mean_sim") == pytest.approx(_r)
+    assert at(7, "content_max_sim") == pytest.approx(0.8)
+    assert at(7, "content_mean_sim") == pytest.approx(0.8 * w0 / (w2 + w0))
+    assert at(2, "content_max_sim") == pytest.approx(1.0)  # a purchase looks exactly like itself

@@ -147,7 +147,7 @@ def test_block_ranking_equals_one_customer_at_a_time(ranked_model, demo_catalog)
     codes = np.arange(len(demo_catalog.customer_ids))  # every customer, with history or not, in several blocks
     assert len(codes) > 3 * BLOCK
     for exclude_bought in (False, True):
-        block = model.ranked_block(codes, 12, exclude_bought)
+        block = model.ranked_block(codes, 12, exclude_bought)["ranker"]
         assert len(block) == len(codes)
         for code, rows in zip(codes, block):
             assert rows.tolist() == model.ranked(int(code), 12, exclude_bought)[0].tolist()

@@ -6,12 +6,13 @@ Ids are checked here so that the status says what is wrong: 400 for something th
 import inspect
 import math
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from fastapi.security import APIKeyHeader
 
+from ..collab.methods import METHODS
 from ..embed import MAX_TEXT_CHARS
 from ..errors import InputError
 from . import schemas
@@ -30,6 +31,8 @@ ERRORS = {status: {"model": schemas.ErrorBody} for status in (400, 401, 404, 413
 K = Annotated[int, Query(ge=1, le=schemas.MAX_K, description="number of results")]
 ArticleId = Annotated[str, Path(max_length=64, description="article id, e.g. 0108775015")]
 CustomerId = Annotated[str, Path(max_length=128, description="customer id (64 hexadecimal characters)")]
+Method = Annotated[Literal[METHODS] | None, Query(description="how the list is made (default: the method the "
+                                                              "build's backtest chose)")]
 
 
 def engine_holder(request: Request):
@@ -159,12 +162,14 @@ async def similar_customers(holder: Holder, customer_id: CustomerId, k: Annotate
 
 @router.get("/customers/{customer_id}/recommendations", response_model=schemas.Recommendations,
             tags=["recommendations"])
-async def recommendations(holder: Holder, customer_id: CustomerId, k: K = 12):
-    """k articles for a customer, each with the reason it is there."""
+async def recommendations(holder: Holder, customer_id: CustomerId, k: K = 12, method: Method = None):
+    """k articles for a customer, each with the reason it is there, by the method the build's backtest chose
+    (or ``method``); ``method`` in the answer names the one that made the list."""
     engine = holder.require()
     collab, cid = _customer(engine, customer_id)
-    frame = await holder.run(collab.recommend, cid, k=k)
-    return {"customer_id": cid, "results": _with_articles(holder, engine, frame)}
+    frame = await holder.run(collab.recommend, cid, k=k, method=method)
+    return {"customer_id": cid, "method": frame.attrs["method"], "chosen_method": collab.method,
+            "chosen_by_backtest": collab.method_chosen, "results": _with_articles(holder, engine, frame)}
 
 
 @router.post("/recommendations", response_model=schemas.Recommendations, tags=["recommendations"])
@@ -175,7 +180,8 @@ async def recommendations_for_picks(holder: Holder, body: schemas.PickedArticles
     for article_id in body.article_ids:
         _article_row(engine, article_id)
     frame = await holder.run(collab.recommend_for_items, body.article_ids, k=body.k)
-    return {"customer_id": None, "results": _with_articles(holder, engine, frame)}
+    return {"customer_id": None, "method": frame.attrs["method"], "chosen_method": collab.method,
+            "chosen_by_backtest": collab.method_chosen, "results": _with_articles(holder, engine, frame)}
 
 
 # --- engine calls and frames → JSON -------------------------------------------------------------------

@@ -115,6 +115,10 @@ class Recommendation(ArticleSummary):
 
 class Recommendations(BaseModel):
     customer_id: str | None = Field(None, description="null for a new shopper (picked articles)")
+    method: str = Field(description="the method that made this list (the blend stands in for a ranker-based "
+                                    "method when the data was too thin to train a ranker; picks: the blend)")
+    chosen_method: str = Field(description="the method the engine serves unless `method` is given")
+    chosen_by_backtest: bool = Field(description="whether the build's backtest chose it (false: the default)")
     results: list[Recommendation]
 
 

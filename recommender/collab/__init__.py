@@ -6,6 +6,7 @@
     → candidates  `Window` at a cut and the candidate sources
     → features    per (customer, candidate) features
     → ranker      LightGBM on weekly windows (given a `fit_state(cut)` callable)
+    → methods     the named ways to make a list: ranker, ensemble (rank fusion), blends, baselines
     → reasons     one reason generator for ranked and blended lists
     → model       `CollabModel`, the façade (recommend, recommend_for_items, similar_customers, …)
     → submission  the competition file

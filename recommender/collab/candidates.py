@@ -28,11 +28,13 @@ POPULAR_DAYS = 30
 AGE_EDGES = (25, 35, 45, 55, 65)  # buckets: <25, 25–34, 35–44, 45–54, 55–64, 65+
 AGE_LABELS = ("under 25", "25–34", "35–44", "45–54", "55–64", "65+")
 TRENDING_HALF_LIFE_DAYS = 7.0  # the trending sources weigh a sale a week old half as much as one today
+LOOKALIKE_SEEDS = 6  # the customer's most recent distinct purchases that seed "looks like what you bought"
+LOOKALIKE_HALF_LIFE_DAYS = 30.0  # a seed bought a month ago counts half as much as one bought today
 BLOCK = 32  # customers whose candidates are computed together: their ALS scores and blend, 32 × articles
 # float32, stay in the CPU cache
 SOURCES = (
     "repurchase", "other_colours", "neighbours", "als", "bought_together",
-    "trending", "age_trending", "index_group_trending", "popular", "last_purchases", "blend",
+    "trending", "age_trending", "index_group_trending", "popular", "last_purchases", "blend", "looks_like",
 )  # fmt: skip
 
 
@@ -345,14 +347,53 @@ def blend(w: Window, block: Block, n: int):
     return blend_block(w.state, profiles, block.als, n, trend=w.blend_trend)
 
 
+def looks_like(w: Window, block: Block, n: int):
+    """Catalogue articles that look like the customer's latest purchases in the content space (the photo's
+    vector, or the caption's where there is no photo), unsold new arrivals included: an article scores its
+    best similarity to a seed times the seed's recency weight; one article per product, none of a product
+    the customer bought (other_colours proposes those)."""
+    vectors = w.state.vectors
+    seeds = [recent_distinct(mine, LOOKALIKE_SEEDS) for mine in block.mine]
+    if vectors is None or not any(len(rows) for rows, _ in seeds):
+        return [nothing()] * len(block.codes)
+    similarity = np.asarray(vectors[np.concatenate([rows for rows, _ in seeds])]) @ np.asarray(vectors).T
+    out, at = [], 0
+    for (rows, ages), mine in zip(seeds, block.mine):
+        if not len(rows):
+            out.append(nothing())
+            continue
+        weight = np.exp2(-ages / LOOKALIKE_HALF_LIFE_DAYS).astype(np.float32)
+        scores = (similarity[at : at + len(rows)] * weight[:, None]).max(axis=0)
+        at += len(rows)
+        scores[np.isin(w.product_codes, w.product_codes[mine.articles])] = -np.inf
+        out.append(_one_per_product(w, scores, n))
+    return out
+
+
+def recent_distinct(mine: Purchases, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The customer's ``n`` most recently bought distinct articles and how many days ago each was bought."""
+    newest_first = np.argsort(mine.age_days, kind="stable")
+    rows, first = np.unique(mine.articles[newest_first], return_index=True)
+    keep = np.sort(first)[:n]
+    return mine.articles[newest_first][keep].astype(np.int64), mine.age_days[newest_first][keep]
+
+
+def _one_per_product(w: Window, scores: np.ndarray, n: int):
+    """The top ``n`` positive scores, keeping each product's best article only."""
+    rows, values = top_scores(scores, 4 * n)
+    _, first = np.unique(w.product_codes[rows], return_index=True)
+    first = np.sort(first)[:n]
+    return rows[first], values[first].astype(np.float32)
+
+
 SOURCE_FUNCTIONS = {
     "repurchase": repurchase, "other_colours": other_colours, "neighbours": neighbours, "als": als,
     "bought_together": bought_together, "trending": trending, "age_trending": age_trending,
     "index_group_trending": index_group_trending, "popular": popular, "last_purchases": last_purchases,
-    "blend": blend,
+    "blend": blend, "looks_like": looks_like,
 }  # fmt: skip
 assert tuple(SOURCE_FUNCTIONS) == SOURCES
-BLOCK_SOURCES = ("neighbours", "als", "bought_together", "blend")  # (window, block, n): a proposal per customer
+BLOCK_SOURCES = ("neighbours", "als", "bought_together", "blend", "looks_like")  # (window, block, n): a proposal per customer
 
 
 @dataclass

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .candidates import SOURCES, Candidates, Window
+from .candidates import LOOKALIKE_HALF_LIFE_DAYS, SOURCES, Candidates, Window, recent_distinct
 from .factors import single_threaded_blas
 from .topk import weighted_rows
 
@@ -12,7 +12,9 @@ ARTICLE_FEATURES = ["article_age", "sales_1d", "sales_7d", "sales_30d", "article
 PAIR_FEATURES = [
     "sources", "als_score", "neighbour_votes", "days_since_bought_article", "days_since_bought_product",
     "times_bought", "price_ratio", "type_share", "colour_share", "index_group_share",
+    "content_max_sim", "content_mean_sim", "neighbour_content_sim",
 ]  # fmt: skip
+TASTE_PURCHASES = 32  # the most recent distinct purchases the taste features compare a candidate with
 FEATURES = (
     [f"rank_{s}" for s in SOURCES] + [f"score_{s}" for s in SOURCES]
     + PAIR_FEATURES + CUSTOMER_FEATURES + ARTICLE_FEATURES
@@ -84,6 +86,7 @@ def features_block(w: Window, codes, block: list[Candidates]) -> list[np.ndarray
     for name, codes_of in (("type_share", w.type_codes), ("colour_share", w.colour_codes), ("index_group_share", w.group_codes)):
         span = int(codes_of.max()) + 1
         columns[name] = _share(key(owner, codes_of[mine_articles], span), key(customer, codes_of[articles], span), bought)
+    columns.update(_taste(w, block, votes))
     columns["purchases"] = bought.astype(np.float32)
     columns["days_since_last_purchase"] = np.array([m.age_days.min() if len(m) else np.nan for m in mine], np.float32)[customer]
     columns["online_share"] = np.array([np.mean(m.channels == 2) if len(m) else np.nan for m in mine], np.float32)[customer]
@@ -96,6 +99,35 @@ def features_block(w: Window, codes, block: list[Candidates]) -> list[np.ndarray
     columns["article_online_share"] = w.article_online[articles]
     X = np.column_stack([np.asarray(columns[name], np.float32) for name in FEATURES])
     return np.split(X, np.cumsum(sizes)[:-1])
+
+
+def _taste(w: Window, block: list[Candidates], votes: list) -> dict[str, np.ndarray]:
+    """How close each candidate looks (content vectors) to the customer's recent purchases (the closest,
+    and the recency-weighted mean) and to what their neighbours bought lately (their purchases' mean
+    vector); NaN without content vectors or without purchases / neighbours."""
+    names = ("content_max_sim", "content_mean_sim", "neighbour_content_sim")
+    vectors = w.state.vectors
+    if vectors is None:
+        size = sum(len(cands.articles) for cands in block)
+        return {name: np.full(size, np.nan, np.float32) for name in names}
+    parts = {name: [] for name in names}
+    for cands, (voted, counts) in zip(block, votes):
+        mine = np.asarray(vectors[cands.articles])
+        rows, ages = recent_distinct(cands.mine, TASTE_PURCHASES)
+        if len(rows):
+            similarity = mine @ np.asarray(vectors[rows]).T  # candidates × purchases
+            weight = np.exp2(-ages / LOOKALIKE_HALF_LIFE_DAYS)
+            parts["content_max_sim"].append(similarity.max(axis=1))
+            parts["content_mean_sim"].append(similarity @ (weight / weight.sum()))
+        else:
+            parts["content_max_sim"].append(np.full(len(mine), np.nan))
+            parts["content_mean_sim"].append(np.full(len(mine), np.nan))
+        if len(voted):
+            taste = counts.astype(np.float32) @ np.asarray(vectors[voted])
+            parts["neighbour_content_sim"].append(mine @ (taste / max(float(np.linalg.norm(taste)), 1e-12)))
+        else:
+            parts["neighbour_content_sim"].append(np.full(len(mine), np.nan))
+    return {name: np.concatenate(values).astype(np.float32) for name, values in parts.items()}
 
 
 def _als_scores(w: Window, code: int, articles: np.ndarray) -> np.ndarray:

@@ -1,8 +1,10 @@
-"""`CollabModel`: the façade the app, CLI, API and evaluation use. It holds the trained `CollabState`
-and, when the build trained one, the `Ranker`; it computes nothing itself but lists, frames and reasons.
+"""`CollabModel`: the façade the app, CLI, API and evaluation use. It holds the trained `CollabState`,
+the `Ranker` when the build trained one, and the method the build's backtest chose; it computes nothing
+itself but lists, frames and reasons.
 
-A customer with history is ranked by the ranker over ~200 candidates from several sources when there is
-one; the hand-weighted blend (`blend.py`) ranks shoppers known only by picked articles and everyone when
+A customer with history gets the chosen method's list (`methods.py`: the ranker or the ensemble over ~200
+candidates from several sources, a blend, or a baseline); `method=` overrides it. The hand-weighted blend
+(`blend.py`) ranks shoppers known only by picked articles, and stands in for the ranker-based methods when
 the data was too thin to train a ranker.
 """
 from __future__ import annotations
@@ -19,19 +21,23 @@ from ..store import ArtifactStore
 from .blend import Profile, fold_in, profile, rank
 from .candidates import BLOCK, Window, candidates_block
 from .features import features_block
+from .methods import BLEND_WEIGHTS, INGREDIENTS, METHODS, NEEDS_RANKER, check_method, ensemble_terms, order_scores
 from .params import CollabParams, Progress
-from .ranker import Ranker
-from .reasons import explain_blended, explain_ranked
+from .ranker import SCHEMA, Ranker
+from .reasons import explain_blended, explain_ranked, explain_source
 from .state import CollabState
-from .topk import limited_cap, select_from
+from .topk import limited_cap, select_from, top_scores
 
 LISTED_COLUMNS = ["article_id", "prod_name", "product_type_name", "colour_group_name"]
+CHOICE_ARTIFACT = "evaluation"  # the build's backtest: its tables, and in its meta the method it chose
 
 
 class CollabModel:
-    def __init__(self, state: CollabState, ranker: Ranker | None = None):
+    def __init__(self, state: CollabState, ranker: Ranker | None = None, method: str | None = None):
         self.state = state
-        self.ranker = ranker  # None: every list comes from the blend
+        self.ranker = ranker  # None: the ranker-based methods fall back to the blend
+        self.method = method or "ranker"  # what `recommend` uses unless told otherwise
+        self.method_chosen = method is not None  # by the build's backtest (else the default)
         self._listed = state.catalog.articles[LISTED_COLUMNS]
 
     @classmethod
@@ -42,8 +48,8 @@ class CollabModel:
 
     @classmethod
     def load(cls, store: ArtifactStore, catalog: Catalog) -> "CollabModel":
-        """The stored state and ranker; ArtifactError when the state is missing or from other data."""
-        return cls(CollabState.load(store, catalog), Ranker.load(store, catalog))
+        """The stored state, ranker and chosen method; ArtifactError when the state is missing or from other data."""
+        return cls(CollabState.load(store, catalog), Ranker.load(store, catalog), chosen_method(store, catalog))
 
     @property
     def catalog(self) -> Catalog:
@@ -90,20 +96,40 @@ class CollabModel:
 
     # -- recommendations ---------------------------------------------------------------------------
 
-    def recommend(self, customer_id: str, k: int = 12, exclude_bought: bool = True) -> pd.DataFrame:
-        """k articles for a known customer, each with the reason it is there.
+    def recommend(self, customer_id: str, k: int = 12, exclude_bought: bool = True, method: str | None = None) -> pd.DataFrame:
+        """k articles for a known customer, each with the reason it is there; ``method``: one of `METHODS`
+        (default: the build's choice). The frame's ``attrs["method"]`` names the method that made it.
 
         A customer without purchases in the training window gets what is trending (said in the reason).
         """
         code = self.catalog.customer_code(customer_id)
         _check_k(k)
-        if self.ranker is None:
-            return self._blended(profile(self.state, code), k, exclude_bought)
-        rows, scores, cands, X = self.ranked(code, k, exclude_bought)
+        method = self.serving_method(method)
+        if method in BLEND_WEIGHTS:
+            return self._blended(profile(self.state, code), k, exclude_bought, method)
+        if method == "popular last week":
+            rows, scores = top_scores(self.state.stats.week_sales.astype(np.float32), k)
+            return self._listing(rows, scores, [explain_source(self.window, code, None, int(r), "trending") for r in rows], method)
+        rows, scores, cands, X = self.ranked(code, k, exclude_bought, method)
         positions = np.searchsorted(cands.articles, rows)
+        if method == "last purchases + popular":
+            reasons = [explain_source(self.window, code, cands, int(r), "last_purchases") for r in rows]
+            return self._listing(rows, scores, reasons, method)
         contributions = self.ranker.contributions(X[positions])
-        reasons = [explain_ranked(self.window, code, cands, int(p), contributions[j]) for j, p in enumerate(positions)]
-        return self._listing(rows, scores, reasons)
+        ingredient = ensemble_terms(cands, self.ranker.score(X)).argmax(axis=1) if method == "ensemble" else None
+        reasons = []
+        for j, p in enumerate(positions):
+            if ingredient is not None and ingredient[p] > 0:  # ALS or last purchases put it highest
+                reasons.append(explain_source(self.window, code, cands, int(rows[j]), INGREDIENTS[ingredient[p]]))
+            else:
+                reasons.append(explain_ranked(self.window, code, cands, int(p), contributions[j]))
+        return self._listing(rows, scores, reasons, method)
+
+    def serving_method(self, method: str | None = None) -> str:
+        """``method`` (default: the chosen one) as it can be served: the blend stands in for a method that
+        needs the ranker when the data was too thin to train one."""
+        method = check_method(method or self.method)
+        return "blend" if method in NEEDS_RANKER and self.ranker is None else method
 
     def recommend_for_items(self, article_ids: Sequence[str], k: int = 12) -> pd.DataFrame:
         """Cold start: recommendations for a shopper who picked a few articles (never the picks themselves).
@@ -111,51 +137,59 @@ class CollabModel:
         The picks are folded into the trained model with implicit's `recalculate_user`: no retraining.
         """
         _check_k(k)
-        return self._blended(fold_in(self.state, article_ids), k, exclude_bought=True)
+        return self._blended(fold_in(self.state, article_ids), k, exclude_bought=True, method="blend")
 
-    def ranked(self, code: int, k: int, exclude_bought: bool):
-        """The ranker's top-k for a customer code: (article rows, scores, candidates, candidate features)."""
-        return self._ranked_block([code], k, exclude_bought)[0]
+    def ranked(self, code: int, k: int, exclude_bought: bool, method: str = "ranker"):
+        """A candidate-based method's top-k for a customer code: (article rows, scores, candidates, features)."""
+        return self._ranked_block([code], k, exclude_bought, (method,))[0][method]
 
-    def ranked_block(self, codes: Sequence[int], k: int, exclude_bought: bool) -> list[np.ndarray]:
-        """`ranked`'s article rows for many customer codes: candidates a block of customers at a time, one
-        LightGBM call a block (per-call overhead dominates a ~200-row prediction)."""
-        out = []
+    def ranked_block(self, codes: Sequence[int], k: int, exclude_bought: bool,
+                     methods: Sequence[str] = ("ranker",)) -> dict[str, list[np.ndarray]]:
+        """Per candidate-based method, the article rows of its top-k for many customer codes: candidates a
+        block of customers at a time, one LightGBM call a block (per-call overhead dominates a ~200-row
+        prediction)."""
+        out = {method: [] for method in methods}
         for start in range(0, len(codes), BLOCK):
-            out += [rows for rows, *_ in self._ranked_block(codes[start : start + BLOCK], k, exclude_bought)]
+            for lists in self._ranked_block(codes[start : start + BLOCK], k, exclude_bought, methods):
+                for method in methods:
+                    out[method].append(lists[method][0])
         return out
 
-    def _ranked_block(self, codes: Sequence[int], k: int, exclude_bought: bool):
+    def _ranked_block(self, codes: Sequence[int], k: int, exclude_bought: bool, methods: Sequence[str]):
         w, limited = self.window, self.state.stats.limited
         block = w.block(codes)
         exclude = [np.unique(mine.articles) for mine in block.mine] if exclude_bought else None
         block_cands = candidates_block(w, block, self.params.candidates_per_source, exclude)
         block_X = features_block(w, block.codes, block_cands)
+        needs_scores = self.ranker is not None and any(m in NEEDS_RANKER for m in methods)
         rows = [X for X in block_X if len(X)]
-        scores = self.ranker.score(np.vstack(rows)) if rows else np.zeros(0)
+        scores = self.ranker.score(np.vstack(rows)) if needs_scores and rows else np.zeros(sum(len(X) for X in block_X))
         out, at = [], 0
         cap = limited_cap(k, self.params.max_limited_share)
         for cands, X in zip(block_cands, block_X):
             mine = scores[at : at + len(X)]
             at += len(X)
-            shifted = mine - mine.min(initial=0.0) + 1.0  # all above 0
-            ranked = select_from(cands.articles, shifted, k, limited[cands.articles], cap)
-            out.append((ranked, mine[np.searchsorted(cands.articles, ranked)], cands, X))
+            lists = {}
+            for method in methods:
+                ordered = order_scores(method, cands, mine)
+                ranked = select_from(cands.articles, ordered, k, limited[cands.articles], cap)
+                lists[method] = (ranked, ordered[np.searchsorted(cands.articles, ranked)], cands, X)
+            out.append(lists)
         return out
 
-    def blended(self, code: int, k: int, exclude_bought: bool) -> np.ndarray:
-        """The blend's top-k article rows for a customer code (-1: a customer the data lacks)."""
+    def blended(self, code: int, k: int, exclude_bought: bool, method: str = "blend") -> np.ndarray:
+        """A blend row's top-k article rows for a customer code (-1: a customer the data lacks)."""
         shopper = profile(self.state, code) if code >= 0 else Profile.empty()
-        return rank(self.state, shopper, k, exclude_bought)[0]
+        return rank(self.state, shopper, k, exclude_bought, BLEND_WEIGHTS[method])[0]
 
-    def _blended(self, shopper: Profile, k: int, exclude_bought: bool) -> pd.DataFrame:
-        rows, scores, contributions = rank(self.state, shopper, k, exclude_bought)
+    def _blended(self, shopper: Profile, k: int, exclude_bought: bool, method: str) -> pd.DataFrame:
+        rows, scores, contributions = rank(self.state, shopper, k, exclude_bought, BLEND_WEIGHTS[method])
         reasons = [explain_blended(self.state, shopper, int(row), contributions[:, i]) for i, row in enumerate(rows)]
-        return self._listing(rows, scores, reasons)
+        return self._listing(rows, scores, reasons, method)
 
-    def _listing(self, rows: np.ndarray, scores: np.ndarray, reasons: list[str]) -> pd.DataFrame:
+    def _listing(self, rows: np.ndarray, scores: np.ndarray, reasons: list[str], method: str) -> pd.DataFrame:
         picked = self._listed.iloc[rows]  # rows first: a whole string column to numpy costs ms
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {
                 "article_id": picked["article_id"].to_numpy(),
                 "score": np.round(scores.astype(np.float64), 4),
@@ -165,6 +199,8 @@ class CollabModel:
                 "colour_group_name": picked["colour_group_name"].to_numpy(),
             }
         )
+        frame.attrs["method"] = method
+        return frame
 
     # -- for the UI ------------------------------------------------------------------------------
 
@@ -196,3 +232,10 @@ class CollabModel:
 def _check_k(k: int) -> None:
     if k < 1:
         raise InputError(f"k must be at least 1, not {k}")
+
+
+def chosen_method(store: ArtifactStore, catalog: Catalog) -> str | None:
+    """The method the build's backtest chose for this data and this code's ranker (None: no current choice)."""
+    meta = (store.manifest(CHOICE_ARTIFACT) or {}).get("meta", {})
+    current = meta.get("data") == catalog.fingerprint() and meta.get("schema") == SCHEMA
+    return meta.get("chosen") if current and meta.get("chosen") in METHODS else None

@@ -10,7 +10,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .blend import Profile
-from .candidates import AGE_LABELS, NEIGHBOUR_DAYS, SOURCES, TOGETHER_DAYS, TOGETHER_SEEDS, Candidates, Window
+from .candidates import (
+    AGE_LABELS, LOOKALIKE_SEEDS, NEIGHBOUR_DAYS, SOURCES, TOGETHER_DAYS, TOGETHER_SEEDS, Candidates, Window,
+)  # fmt: skip
 from .features import FEATURES
 from .params import SIGNALS, TREND_WINDOW_DAYS
 from .state import CollabState
@@ -22,6 +24,7 @@ FEATURE_SOURCE = {
     "times_bought": "repurchase", "days_since_bought_product": "other_colours", "sales_1d": "trending",
     "sales_7d": "trending", "sales_30d": "popular", "age_bucket": "age_trending",
     "index_group_share": "index_group_trending", "type_share": "type",
+    "content_max_sim": "looks_like", "content_mean_sim": "looks_like",
 }  # fmt: skip
 REASONS = SOURCES + ("type",)
 _FEATURE_REASON = np.array([REASONS.index(FEATURE_SOURCE[f]) if f in FEATURE_SOURCE else -1 for f in FEATURES])
@@ -102,6 +105,18 @@ def explain_ranked(w: Window, code: int, cands: Candidates, i: int, contribution
     return explain(Facts.of_candidates(w, code, cands), int(cands.articles[i]), strongest(cands, i, contribution))
 
 
+def explain_source(w: Window, code: int, cands: Candidates | None, row: int, source: str) -> str:
+    """The reason for an article one source's list placed (the ensemble's ALS or last-purchases list, a
+    baseline); ``cands``: the customer's candidates when computed (their purchases and neighbours)."""
+    if cands is None:
+        mine, near = w.purchases(code), np.zeros(0, np.int64)
+    else:
+        mine, near = cands.mine, cands.near[0]
+    facts = Facts(w.state, mine.articles, mine.age_days, near, w.recent_buyers, NEIGHBOUR_DAYS, w.sales_7d, w,
+                  int(w.customer_buckets[code]))
+    return explain(facts, row, [source])
+
+
 def explain_blended(state: CollabState, profile: Profile, row: int, contribution: np.ndarray) -> str:
     """The reason for an article of the blend's list (``contribution``: per signal)."""
     return explain(Facts.of_profile(state, profile), row, strongest_signals(contribution))
@@ -145,9 +160,23 @@ def _say(reason: str, facts: Facts, row: int) -> str:
         seed = int(seeds[np.argmax(together)]) if len(seeds) else None
         with_what = names.iat[seed] if seed is not None and together.max() > 0 else "what you bought"
         return f"often bought with {with_what} that you bought (same week, last {TOGETHER_DAYS // 7} weeks)"
+    if reason == "looks_like":
+        return _looks_like(facts, row)
     if reason == "age_trending":
         bucket = facts.age_bucket
         return f"trending among {AGE_LABELS[bucket]} year olds" if bucket >= 0 else "trending this week"
     if reason == "index_group_trending":
         return f"trending in {w.group_names[w.group_codes[row]]}, which you buy most"
     return f"popular this month ({int(w.sales_30d[row])} sold in the last 30 days)"
+
+
+def _looks_like(facts: Facts, row: int) -> str:
+    """Names the recent purchase the article looks most like (the seeds the source compared it with)."""
+    vectors, mine = facts.state.vectors, facts.articles
+    seeds = pd.unique(mine[::-1])[:LOOKALIKE_SEEDS]
+    if vectors is None or not len(seeds):
+        return "looks like what you bought"
+    closest = int(seeds[np.argmax(np.asarray(vectors[seeds]) @ np.asarray(vectors[row]))])
+    name = facts.state.catalog.articles["prod_name"].iat[closest]
+    new = "" if facts.window is None or np.isfinite(facts.window.article_age[row]) else ", new in"
+    return f"looks like the {name} you bought{new}"

@@ -8,17 +8,23 @@ import numpy as np
 from ..errors import InputError
 from ..progress import Progress
 from ..runtime import forked_map
+from .methods import BLEND_WEIGHTS, CANDIDATE_METHODS
 from .model import CollabModel
+from .topk import top_scores
 
 HEADER = "customer_id,prediction"
 
 
 def prediction_rows(model: CollabModel, code: int, k: int) -> np.ndarray:
-    """k article rows for a customer code (-1: not in the data): the ranker when trained, else the blend.
-    Bought articles stay in: the competition counts repurchases as hits."""
-    if code >= 0 and model.ranker is not None:
-        return model.ranked(code, k, exclude_bought=False)[0]
-    return model.blended(code, k, exclude_bought=False)
+    """k article rows for a customer code (-1: not in the data) by the served method (a customer the data
+    lacks: the blend's list for someone without history). Bought articles stay in: the competition counts
+    repurchases as hits."""
+    method = model.serving_method()
+    if method == "popular last week":
+        return top_scores(model.state.stats.week_sales.astype(np.float32), k)[0]
+    if code >= 0 and method in CANDIDATE_METHODS:
+        return model.ranked(code, k, exclude_bought=False, method=method)[0]
+    return model.blended(code, k, exclude_bought=False, method=method if method in BLEND_WEIGHTS else "blend")
 
 
 BLOCK = 1_024  # ids read, ranked and written together (ranked candidates.BLOCK at a time)
@@ -30,7 +36,7 @@ def submission_lines(model: CollabModel, customer_ids: Iterable[str], k: int = 1
     memory). A well-formed id that the data lacks gets the predictions of a customer without history.
     Blocks are independent: ``workers`` processes (default: one a core) rank them side by side."""
     yield HEADER
-    if model.ranker is not None:  # the ranker's candidate tables, once, before the workers fork: they share them
+    if model.serving_method() in CANDIDATE_METHODS:  # the candidate tables, once, before the workers fork: they share them
         model.window.prepare()
     for lines in forked_map(lambda ids: list(_block_lines(model, ids, k)), _batches(customer_ids, BLOCK), workers):
         yield from lines
@@ -61,8 +67,9 @@ def _block_lines(model: CollabModel, ids: list[str], k: int) -> Iterator[str]:
     codes = model.catalog.customer_codes(ids)  # one lookup a block, not one a customer
     block = [(cid, int(code) if code >= 0 else _code(model, cid)) for cid, code in zip(ids, codes)]
     article_ids = model.catalog.articles["article_id"].to_numpy()
-    ranked = [code for _, code in block if code >= 0] if model.ranker is not None else []
-    rows = dict(zip(ranked, model.ranked_block(ranked, k, exclude_bought=False))) if ranked else {}
+    method = model.serving_method()
+    ranked = [code for _, code in block if code >= 0] if method in CANDIDATE_METHODS else []
+    rows = dict(zip(ranked, model.ranked_block(ranked, k, False, (method,))[method])) if ranked else {}
     for customer_id, code in block:
         picks = rows[code] if code in rows else prediction_rows(model, code, k)
         yield f"{customer_id},{' '.join(article_ids[picks])}"
