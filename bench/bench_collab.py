@@ -24,6 +24,14 @@
         the customer had bought before, and the share of articles anyone in the data bought in the 30
         days before, or ever before. Articles nobody bought before are out of reach of every
         purchase-based source: they bound what a ranker can gain over the heuristics.
+
+    python bench/bench_collab.py sources [--data ../shared/hm_sample] [--artifacts A] [--weeks 8] [--skip-weeks 4]
+        Recall of each candidate source at its `candidates_per_source` proposals on the tuning weeks (those
+        before the newest `skip-weeks`, which `evaluate` reports): of the (customer, article) pairs bought
+        that week, the share the source proposed, over all pairs, the pairs of articles sold before the
+        week, and the pairs of articles nobody had bought before (new to the data). The content source
+        reads the build's vectors in A (without: it proposes nothing). Target (issue 23): the content
+        source's recall of never-bought truths ≥ 0.05.
 """
 from __future__ import annotations
 
@@ -119,6 +127,52 @@ def reach(args) -> None:
     table = pd.DataFrame(rows)
     print(table.round(3).to_string(index=False))
     print("mean  " + "  ".join(f"{c} {table[c].mean():.3f}" for c in table.columns[3:]))
+
+
+def sources(args) -> None:
+    """Per source: recall of the week's bought pairs, split by whether the article had sold before."""
+    from recommender.collab.candidates import BLOCK, SOURCES, Window, candidates_block
+    from recommender.collab.ranker import week_purchases
+    from recommender.collab.state import article_vectors
+    from recommender.collab.stats import robust_end
+
+    catalog = load_catalog(args.data)
+    vectors = article_vectors(ArtifactStore(args.artifacts), catalog) if args.artifacts else None
+    print(f"content vectors: {'the build in ' + args.artifacts if vectors is not None else 'none'}")
+    params = CollabParams()
+    end = robust_end(catalog.transactions["t_dat"].to_numpy()) - np.timedelta64(7 * args.skip_weeks, "D")
+    found = {s: {"all": 0, "sold": 0, "new": 0} for s in SOURCES + ("any",)}
+    totals, proposals = {"all": 0, "sold": 0, "new": 0}, {s: 0 for s in SOURCES}
+    customers = 0
+    for w in range(args.weeks, 0, -1):
+        start = end - np.timedelta64(7 * w, "D")
+        window = Window(CollabState.fit(catalog, params, until=start, vectors=vectors))
+        bought = week_purchases(catalog, start)
+        codes = bought.index.to_numpy()
+        customers += len(codes)
+        for at in range(0, len(codes), BLOCK):
+            block = window.block(codes[at : at + BLOCK])
+            for code, cands in zip(block.codes, candidates_block(window, block, params.candidates_per_source)):
+                truth = bought.at[code]
+                new = np.isnan(window.article_age[truth])
+                totals["all"] += len(truth)
+                totals["new"] += int(new.sum())
+                totals["sold"] += int((~new).sum())
+                for i, source in enumerate(SOURCES + ("any",)):
+                    mine = cands.articles if source == "any" else cands.articles[np.isfinite(cands.ranks[:, i])]
+                    if source != "any":
+                        proposals[source] += len(mine)
+                    hit = np.isin(truth, mine)
+                    found[source]["all"] += int(hit.sum())
+                    found[source]["new"] += int((hit & new).sum())
+                    found[source]["sold"] += int((hit & ~new).sum())
+        print(f"week from {str(start)[:10]}: {len(codes)} buyers", flush=True)
+    rows = [{"source": s, "proposals a customer": proposals[s] / customers if s in proposals else np.nan,
+             **{f"recall ({k})": found[s][k] / max(totals[k], 1) for k in ("all", "sold", "new")}}
+            for s in SOURCES + ("any",)]
+    print(f"{args.weeks} weeks, {customers} buyers, {totals['all']} bought pairs "
+          f"({totals['new'] / max(totals['all'], 1):.1%} of articles nobody had bought before)")
+    print(pd.DataFrame(rows).round(4).to_string(index=False))
 
 
 # --- ranker at scale -------------------------------------------------------------------------------
@@ -322,6 +376,12 @@ def main() -> None:
     p.add_argument("--data", default=str(REPO.parent / "shared" / "hm_sample"))
     p.add_argument("--weeks", type=int, default=12)
     p.set_defaults(run=reach)
+    p = verbs.add_parser("sources")
+    p.add_argument("--data", default=str(REPO.parent / "shared" / "hm_sample"))
+    p.add_argument("--artifacts", help="a build of the data: its content vectors feed the looks-like source")
+    p.add_argument("--weeks", type=int, default=8)
+    p.add_argument("--skip-weeks", type=int, default=4, help="the newest weeks, left to evaluate's report")
+    p.set_defaults(run=sources)
     args = parser.parse_args()
     args.run(args)
 

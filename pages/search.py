@@ -45,6 +45,20 @@ def more_like_this(article_id: str) -> None:
     st.session_state.like = [article_id]
 
 
+def show_colours(article_id: str) -> None:
+    """The colours strip shows this article's product in every colour the results allow."""
+    st.session_state.colours_of = article_id
+
+
+def hide_colours() -> None:
+    st.session_state.colours_of = None
+
+
+def colour_count(row) -> str | None:
+    others = len(getattr(row, "other_colours", None) or ())
+    return f"+{others} colour{'s' if others > 1 else ''}" if others else None
+
+
 def add_to_query(article_id: str) -> None:
     add_to_list("like", article_id)
 
@@ -204,14 +218,32 @@ def query_and_results(engine, filters: dict, k: int, mode: str | None) -> None:
                     icon=":material/filter_alt_off:")
         elif len(results) < k and mode == "lexical":
             st.caption(f"Only {len(results)} articles match these words.")
+        colours_strip(engine, results)
         product_grid(
             results, engine.catalog, "results",
             detail=lambda row: f"score {row.score:.3f}",
             actions=(
+                Action("Colours", show_colours, ":material/palette:", label_for=colour_count),
                 Action("More like this", more_like_this, ":material/search:"),
                 Action("Add to query", add_to_query, ":material/add:"),
             ),
         )
+
+
+def colours_strip(engine, results) -> None:
+    """The product of the tile whose colours were asked for, in every colour the filters allow: each can be
+    searched on or added to the query like any result."""
+    shown = st.session_state.get("colours_of")
+    match = results[results["article_id"] == shown] if shown else results.iloc[:0]
+    if match.empty:
+        return
+    row = match.iloc[0]
+    heading, close = st.columns([5, 1], vertical_alignment="bottom")
+    heading.markdown(f"**{md(row['prod_name'])}** in {1 + len(row['other_colours'])} colours")
+    close.button("Close", key="colours_close", on_click=hide_colours, icon=":material/close:", width="stretch")
+    product_grid(articles([row["article_id"], *row["other_colours"]], engine.catalog), engine.catalog, "colours",
+                 compact=False, actions=(Action("More like this", more_like_this, ":material/search:"),
+                                         Action("Add to query", add_to_query, ":material/add:")))
 
 
 with errors_shown():

@@ -124,8 +124,24 @@ def cmd_search(args) -> None:
     engine = open_engine(settings_from(args))
     results = engine.search.search(text=args.text, images=images, image_weight=args.image_weight,
                                    negative=args.negative, like=args.like or (), filters=filters or None, k=args.k,
-                                   mode=args.mode)
+                                   mode=args.mode, group=args.group, facets=args.facets)
+    if args.facets:
+        _print_facets(results.attrs["facets"], args.json)
+    if not args.json:  # a table stays readable: "+N colours" in place of the ids
+        results = results.assign(other_colours=[f"+{len(ids)} colours" if ids else "" for ids in results["other_colours"]])
     print_frame(results, args.json)
+
+
+def _print_facets(facets: dict, as_json: bool) -> None:
+    """One line per filter column: each value with its count, most first (0: it would empty the results)."""
+    if as_json:
+        print(json.dumps({"facets": facets}))
+        return
+    print(f"# facets over {facets['basis']}")
+    for column, counts in facets["counts"].items():
+        ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        print(f"{column}: " + ", ".join(f"{value} {count}" for value, count in ordered))
+    print()
 
 
 def _collab(args):
@@ -288,6 +304,9 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--filter", action="append", metavar="COLUMN=VALUE")
     p.add_argument("--mode", choices=("hybrid", "visual", "lexical"), default="hybrid",
                    help="text ranking: words and looks fused (default), CLIP vectors only, or words only")
+    p.add_argument("--group", choices=("product", "article"), default="product",
+                   help="one result per product, its other colours listed (default), or one per article")
+    p.add_argument("--facets", action="store_true", help="also print the matches per filter value")
     p.add_argument("-k", type=int, default=12)
     p.add_argument("--json", action="store_true")
 

@@ -38,11 +38,13 @@ from .search import (
 from .vectors import normalise
 
 FILTER_COLUMNS = ("index_group_name", "product_group_name", "product_type_name", "colour_group_name")
+FACET_COLUMNS = FILTER_COLUMNS  # counted per value for a query (`search(facets=True)`)
 RESULT_COLUMNS = [
     "article_id", "score", "prod_name", "product_type_name", "product_group_name", "colour_group_name",
     "graphical_appearance_name", "index_group_name", "detail_desc", "has_image", "indexed_by",
 ]  # fmt: skip
-SEARCH_COLUMNS = RESULT_COLUMNS + ["matched", "looks_alike", "filled"]  # why each result: search.py
+SEARCH_COLUMNS = RESULT_COLUMNS + ["matched", "looks_alike", "filled", "other_colours"]  # why each result: search.py
+GROUPS = ("product", "article")  # one result per product (its best-ranked colour), or per article
 
 
 
@@ -75,6 +77,10 @@ class ContentSearch:
             if c != "score"
         }
         self._codes = {c: pd.Categorical(articles[c].astype(str)) for c in FILTER_COLUMNS}
+        # Colour variants share a product_code; without the column every article is its own product.
+        self._products = pd.factorize(articles.get("product_code", articles["article_id"]))[0].astype(np.int64)
+        order = np.argsort(self._products, kind="stable")
+        self._product_articles = order, np.searchsorted(self._products[order], np.arange(self._products.max() + 2))
         self.index_meta = {
             **index.params,
             "by_image": int((index.indexed_by == "image").sum()),
@@ -107,13 +113,20 @@ class ContentSearch:
         filters: Mapping[str, str | Iterable[str]] | None = None,
         k: int = 12,
         mode: str = "hybrid",
+        group: str = "product",
+        facets: bool = False,
     ) -> pd.DataFrame:
-        """The k best articles, with RESULT_COLUMNS plus `matched` ({field: the article's words that match
-        the text}) and `looks_alike` (ranked high by the visual leg). `mode`: hybrid (lexical and
-        visual fused, search.py), visual (CLIP vectors only) or lexical (BM25 only); photos and "more
-        like this" are ranked visually in every mode."""
+        """The k best results, with RESULT_COLUMNS plus `matched` ({field: the article's words that match
+        the text}), `looks_alike` (ranked high by the visual leg), `filled` and `other_colours` (the ids of
+        the product's other articles that pass the filters, best-ranked first). `mode`: hybrid (lexical
+        and visual fused, search.py), visual (CLIP vectors only) or lexical (BM25 only); photos and "more
+        like this" are ranked visually in every mode. `group`: "product" (one result per product_code,
+        its best-ranked article; exactly k whenever k products match) or "article". `facets`: the
+        frame's ``attrs["facets"]`` holds the counts per filter value for this query (`_facets`)."""
         if mode not in MODES:
             raise InputError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if group not in GROUPS:
+            raise InputError(f"group must be one of {', '.join(GROUPS)}, not {clipped(str(group))!r}")
         if isinstance(images, (bytes, str, Path)) or hasattr(images, "read") or hasattr(images, "mode"):
             images = [images]
         if isinstance(like, str):
@@ -149,22 +162,78 @@ class ContentSearch:
             negative = self.embedder.validate_text(negative)
             push = self.embedder.encode_text([negative])[0]
 
-        if text is None or mode == "visual" or self.lexical is None:
+        by_words = text is not None and mode != "visual" and self.lexical is not None
+        visual_query = None
+        if not by_words:
             parts = []
             if text is not None:
                 parts.append((1.0 - image_weight, self.embedder.encode_text([text])[0]))
             if example is not None:
                 parts.append((image_weight, example))
-            query = parts[0][1] if len(parts) == 1 else sum(w * v for w, v in parts)
-            found, scores = self._visual(self._pushed(query, push), k, allowed)
+            visual_query = self._pushed(parts[0][1] if len(parts) == 1 else sum(w * v for w, v in parts), push)
+
+        def ranked(depth: int):
+            if by_words:
+                return self._fused(text, example, image_weight, negative, push, allowed, depth, mode)
+            found, scores = self._visual(visual_query, depth, allowed)
             visual_rank = {row: rank for rank, row in enumerate(found.tolist(), 1)}
-            terms, filled = [], set()
+            terms = []
             if text is not None and self.lexical is not None:
                 terms = [t for _, ts in self.lexical.analyzer.analyse_query(text) for t in ts]
+            return found, scores, visual_rank, terms, set()
+
+        if group == "article":
+            found, scores, visual_rank, terms, filled = ranked(k)
+            frame = self._frame(found, scores, visual_rank, set(terms), filled, allowed, grouped=False)
         else:
-            found, scores, visual_rank, terms, filled = self._fused(text, example, image_weight, negative, push,
-                                                                    allowed, k, mode)
-        return self._frame(found, scores, visual_rank, set(terms), filled)
+            found, scores, visual_rank, terms, filled = self._by_product(ranked, k, allowed)
+            frame = self._frame(found, scores, visual_rank, set(terms), filled, allowed, grouped=True)
+        if facets:
+            frame.attrs["facets"] = self._facets(text if by_words else None, negative, visual_query, filters, like_rows)
+        return frame
+
+    def _facets(self, text: str | None, negative: str | None, visual_query, filters, like_rows) -> dict:
+        """Per FACET_COLUMNS value, how many articles of the matching set pass the other columns' filters (a
+        value's count is what choosing it would leave). The matching set: every article the words match
+        (a text in hybrid or lexical mode), else — or when no word matches — the first DEPTH articles by
+        looks (photos, "more like this", visual mode)."""
+        masks = {column: self._allowed({column: values}) for column, values in (filters or {}).items()}
+        base = np.ones(self.index.size, dtype=bool)
+        base[like_rows] = False
+        if text is not None:
+            words = lexical_scores(self.lexical, text, negative)[0] > 0
+            if not words.any():
+                text, visual_query = None, self._pushed(self.embedder.encode_text([text])[0], None)
+        counts = {}
+        for column in FACET_COLUMNS:
+            others = base.copy()
+            for other, mask in masks.items():
+                if other != column:
+                    others &= mask
+            if text is not None:
+                matching = words & others
+            else:
+                matching = np.zeros(self.index.size, dtype=bool)
+                matching[self._visual(visual_query, DEPTH, others)[0]] = True
+            codes = self._codes[column]
+            per_value = np.bincount(codes.codes[matching], minlength=len(codes.categories))
+            counts[column] = {str(value): int(n) for value, n in zip(codes.categories, per_value)}
+        return {"basis": "words" if text is not None else f"first {DEPTH} by looks", "counts": counts}
+
+    def _by_product(self, ranked, k: int, allowed: np.ndarray | None):
+        """``ranked(depth)``'s results cut to each product's best-ranked article, asking for deeper lists
+        until k products are found or nothing more matches (a product has a handful of colours: the
+        first list of 4·k articles holds k products as a rule)."""
+        n_allowed = self.index.size if allowed is None else int(allowed.sum())
+        depth = min(4 * k, max(n_allowed, 1))
+        while True:
+            found, scores, visual_rank, terms, filled = ranked(depth)
+            _, first = np.unique(self._products[found], return_index=True)
+            first = np.sort(first)
+            if len(first) >= k or len(found) < depth or depth >= n_allowed:
+                keep = first[:k]
+                return found[keep], np.asarray(scores)[keep], visual_rank, terms, filled & set(found[keep].tolist())
+            depth = min(4 * depth, n_allowed)
 
     def _fused(self, text, example, image_weight, negative, push, allowed, k, mode):
         """Rows and scores by reciprocal rank fusion of the lexical leg, the visual leg of the text
@@ -229,7 +298,7 @@ class ContentSearch:
         return query if push is None else normalise(query - NEGATIVE_WEIGHT * push)
 
     def _frame(self, rows: np.ndarray, scores: np.ndarray, visual_rank: dict, terms: set[str],
-               filled: set[int]) -> pd.DataFrame:
+               filled: set[int], allowed: np.ndarray | None, grouped: bool) -> pd.DataFrame:
         columns = {c: values[rows] for c, values in self._columns.items()}
         frame = pd.DataFrame({"article_id": columns.pop("article_id"), "score": np.asarray(scores, dtype=float), **columns})
         records = [{c: values[row] for c, values in self._texts.items()} for row in rows.tolist()]
@@ -237,7 +306,16 @@ class ContentSearch:
         frame["looks_alike"] = [visual_rank.get(row, LOOKS_ALIKE_TOP + 1) <= LOOKS_ALIKE_TOP and bool(self._by_image[row])
                                 for row in rows.tolist()]  # fmt: skip
         frame["filled"] = [row in filled for row in rows.tolist()]  # no word matched: added by looks alone
+        frame["other_colours"] = [self._other_colours(row, allowed) if grouped else [] for row in rows.tolist()]
         return frame
+
+    def _other_colours(self, row: int, allowed: np.ndarray | None) -> list[str]:
+        """The ids of the other articles of ``row``'s product that pass the filters, in catalogue order."""
+        order, offsets = self._product_articles
+        product = self._products[row]
+        siblings = order[offsets[product] : offsets[product + 1]]
+        siblings = siblings[(siblings != row) & (True if allowed is None else allowed[siblings])]
+        return self._columns["article_id"][siblings].tolist()
 
     def _allowed(self, filters) -> np.ndarray | None:
         """Boolean row mask for {column: value or values}; InputError for unknown columns or values."""

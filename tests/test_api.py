@@ -102,8 +102,25 @@ def test_text_search_with_filters_negative_and_like(client, demo_engine, picks):
                                      like=[picks["articles"][0]], image_weight=0.3, k=7)
     assert_same_rows(results, want, ("article_id", "score", "prod_name", "indexed_by"))
     assert {r["colour_group_name"] for r in results} == {colour}
+    assert [r["other_colours"] for r in results] == want["other_colours"].tolist()
     first = results[0]
     assert first["image_url"] == (f"/v1/articles/{first['article_id']}/image" if first["has_image"] else None)
+
+
+def test_search_groups_by_product_unless_asked_per_article(client, demo_engine):
+    grouped = client.get("/v1/search", params={"q": "dress", "k": 10}).json()
+    assert grouped["group"] == "product"
+    want = demo_engine.search.search(text="dress", k=10)
+    assert_same_rows(grouped["results"], want)
+    assert [r["other_colours"] for r in grouped["results"]] == want["other_colours"].tolist()
+    per_article = client.get("/v1/search", params={"q": "dress", "k": 10, "group": "article"}).json()
+    assert per_article["group"] == "article"
+    assert_same_rows(per_article["results"], demo_engine.search.search(text="dress", k=10, group="article"))
+    assert all(r["other_colours"] == [] for r in per_article["results"])
+    assert_error(client.get("/v1/search", params={"q": "dress", "group": "colour"}), 422, "validation", "group")
+    assert grouped["facets"] is None
+    counted = client.get("/v1/search", params={"q": "dress", "facets": "true"}).json()["facets"]
+    assert counted == demo_engine.search.search(text="dress", facets=True).attrs["facets"]
 
 
 def test_photo_search_equals_the_engine(client, demo_engine, picks):
@@ -151,10 +168,17 @@ def test_customers_and_recommendations(client, demo_engine, picks):
     recs = client.get(f"/v1/customers/{cid}/recommendations", params={"k": 8}).json()
     assert_same_rows(recs["results"], collab.recommend(cid, k=8), ("article_id", "score", "reason"))
     assert all(r["prod_name"] for r in recs["results"])
+    # The method the build's backtest chose, said as such; method= asks for another one.
+    assert recs["method"] == recs["chosen_method"] == collab.method and recs["chosen_by_backtest"] is True
+    for method in ("als", "ensemble", "last purchases + popular"):
+        other = client.get(f"/v1/customers/{cid}/recommendations", params={"k": 8, "method": method}).json()
+        assert other["method"] == method and other["chosen_method"] == collab.method
+        assert_same_rows(other["results"], collab.recommend(cid, k=8, method=method), ("article_id", "score", "reason"))
+    assert_error(client.get(f"/v1/customers/{cid}/recommendations", params={"method": "best"}), 422, "validation", "method")
 
     chosen = picks["articles"][:3]
     fresh = client.post("/v1/recommendations", json={"article_ids": chosen, "k": 5}).json()
-    assert fresh["customer_id"] is None
+    assert fresh["customer_id"] is None and fresh["method"] == "blend"
     assert_same_rows(fresh["results"], collab.recommend_for_items(chosen, k=5), ("article_id", "score", "reason"))
 
 

@@ -12,6 +12,9 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from app_server import app_env
+from conftest import DEMO_BACKTEST_WEEKS
+
+from recommender.collab.methods import METHODS
 
 TIMEOUT = 120  # the first run in the process loads the model
 
@@ -109,8 +112,28 @@ def test_text_search_shows_the_engines_results(app, demo_engine):
     first = expected.iloc[0]
     assert shown[0].captions[0] == f"{first.product_type_name} · {first.colour_group_name}"
     assert shown[0].captions[-1] == f"score {first.score:.3f}"
-    assert [b.label for b in shown[0].buttons] == ["More like this", "Add to query"]
+    colours = lambda n: [f"+{n} colour{'s' if n > 1 else ''}"] if n else []
+    for tile, others in zip(shown, expected["other_colours"]):
+        assert [b.label for b in tile.buttons] == colours(len(others)) + ["More like this", "Add to query"]
     assert app.subheader[0].value == "12 results"
+
+
+def test_a_products_colours_open_from_its_tile(app, demo_engine):
+    search(app, "dress")
+    expected = demo_engine.search.search(text="dress", k=12)
+    position = next(i for i, others in enumerate(expected["other_colours"]) if others)
+    row = expected.iloc[position]
+    app.get_by_key(f"tile_results_{position}").button[0].click().run()
+    no_errors(app)
+    strip = tiles(app, "colours")
+    assert [t.name for t in strip] == demo_engine.catalog.articles.set_index("article_id").loc[
+        [row.article_id, *row.other_colours], "prod_name"].tolist()
+    assert f"**{row.prod_name}** in {1 + len(row.other_colours)} colours" in [plain(m.value) for m in app.markdown]
+    assert [b.label for b in strip[1].buttons] == ["More like this", "Add to query"]
+    strip[1].buttons[1].click().run()  # another colour joins the query
+    assert app.session_state.like == [row.other_colours[0]]
+    app.button(key="colours_close").click().run()
+    assert tiles(app, "colours") == []
 
 
 def test_filters_and_k_restrict_the_results(app, demo_engine):
@@ -276,6 +299,8 @@ def test_customer_page_shows_history_similar_customers_and_recommendations(custo
     rec_tiles = tiles(customers, "recs")
     assert [t.name for t in rec_tiles] == list(recs["prod_name"])
     assert rec_tiles[0].captions[-1] == recs["reason"].iloc[0]
+    method = demo_engine.collab.method
+    assert f"Made by the {method}: the method the build's backtest chose (see Insights)." in [c.value for c in customers.caption]
     assert tiles(customers, "history") == [] and not customers.dataframe  # closed tabs cost nothing
 
     open_tab(customers, "tab", "Purchase history")
@@ -511,17 +536,27 @@ def test_a_shared_customer_address_opens_that_customer(demo_settings, demo_engin
 # --- insights page -------------------------------------------------------------------------------
 
 
-def test_insights_page_evaluates_on_demand_and_shows_the_facts(app, demo_engine):
+def test_insights_page_shows_the_builds_backtest_and_its_choice(app, demo_engine, monkeypatch):
     at = app.switch_page("pages/insights.py").run()
     no_errors(at)
-    assert "No evaluation was stored" in at.info[0].value
     coverage = {m.label: m.value for m in at.metric}
     assert coverage["Different articles recommended"] != "0"
-    next(b for b in at.button if b.label.startswith("Evaluate")).click().run()
+    chosen = demo_engine.collab.method
+    assert demo_engine.collab.method_chosen  # the shared demo build backtests
+    assert any(plain(m.value).startswith(f"Recommendations use the **{chosen}**, chosen by the build's backtest "
+                                         f"over {DEMO_BACKTEST_WEEKS} weeks") for m in at.markdown)
+    summary, blocks = at.dataframe[0].value, at.dataframe[1].value
+    assert set(summary["method"]) == set(METHODS) and summary.loc[summary["shipped"], "method"].tolist() == [chosen]
+    assert {"95% low", "95% high", "shipped − row, 95% low"} <= set(summary.columns)
+    assert "leader" in blocks.columns and set(blocks["leader"]) <= set(METHODS)
+    # Starting a backtest from the page needs the operator's permission, then holds the build lock.
+    assert not [b for b in at.button if b.label == "Run the backtest now"]
+    assert any("LOOKBOOK_ALLOW_BUILD=1" in c.value for c in at.caption)
+    monkeypatch.setenv("LOOKBOOK_ALLOW_BUILD", "1")
+    at.run()
+    next(b for b in at.button if b.label == "Run the backtest now").click().run()
     no_errors(at)
-    table = at.dataframe[0].value
-    assert {"ranker", "blend", "als", "popular last week"} <= set(table["method"])
-    assert "week" in table.columns and table["week"].nunique() >= 2
+    assert at.status[0].label == f"backtest: current ({chosen} chosen)"  # nothing changed since the build
 
     open_tab(at, "insights_tab", "Search index and model")
     facts = {m.label: m.value for m in at.metric}

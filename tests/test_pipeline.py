@@ -119,6 +119,14 @@ def test_cli_recommend_many_customers_and_errors(demo_settings, demo_engine, tmp
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert [r["customer_id"] for r in rows] == [customers[0]] * 3 + [customers[1]] * 3
     assert all(r["reason"] and len(r["article_id"]) == 10 for r in rows)
+    assert {r["method"] for r in rows} == {demo_engine.collab.method}  # the backtest's choice
+    done = cli(demo_settings, "recommend", "--customer", customers[0], "-k", "3", "--method", "als")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"# {customers[0]} (method: als)\n")
+    als = demo_engine.collab.recommend(customers[0], k=3, method="als")["article_id"].tolist()
+    assert [line.split()[0] for line in done.stdout.splitlines()[2:]] == als
+    done = cli(demo_settings, "recommend", "--customer", customers[0], "--method", "best")
+    assert done.returncode == 2 and "unknown method 'best'" in done.stderr and "Traceback" not in done.stderr
 
     done = cli(demo_settings, "recommend", "--customers-file", str(listing), "--submission")
     assert done.returncode == 0, done.stderr
@@ -206,3 +214,22 @@ def test_an_outdated_ranker_is_never_served_silently(demo_settings, tmp_path):
     rebuilt = open_engine(settings)
     rebuilt.check_built()
     assert rebuilt.collab.ranker is not None and rebuilt.fallbacks == []
+
+
+def test_build_stores_its_backtest_and_the_engine_serves_its_choice(demo_settings, demo_engine, monkeypatch):
+    from conftest import DEMO_BACKTEST_WEEKS
+
+    from recommender.collab import model as collab_model
+    from recommender.evaluate import stored_backtest
+
+    store = ArtifactStore(demo_settings.artifacts_dir)
+    result = stored_backtest(store)
+    choice = result.choice
+    assert store.manifest("evaluation")["meta"]["chosen"] == choice["method"] == demo_engine.collab.method
+    assert len(choice["weeks"]) == DEMO_BACKTEST_WEEKS == result.weekly["week"].nunique()
+    assert choice["lower_bounds"][choice["method"]] == max(choice["lower_bounds"].values())  # the rule
+    customer = demo_engine.collab.example_customers(1)[0]
+    assert demo_engine.collab.recommend(customer).attrs["method"] == choice["method"]
+    # A choice made for other code (another ranker schema) or other data is not served.
+    monkeypatch.setattr(collab_model, "SCHEMA", "another")
+    assert collab_model.chosen_method(store, demo_engine.catalog) is None

@@ -157,6 +157,65 @@ def test_each_mode_returns_k_results_with_explanations(demo_engine):
     assert hybrid["looks_alike"].any() and (hybrid["product_type_name"] == "Dress").mean() >= 0.8
 
 
+@pytest.mark.parametrize("query", [{"text": "dress"}, {"text": "black top", "mode": "lexical"}, {"like": "LIKE"}])
+def test_one_result_per_product_with_its_other_colours(demo_engine, demo_catalog, query):
+    search, articles = demo_engine.search, demo_catalog.articles
+    if "like" in query:
+        query = {"like": [articles["article_id"].iat[3]]}
+    product_of = dict(zip(articles["article_id"], articles["product_code"]))
+    grouped = search.search(**query, k=8)
+    by_article = search.search(**query, k=40, group="article")
+    # Each product once, as its best-ranked article, in the article ranking's order; k products.
+    firsts = by_article[~by_article["article_id"].map(product_of).duplicated()].head(8)
+    assert grouped["article_id"].tolist() == firsts["article_id"].tolist()
+    assert len(grouped) == min(8, len(firsts)) and grouped["article_id"].map(product_of).is_unique
+    # Its other colours: every other article of the product, none of another.
+    for row in grouped.itertuples():
+        siblings = set(articles.loc[articles["product_code"] == product_of[row.article_id], "article_id"]) - {row.article_id}
+        assert set(row.other_colours) == siblings
+    assert grouped["other_colours"].map(len).sum() > 0  # the demo has products in several colours
+    assert (by_article["other_colours"].map(len) == 0).all()
+
+
+def test_grouping_keeps_k_products_under_filters_and_lists_only_allowed_colours(demo_engine, demo_catalog):
+    articles = demo_catalog.articles
+    colour = articles["colour_group_name"].value_counts().index[0]
+    found = demo_engine.search.search(text="dress", filters={"colour_group_name": colour}, k=5)
+    assert (found["colour_group_name"] == colour).all()
+    allowed = set(articles.loc[articles["colour_group_name"] == colour, "article_id"])
+    assert all(set(ids) <= allowed for ids in found["other_colours"])
+    products = articles.loc[articles["colour_group_name"] == colour, "product_code"].nunique()
+    assert len(found) == min(5, products)
+    with pytest.raises(InputError, match="group must be one of product, article"):
+        demo_engine.search.search(text="dress", group="colour")
+
+
+def test_facet_counts_are_the_word_matches_under_the_other_filters(demo_engine, demo_catalog):
+    search, articles = demo_engine.search, demo_catalog.articles
+    colour = articles["colour_group_name"].value_counts().index[0]
+    found = search.search(text="dress", filters={"colour_group_name": [colour]}, facets=True)
+    facets = found.attrs["facets"]
+    assert facets["basis"] == "words"
+    words = lexical_scores(search.lexical, "dress", None)[0] > 0
+    expect = lambda rows, column: {v: int(n) for v, n in articles.loc[rows, column].value_counts().items()}
+    nonzero = lambda counts: {v: n for v, n in counts.items() if n}
+    # A column's own filter does not narrow its counts (they say what choosing another value gives) …
+    assert nonzero(facets["counts"]["colour_group_name"]) == expect(words, "colour_group_name")
+    # … the others' do; every catalogue value is listed, 0 where it would empty the results.
+    both = words & (articles["colour_group_name"] == colour).to_numpy()
+    assert nonzero(facets["counts"]["product_type_name"]) == expect(both, "product_type_name")
+    assert set(facets["counts"]["product_type_name"]) == set(articles["product_type_name"])
+    assert 0 in facets["counts"]["product_type_name"].values()
+    assert "facets" not in search.search(text="dress").attrs  # only when asked
+
+
+def test_facets_of_a_visual_query_count_its_first_hundred_by_looks(demo_engine, demo_catalog):
+    liked = demo_catalog.articles["article_id"].iat[3]
+    facets = demo_engine.search.search(like=[liked], facets=True).attrs["facets"]
+    assert facets["basis"] == "first 100 by looks"
+    assert all(sum(counts.values()) == 100 for counts in facets["counts"].values())
+
+
 def test_filters_apply_to_both_legs_with_exactly_k_results(demo_engine, demo_catalog):
     articles = demo_catalog.articles
     colour = "Black"
@@ -225,6 +284,25 @@ def test_cli_search_modes_and_explanations_in_json(demo_settings, capsys):
     with pytest.raises(SystemExit):
         main([*base, "--text", "dress", "--mode", "fuzzy"])
     assert "invalid choice: 'fuzzy'" in capsys.readouterr().err
+
+
+def test_cli_search_groups_products_and_prints_facets(demo_settings, demo_engine, capsys):
+    base = ["search", "--data", str(demo_settings.data_dir), "--artifacts", str(demo_settings.artifacts_dir)]
+    want = demo_engine.search.search(text="dress", k=6, facets=True)
+    assert main([*base, "--text", "dress", "-k", "6", "--json", "--facets"]) == 0
+    first, *rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert first["facets"] == want.attrs["facets"]
+    assert [r["article_id"] for r in rows] == want["article_id"].tolist()
+    assert [r["other_colours"] for r in rows] == want["other_colours"].tolist()
+    assert main([*base, "--text", "dress", "-k", "6", "--facets"]) == 0
+    out = capsys.readouterr().out
+    colours = want.attrs["facets"]["counts"]["colour_group_name"]
+    top = min(colours, key=lambda value: (-colours[value], value))  # most first, ties by name
+    assert out.startswith("# facets over words\n") and f"colour_group_name: {top} {colours[top]}" in out
+    assert any(f"+{len(ids)} colours" in out for ids in want["other_colours"] if ids)
+    assert main([*base, "--text", "dress", "-k", "6", "--group", "article", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["article_id"] for r in rows] == demo_engine.search.search(text="dress", k=6, group="article")["article_id"].tolist()
 
 
 # --- attributes -------------------------------------------------------------------------------------

@@ -38,11 +38,13 @@ ARTICLE_COLUMNS = ["prod_name", "product_type_name", "colour_group_name"]
 
 @dataclass(frozen=True)
 class Action:
-    """A button under each tile; ``callback(article_id)`` runs before the rerun."""
+    """A button under each tile; ``callback(article_id)`` runs before the rerun. ``label_for(row)``: the
+    button's label for that tile, None for no button there (default: ``label`` on every tile)."""
 
     label: str
     callback: Callable[[str], None]
     icon: str | None = None
+    label_for: Callable[[object], str | None] | None = None
 
 
 def data_url(image: Image.Image) -> str:
@@ -178,8 +180,10 @@ def _tile(row, catalog: Catalog, key: str, detail, actions: tuple[Action, ...], 
     text = f"**{md(row.prod_name)}**" + (f"  \n{details}" if details else "")
     st.markdown(f"{picture}\n\n{text}", unsafe_allow_html=True)
     for action in actions:  # a line each: a tile is too narrow for two side by side
-        st.button(action.label, key=f"{key}_{action.label}", icon=action.icon, on_click=action.callback,
-                  args=(row.article_id,), type="tertiary", width="content")
+        label = action.label if action.label_for is None else action.label_for(row)
+        if label is not None:
+            st.button(label, key=f"{key}_{action.label}", icon=action.icon, on_click=action.callback,
+                      args=(row.article_id,), type="tertiary", width="content")
 
 
 def with_article_columns(items: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:

@@ -73,11 +73,14 @@ async def search_get(
     negative: Annotated[str | None, Query(max_length=MAX_TEXT_CHARS, description="push results away from this")] = None,
     like: Annotated[list[str], Query(max_length=schemas.MAX_IDS, description="article ids to find more like")] = [],  # noqa: B006
     weight: Annotated[float, Query(ge=0, le=1, description="weight of the liked articles against the text")] = 0.5,
+    group: Annotated[schemas.Group, Query(description="product: one result per product, its other colours "
+                                                      "listed; article: one per article")] = schemas.Group.product,
+    facets: Annotated[bool, Query(description="also count the matches per filter value")] = False,
 ):
     """Text search (and "more like these" articles), with filters."""
     engine = holder.require()
     return await holder.run(_search, engine, text=q, images=[], weight=weight, negative=negative,
-                            like=like, filters=filter, k=k, mode=mode)
+                            like=like, filters=filter, k=k, mode=mode, group=group, facets=facets)
 
 
 @router.post("/search", response_model=schemas.SearchResults, tags=["search"])
@@ -91,6 +94,8 @@ async def search_post(
     like: Annotated[list[str], Form(max_length=schemas.MAX_IDS)] = [],  # noqa: B006
     k: Annotated[int, Form(ge=1, le=schemas.MAX_K)] = 12,
     mode: Annotated[schemas.Mode | None, Form()] = None,
+    group: Annotated[schemas.Group, Form(description="product (default) or article")] = schemas.Group.product,
+    facets: Annotated[bool, Form(description="also count the matches per filter value")] = False,
 ):
     """Photo search (multipart): photos, optional text mixed in by weight, negative text, filters, liked ids."""
     engine = holder.require()
@@ -99,7 +104,7 @@ async def search_post(
     check_request_pixels(uploads)
     images = [await holder.run(decode_photo, data, name) for data, name in uploads]
     return await holder.run(_search, engine, text=text, images=images, weight=weight, negative=negative,
-                            like=like, filters=filter, k=k, mode=mode)
+                            like=like, filters=filter, k=k, mode=mode, group=group, facets=facets)
 
 
 @router.get("/articles/{article_id}", response_model=schemas.Article, tags=["articles"])
@@ -130,11 +135,12 @@ async def article_image(holder: Holder, article_id: ArticleId, request: Request)
 
 @router.get("/articles/{article_id}/similar", response_model=schemas.SearchResults, tags=["articles"])
 async def similar_articles(holder: Holder, article_id: ArticleId, k: K = 12,
-                           filter: Annotated[list[str], Query(max_length=20)] = []):  # noqa: B006
+                           filter: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006
+                           group: Annotated[schemas.Group, Query()] = schemas.Group.product):
     """Articles that look most like this one (itself excluded)."""
     engine = holder.require()
     return await holder.run(_search, engine, text=None, images=[], weight=0.5, negative=None,
-                            like=[article_id], filters=filter, k=k, mode=None)
+                            like=[article_id], filters=filter, k=k, mode=None, group=group)
 
 
 @router.get("/customers/{customer_id}", response_model=schemas.Customer, tags=["customers"])
@@ -196,17 +202,18 @@ def _modes(engine) -> list[str]:
     return [m.value for m in schemas.Mode] if _mode_parameter(engine) else []
 
 
-def _search(engine, *, text, images, weight, negative, like, filters, k, mode) -> dict:
+def _search(engine, *, text, images, weight, negative, like, filters, k, mode, group, facets=False) -> dict:
     for article_id in like:
         _article_row(engine, article_id)
     parameter, options = _mode_parameter(engine), {}
     if parameter is not None and mode is not None:
         options["mode"] = mode.value
     frame = engine.search.search(text=text, images=images, image_weight=weight, negative=negative, like=like,
-                                 filters=_filters(filters), k=k, **options)
+                                 filters=_filters(filters), k=k, group=group.value, facets=facets, **options)
     results = [{**row, "image_url": _image_url(row["article_id"], row.get("has_image"))} for row in _records(frame)]
     used = options.get("mode") or (parameter.default if parameter is not None else None)
-    return {"mode": used if used in schemas.Mode._value2member_map_ else None, "results": results}
+    return {"mode": used if used in schemas.Mode._value2member_map_ else None, "group": group.value,
+            "facets": frame.attrs.get("facets"), "results": results}
 
 
 def _filters(items: list[str]) -> dict[str, list[str]] | None:

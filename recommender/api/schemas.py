@@ -73,10 +73,28 @@ class SearchHit(ArticleSummary):
     matched: Any = Field(None, description="what made it match (hybrid / lexical engines)")
     filled: bool = Field(False, description="no word matched: a hybrid search added it by its looks, since "
                                             "fewer than k articles match the words (lexical searches answer fewer)")
+    other_colours: list[str] = Field([], description="group=product: the ids of the product's other articles "
+                                                     "that pass the filters (its other colours)")
+
+
+class Group(str, Enum):
+    product = "product"
+    article = "article"
+
+
+class Facets(BaseModel):
+    basis: str = Field(description="the matching set counted: `words` (every article a word of the text matches) "
+                                   "or `first 100 by looks` (photos, more-like-this, visual mode, or no word matched)")
+    counts: dict[str, dict[str, int]] = Field(description="per filter column and value: the matching articles that "
+                                                          "pass the other columns' filters (0: choosing it empties "
+                                                          "the results)")
 
 
 class SearchResults(BaseModel):
     mode: Mode | None = Field(None, description="the mode used; null for an engine without modes")
+    facets: Facets | None = Field(None, description="with facets=true: counts per filter value for this query")
+    group: Group = Field(Group.product, description="product: one result per product (its best-ranked colour, "
+                                                    "the others in other_colours); article: one per article")
     results: list[SearchHit]
 
 
