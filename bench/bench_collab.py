@@ -32,6 +32,13 @@
         week, and the pairs of articles nobody had bought before (new to the data). The content source
         reads the build's vectors in A (without: it proposes nothing). Target (issue 23): the content
         source's recall of never-bought truths ≥ 0.05.
+
+    python bench/bench_collab.py complete [--data ../shared/hm_sample] [--artifacts A] [--weeks 4]
+        Complete the look on held-out baskets: the newest `weeks` weeks are held out (co-purchases and
+        look-alikes from before them); for each item of a customer's week that holds articles of another
+        product group, are any of those others in its 12 complements (hit@12), and what share (recall@12),
+        against the 12 best sellers of the other groups (last 30 days, one per product type). 95%
+        intervals resample baskets. Target (issue 25): hit@12 ≥ 2× the baseline.
 """
 from __future__ import annotations
 
@@ -133,12 +140,12 @@ def sources(args) -> None:
     """Per source: recall of the week's bought pairs, split by whether the article had sold before."""
     from recommender.collab.candidates import BLOCK, SOURCES, Window, candidates_block
     from recommender.collab.ranker import week_purchases
-    from recommender.collab.state import article_vectors
+    from recommender.lookalikes import load_looks
     from recommender.collab.stats import robust_end
 
     catalog = load_catalog(args.data)
-    vectors = article_vectors(ArtifactStore(args.artifacts), catalog) if args.artifacts else None
-    print(f"content vectors: {'the build in ' + args.artifacts if vectors is not None else 'none'}")
+    looks = load_looks(ArtifactStore(args.artifacts), catalog) if args.artifacts else None
+    print(f"content vectors and look-alikes: {'the build in ' + args.artifacts if looks is not None else 'none'}")
     params = CollabParams()
     end = robust_end(catalog.transactions["t_dat"].to_numpy()) - np.timedelta64(7 * args.skip_weeks, "D")
     found = {s: {"all": 0, "sold": 0, "new": 0} for s in SOURCES + ("any",)}
@@ -146,7 +153,7 @@ def sources(args) -> None:
     customers = 0
     for w in range(args.weeks, 0, -1):
         start = end - np.timedelta64(7 * w, "D")
-        window = Window(CollabState.fit(catalog, params, until=start, vectors=vectors))
+        window = Window(CollabState.fit(catalog, params, until=start, looks=looks))
         bought = week_purchases(catalog, start)
         codes = bought.index.to_numpy()
         customers += len(codes)
@@ -173,6 +180,60 @@ def sources(args) -> None:
     print(f"{args.weeks} weeks, {customers} buyers, {totals['all']} bought pairs "
           f"({totals['new'] / max(totals['all'], 1):.1%} of articles nobody had bought before)")
     print(pd.DataFrame(rows).round(4).to_string(index=False))
+
+
+def complete(args) -> None:
+    """Held-out baskets: complete the look against the other groups' best sellers."""
+    from recommender.collab.stats import robust_end
+    from recommender.lookalikes import load_looks
+
+    catalog = load_catalog(args.data)
+    looks = load_looks(ArtifactStore(args.artifacts), catalog) if args.artifacts else None
+    tx = catalog.transactions
+    end = robust_end(tx["t_dat"].to_numpy())
+    cut = end - np.timedelta64(7 * args.weeks, "D")
+    outfits = CollabModel(CollabState.fit(catalog, CollabParams(), until=cut, looks=looks)).outfits
+    groups, types = outfits.groups, outfits.types
+    before = tx[(tx["t_dat"] < cut) & (tx["t_dat"] >= cut - np.timedelta64(30, "D"))]
+    sales = np.bincount(before["article"].to_numpy(), minlength=len(groups))
+    by_sales = np.argsort(-sales, kind="stable")[: 2000]
+    test = tx[(tx["t_dat"] >= cut) & (tx["t_dat"] < end)]
+    week = ((test["t_dat"] - cut) / np.timedelta64(7, "D")).astype(int)
+    rows = []
+    for basket_id, (_, items) in enumerate(test.groupby([test["customer"], week])["article"]):
+        items = np.unique(items.to_numpy())
+        for item in items:
+            others = items[groups[items] != groups[item]]
+            if not len(others):
+                continue
+            found = outfits.complete(int(item), 12)
+            base = by_sales[groups[by_sales] != groups[item]]
+            _, first = np.unique(types[base], return_index=True)
+            base = base[np.sort(first)][:12]
+            rows.append({"basket": basket_id, "had co-purchases": bool(len(outfits.strength(int(item))[0])),
+                         "proposed": len(found.rows),
+                         "hit": bool(np.isin(others, found.rows).any()), "base hit": bool(np.isin(others, base).any()),
+                         "recall": np.isin(others, found.rows).mean(), "base recall": np.isin(others, base).mean()})
+    frame = pd.DataFrame(rows)
+    print(f"held out {args.weeks} weeks from {str(cut)[:10]}: {frame['basket'].nunique()} baskets across product "
+          f"groups, {len(frame)} queries ({frame['had co-purchases'].mean():.0%} of items with co-purchases "
+          f"before; the rest borrow their look-alikes'){'' if looks is not None else ' — no look-alikes: build A first'}")
+    rng = np.random.default_rng(0)
+    baskets = frame.groupby("basket")[["hit", "base hit", "recall", "base recall"]].agg(["sum", "count"])
+    ids = np.arange(len(baskets))
+    for measure, base in (("hit", "base hit"), ("recall", "base recall")):
+        ours, theirs = baskets[(measure, "sum")].to_numpy(), baskets[(base, "sum")].to_numpy()
+        count = baskets[(measure, "count")].to_numpy()
+        picks = rng.integers(0, len(ids), size=(2000, len(ids)))
+        a, b = ours[picks].sum(1) / count[picks].sum(1), theirs[picks].sum(1) / count[picks].sum(1)
+        print(f"{measure}@12: complete the look {ours.sum() / count.sum():.4f} "
+              f"[{np.quantile(a, 0.025):.4f}, {np.quantile(a, 0.975):.4f}], best sellers of the other groups "
+              f"{theirs.sum() / count.sum():.4f} [{np.quantile(b, 0.025):.4f}, {np.quantile(b, 0.975):.4f}], "
+              f"ratio {ours.sum() / max(theirs.sum(), 1e-12):.2f}, difference "
+              f"[{np.quantile(a - b, 0.025):+.4f}, {np.quantile(a - b, 0.975):+.4f}]")
+    for had, part in frame.groupby("had co-purchases"):
+        print(f"  items {'with' if had else 'without'} co-purchases before: {len(part)} queries, hit@12 "
+              f"{part['hit'].mean():.4f} vs {part['base hit'].mean():.4f}, {part['proposed'].mean():.1f} proposed")
 
 
 # --- ranker at scale -------------------------------------------------------------------------------
@@ -382,6 +443,11 @@ def main() -> None:
     p.add_argument("--weeks", type=int, default=8)
     p.add_argument("--skip-weeks", type=int, default=4, help="the newest weeks, left to evaluate's report")
     p.set_defaults(run=sources)
+    p = verbs.add_parser("complete")
+    p.add_argument("--data", default=str(REPO.parent / "shared" / "hm_sample"))
+    p.add_argument("--artifacts", help="a build of the data: its look-alikes let new articles borrow co-purchases")
+    p.add_argument("--weeks", type=int, default=4)
+    p.set_defaults(run=complete)
     args = parser.parse_args()
     args.run(args)
 

@@ -2,6 +2,7 @@
 filters, mode and liked articles are in the URL, so an address reopens the same results."""
 from __future__ import annotations
 
+import html
 import inspect
 from functools import partial
 
@@ -11,7 +12,7 @@ from recommender.images import MAX_PHOTOS_PER_QUERY
 from web import engine as lifecycle
 from web import photos as query_photos
 from web.errors import errors_shown, public_message
-from web.grid import Action, articles, product_grid
+from web.grid import Action, article_photo, articles, placeholder_tile, product_grid
 from web.layout import (
     add_to_list,
     check_link,
@@ -30,6 +31,9 @@ LABELS = {  # catalogue columns as the page names them (filters, predicted attri
     "graphical_appearance_name": "Pattern",
 }
 MODES = {"hybrid": "Words + looks", "visual": "Looks", "lexical": "Words"}
+DETAIL_COLUMNS = ("product_type_name", "product_group_name", "colour_group_name", "graphical_appearance_name",
+                  "index_group_name", "section_name", "garment_group_name")
+DETAIL_K = 6  # look-alikes and complements in the detail view
 
 
 def label(column: str) -> str:
@@ -45,18 +49,18 @@ def more_like_this(article_id: str) -> None:
     st.session_state.like = [article_id]
 
 
-def show_colours(article_id: str) -> None:
-    """The colours strip shows this article's product in every colour the results allow."""
-    st.session_state.colours_of = article_id
+def show_detail(article_id: str) -> None:
+    """The detail view (above the results) shows this article."""
+    st.session_state.detail = article_id
 
 
-def hide_colours() -> None:
-    st.session_state.colours_of = None
+def hide_detail() -> None:
+    st.session_state.detail = None
 
 
-def colour_count(row) -> str | None:
+def details_label(row) -> str:
     others = len(getattr(row, "other_colours", None) or ())
-    return f"+{others} colour{'s' if others > 1 else ''}" if others else None
+    return f"Details · +{others} colour{'s' if others > 1 else ''}" if others else "Details"
 
 
 def add_to_query(article_id: str) -> None:
@@ -68,6 +72,7 @@ def remove_from_query(article_id: str) -> None:
 
 
 def clear_query() -> None:
+    st.session_state.detail = None
     st.session_state.query_text = ""
     st.session_state.negative_text = ""
     st.session_state.like = []
@@ -208,6 +213,9 @@ def query_and_results(engine, filters: dict, k: int, mode: str | None) -> None:
         query = dict(text=text or None, images=[photo.image for photo in photos], image_weight=image_weight,
                      negative=negative or None, like=tuple(st.session_state.like), filters=filters or None, k=k)
         results = engine.search.search(**query, **({"mode": mode} if mode else {}))
+        if st.session_state.get("detail"):
+            with errors_shown():
+                article_detail(engine, st.session_state.detail)
         heading, clear = st.columns([5, 1], vertical_alignment="bottom")
         heading.subheader(f"{len(results)} results")
         heading.caption(describe(text, photos, negative, filters))
@@ -218,33 +226,48 @@ def query_and_results(engine, filters: dict, k: int, mode: str | None) -> None:
                     icon=":material/filter_alt_off:")
         elif len(results) < k and mode == "lexical":
             st.caption(f"Only {len(results)} articles match these words.")
-        colours_strip(engine, results)
         product_grid(
             results, engine.catalog, "results",
             detail=lambda row: f"score {row.score:.3f}",
             actions=(
-                Action("Colours", show_colours, ":material/palette:", label_for=colour_count),
+                Action("Details", show_detail, ":material/info:", label_for=details_label),
                 Action("More like this", more_like_this, ":material/search:"),
                 Action("Add to query", add_to_query, ":material/add:"),
             ),
         )
 
 
-def colours_strip(engine, results) -> None:
-    """The product of the tile whose colours were asked for, in every colour the filters allow: each can be
-    searched on or added to the query like any result."""
-    shown = st.session_state.get("colours_of")
-    match = results[results["article_id"] == shown] if shown else results.iloc[:0]
-    if match.empty:
-        return
-    row = match.iloc[0]
+def article_detail(engine, article_id: str) -> None:
+    """One article as a shop's product page: a bigger photo, its attributes, its colours, what looks like it
+    and what completes the look (articles of other groups shoppers bought with it)."""
+    catalog = engine.catalog
+    row = catalog.articles.iloc[catalog.article_row(article_id)]
     heading, close = st.columns([5, 1], vertical_alignment="bottom")
-    heading.markdown(f"**{md(row['prod_name'])}** in {1 + len(row['other_colours'])} colours")
-    close.button("Close", key="colours_close", on_click=hide_colours, icon=":material/close:", width="stretch")
-    product_grid(articles([row["article_id"], *row["other_colours"]], engine.catalog), engine.catalog, "colours",
-                 compact=False, actions=(Action("More like this", more_like_this, ":material/search:"),
-                                         Action("Add to query", add_to_query, ":material/add:")))
-
+    heading.subheader(str(row["prod_name"]), anchor=False)
+    close.button("Close", key="detail_close", on_click=hide_detail, icon=":material/close:", width="stretch")
+    photo, facts = st.columns([1, 2], gap="large")
+    picture = article_photo(catalog, article_id) or placeholder_tile()
+    photo.markdown(f'<img src="{picture}" style="width:100%;border-radius:6px" alt="{html.escape(str(row["prod_name"]))}">',
+                   unsafe_allow_html=True)
+    attributes = [(label(c), row[c]) for c in DETAIL_COLUMNS if c in row.index and isinstance(row[c], str) and row[c]]
+    facts.markdown("\n".join(f"- **{md(name)}**: {md(value)}" for name, value in attributes))
+    if isinstance(row.get("detail_desc"), str):
+        facts.caption(md(row["detail_desc"]))
+    actions = (Action("Details", show_detail, ":material/info:"), Action("Add to query", add_to_query, ":material/add:"))
+    colours = engine.search.products.others(catalog.article_row(article_id), None)
+    if len(colours):
+        st.markdown(f"**Colours** ({1 + len(colours)})")
+        product_grid(articles(catalog.articles["article_id"].iloc[colours], catalog), catalog, "colours",
+                     compact=True, actions=actions[:1])
+    st.markdown("**Looks alike**")
+    product_grid(engine.search.search(like=[article_id], k=DETAIL_K), catalog, "alike", compact=True, actions=actions[:1])
+    if engine.collab is not None:
+        complete = engine.collab.complete_the_look(article_id, k=DETAIL_K)
+        st.markdown("**Complete the look**")
+        if complete.empty:
+            st.caption("Nobody bought anything of another kind with it or with anything that looks like it yet.")
+        product_grid(complete, catalog, "complete", detail=lambda item: md(item.reason), actions=actions[:1])
+    st.divider()
 
 with errors_shown():
     search_page()

@@ -178,6 +178,11 @@ def cmd_similar_customers(args) -> None:
     print_frame(collab.similar_customers(args.customer, k=args.k), args.json, query_customer=args.customer)
 
 
+def cmd_complete(args) -> None:
+    collab = _collab(args)
+    print_frame(collab.complete_the_look(args.article, k=args.k), args.json, query_article=args.article)
+
+
 def cmd_recommend(args) -> None:
     customer_ids = [] if args.items else _customer_ids(args)  # bad input is reported before loading
     collab = _collab(args)
@@ -217,20 +222,20 @@ def cmd_serve(args) -> None:
 def cmd_evaluate(args) -> None:
     from .catalog import load_catalog
     from .collab.model import chosen_method
-    from .collab.state import article_vectors
+    from .lookalikes import load_looks
     from .evaluate import BLOCK_WEEKS, evaluate
     from .pipeline import store_for
 
     settings = settings_from(args)
     catalog = load_catalog(settings.data_dir, cache_dir=settings.artifacts_dir)
     store = store_for(settings)
-    vectors = article_vectors(store, catalog)  # the build's content vectors, when there is a build
+    looks = load_looks(store, catalog)  # the build's content vectors and look-alikes, when there is a build
     with tqdm_progress("evaluate") as progress:
         result = evaluate(catalog, weeks=args.weeks, report_weeks=args.report_weeks, skip_weeks=args.skip_weeks,
                           test_transactions=args.test_transactions, k=args.k, customers=args.customers,
-                          shipped=chosen_method(store, catalog), vectors=vectors, progress=progress)
-    if vectors is None:
-        result.notes.append("no built content vectors for this data: the looks-like source proposed nothing "
+                          shipped=chosen_method(store, catalog), looks=looks, progress=progress)
+    if looks is None:
+        result.notes.append("no built content vectors and look-alikes for this data: the looks-like source proposed nothing "
                             f"(build first: {store.rebuild_hint})")
     if args.json:
         print(json.dumps({"weekly": result.weekly.to_dict(orient="records"),
@@ -332,6 +337,13 @@ def _recommend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
 
 
+def _complete_args(p: argparse.ArgumentParser) -> None:
+    _data_args(p)
+    p.add_argument("--article", required=True, metavar="ARTICLE_ID")
+    p.add_argument("-k", type=int, default=12)
+    p.add_argument("--json", action="store_true")
+
+
 def _serve_args(p: argparse.ArgumentParser) -> None:
     _data_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
@@ -359,6 +371,7 @@ VERBS = {
     "search": (cmd_search, _search_args, "content search: text, images, more-like-this, filters"),
     "similar-customers": (cmd_similar_customers, _similar_customers_args, "customers with similar tastes (ALS factors in HNSW)"),
     "recommend": (cmd_recommend, _recommend_args, "recommendations with reasons for one or many customers"),
+    "complete": (cmd_complete, _complete_args, "complete the look: what shoppers bought with an article, other product groups"),
     "serve": (cmd_serve, _serve_args, "the HTTP API (FastAPI + uvicorn); docs at /docs"),
     "evaluate": (cmd_evaluate, _evaluate_args, "MAP@12 / recall@12 / coverage on a time split, with baselines"),
 }

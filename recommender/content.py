@@ -18,11 +18,13 @@ import numpy as np
 import pandas as pd
 
 from .attributes import NEIGHBOUR_SHARE, PhotoAttributes
+from .browsing import Products, facet_counts
 from .content_index import ContentIndex
 from .csvcheck import clipped
 from .errors import ArtifactError, InputError
 from .images import pictures
 from .lexical import FIELD_WEIGHTS as LEXICAL_FIELDS
+from .lookalikes import product_codes
 from .runtime import built_once
 from .search import (
     DEPTH,
@@ -46,6 +48,30 @@ RESULT_COLUMNS = [
 SEARCH_COLUMNS = RESULT_COLUMNS + ["matched", "looks_alike", "filled", "other_colours"]  # why each result: search.py
 GROUPS = ("product", "article")  # one result per product (its best-ranked colour), or per article
 
+
+
+def checked_query(text, images, like, negative, k, image_weight, mode, group):
+    """The query's parts as lists and None-for-empty; InputError for what no search can answer."""
+    if mode not in MODES:
+        raise InputError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if group not in GROUPS:
+        raise InputError(f"group must be one of {', '.join(GROUPS)}, not {clipped(str(group))!r}")
+    if isinstance(images, (bytes, str, Path)) or hasattr(images, "read") or hasattr(images, "mode"):
+        images = [images]
+    if isinstance(like, str):
+        like = [like]
+    images, like = list(images), list(like)
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise InputError(f"k must be a positive whole number, not {k!r}")
+    if not 0.0 <= float(image_weight) <= 1.0:
+        raise InputError(f"image_weight must be between 0 and 1, not {image_weight}")
+    if isinstance(text, str) and not text.strip() and (images or like):
+        text = None  # an empty text box next to a photo
+    if text is None and not (images or like):
+        raise InputError("nothing to search for: give a text, one or more images, or catalogue article ids")
+    if isinstance(negative, str) and not negative.strip():
+        negative = None
+    return text, images, like, negative
 
 
 class ContentSearch:
@@ -77,10 +103,7 @@ class ContentSearch:
             if c != "score"
         }
         self._codes = {c: pd.Categorical(articles[c].astype(str)) for c in FILTER_COLUMNS}
-        # Colour variants share a product_code; without the column every article is its own product.
-        self._products = pd.factorize(articles.get("product_code", articles["article_id"]))[0].astype(np.int64)
-        order = np.argsort(self._products, kind="stable")
-        self._product_articles = order, np.searchsorted(self._products[order], np.arange(self._products.max() + 2))
+        self.products = Products(product_codes(catalog))
         self.index_meta = {
             **index.params,
             "by_image": int((index.indexed_by == "image").sum()),
@@ -123,27 +146,9 @@ class ContentSearch:
         like this" are ranked visually in every mode. `group`: "product" (one result per product_code,
         its best-ranked article; exactly k whenever k products match) or "article". `facets`: the
         frame's ``attrs["facets"]`` holds the counts per filter value for this query (`_facets`)."""
-        if mode not in MODES:
-            raise InputError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-        if group not in GROUPS:
-            raise InputError(f"group must be one of {', '.join(GROUPS)}, not {clipped(str(group))!r}")
-        if isinstance(images, (bytes, str, Path)) or hasattr(images, "read") or hasattr(images, "mode"):
-            images = [images]
-        if isinstance(like, str):
-            like = [like]
-        images, like = list(images), list(like)
-        if not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"k must be a positive whole number, not {k!r}")
-        if not 0.0 <= float(image_weight) <= 1.0:
-            raise InputError(f"image_weight must be between 0 and 1, not {image_weight}")
-        if isinstance(text, str) and not text.strip() and (images or like):
-            text = None  # an empty text box next to a photo
-        if text is None and not (images or like):
-            raise InputError("nothing to search for: give a text, one or more images, or catalogue article ids")
+        text, images, like, negative = checked_query(text, images, like, negative, k, image_weight, mode, group)
         if text is not None:
             text = self.embedder.validate_text(text)
-        if isinstance(negative, str) and not negative.strip():
-            negative = None
 
         like_rows = self.catalog.article_rows(like) if like else np.empty(0, dtype=np.int64)
         allowed = self._allowed(filters)
@@ -186,54 +191,30 @@ class ContentSearch:
             found, scores, visual_rank, terms, filled = ranked(k)
             frame = self._frame(found, scores, visual_rank, set(terms), filled, allowed, grouped=False)
         else:
-            found, scores, visual_rank, terms, filled = self._by_product(ranked, k, allowed)
+            n_allowed = self.index.size if allowed is None else int(allowed.sum())
+            found, scores, visual_rank, terms, filled = self.products.best_of_each(ranked, k, n_allowed)
             frame = self._frame(found, scores, visual_rank, set(terms), filled, allowed, grouped=True)
         if facets:
             frame.attrs["facets"] = self._facets(text if by_words else None, negative, visual_query, filters, like_rows)
         return frame
 
     def _facets(self, text: str | None, negative: str | None, visual_query, filters, like_rows) -> dict:
-        """Per FACET_COLUMNS value, how many articles of the matching set pass the other columns' filters (a
-        value's count is what choosing it would leave). The matching set: every article the words match
-        (a text in hybrid or lexical mode), else — or when no word matches — the first DEPTH articles by
-        looks (photos, "more like this", visual mode)."""
-        masks = {column: self._allowed({column: values}) for column, values in (filters or {}).items()}
-        base = np.ones(self.index.size, dtype=bool)
-        base[like_rows] = False
-        if text is not None:
-            words = lexical_scores(self.lexical, text, negative)[0] > 0
-            if not words.any():
-                text, visual_query = None, self._pushed(self.embedder.encode_text([text])[0], None)
-        counts = {}
-        for column in FACET_COLUMNS:
-            others = base.copy()
-            for other, mask in masks.items():
-                if other != column:
-                    others &= mask
-            if text is not None:
-                matching = words & others
-            else:
-                matching = np.zeros(self.index.size, dtype=bool)
-                matching[self._visual(visual_query, DEPTH, others)[0]] = True
-            codes = self._codes[column]
-            per_value = np.bincount(codes.codes[matching], minlength=len(codes.categories))
-            counts[column] = {str(value): int(n) for value, n in zip(codes.categories, per_value)}
-        return {"basis": "words" if text is not None else f"first {DEPTH} by looks", "counts": counts}
+        """`browsing.facet_counts` over the word matches (a text in hybrid or lexical mode), else — or when
+        no word matches — over the first DEPTH articles by looks (photos, "more like this", visual mode)."""
+        words = lexical_scores(self.lexical, text, negative)[0] > 0 if text is not None else None
+        if words is not None and not words.any():
+            words, visual_query = None, self._pushed(self.embedder.encode_text([text])[0], None)
 
-    def _by_product(self, ranked, k: int, allowed: np.ndarray | None):
-        """``ranked(depth)``'s results cut to each product's best-ranked article, asking for deeper lists
-        until k products are found or nothing more matches (a product has a handful of colours: the
-        first list of 4·k articles holds k products as a rule)."""
-        n_allowed = self.index.size if allowed is None else int(allowed.sum())
-        depth = min(4 * k, max(n_allowed, 1))
-        while True:
-            found, scores, visual_rank, terms, filled = ranked(depth)
-            _, first = np.unique(self._products[found], return_index=True)
-            first = np.sort(first)
-            if len(first) >= k or len(found) < depth or depth >= n_allowed:
-                keep = first[:k]
-                return found[keep], np.asarray(scores)[keep], visual_rank, terms, filled & set(found[keep].tolist())
-            depth = min(4 * depth, n_allowed)
+        def matching(others: np.ndarray) -> np.ndarray:
+            if words is not None:
+                return words & others
+            found = np.zeros(self.index.size, dtype=bool)
+            found[self._visual(visual_query, DEPTH, others)[0]] = True
+            return found
+
+        masks = {column: self._allowed({column: values}) for column, values in (filters or {}).items()}
+        basis = "words" if words is not None else f"first {DEPTH} by looks"
+        return facet_counts(self._codes, FACET_COLUMNS, matching, masks, like_rows, basis)
 
     def _fused(self, text, example, image_weight, negative, push, allowed, k, mode):
         """Rows and scores by reciprocal rank fusion of the lexical leg, the visual leg of the text
@@ -306,16 +287,9 @@ class ContentSearch:
         frame["looks_alike"] = [visual_rank.get(row, LOOKS_ALIKE_TOP + 1) <= LOOKS_ALIKE_TOP and bool(self._by_image[row])
                                 for row in rows.tolist()]  # fmt: skip
         frame["filled"] = [row in filled for row in rows.tolist()]  # no word matched: added by looks alone
-        frame["other_colours"] = [self._other_colours(row, allowed) if grouped else [] for row in rows.tolist()]
+        ids = self._columns["article_id"]
+        frame["other_colours"] = [ids[self.products.others(row, allowed)].tolist() if grouped else [] for row in rows.tolist()]
         return frame
-
-    def _other_colours(self, row: int, allowed: np.ndarray | None) -> list[str]:
-        """The ids of the other articles of ``row``'s product that pass the filters, in catalogue order."""
-        order, offsets = self._product_articles
-        product = self._products[row]
-        siblings = order[offsets[product] : offsets[product + 1]]
-        siblings = siblings[(siblings != row) & (True if allowed is None else allowed[siblings])]
-        return self._columns["article_id"][siblings].tolist()
 
     def _allowed(self, filters) -> np.ndarray | None:
         """Boolean row mask for {column: value or values}; InputError for unknown columns or values."""

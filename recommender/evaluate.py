@@ -29,6 +29,7 @@ from .collab.params import no_progress
 from .collab.ranker import SCHEMA, train_ranker
 from .collab.stats import robust_end
 from .errors import DataError
+from .lookalikes import Looks
 from .store import ArtifactStore
 
 BOOTSTRAP_SAMPLES = 2000
@@ -168,19 +169,19 @@ def evaluate(
     k: int = 12,
     customers: int | None = None,
     shipped: str | None = None,
-    vectors: np.ndarray | None = None,
+    looks: Looks | None = None,
     fit_state: Callable[[np.datetime64], CollabState] | None = None,
     progress: Progress | None = None,
 ) -> Evaluation:
     """Every row of METHODS on each test week (or on ``test_transactions``, training on all purchases before
     its first day). The newest ``report_weeks`` are reported; the method is chosen on the weeks before them
     (all weeks when ``report_weeks`` is 0). ``customers``: at most this many buyers a week (a seeded sample);
-    ``shipped``: the reference row of a test file's summary (default: the ranker); ``vectors``: the articles'
-    content vectors; ``fit_state(cut)``: the state before a cut (default: implicit's ALS on this catalogue)."""
+    ``shipped``: the reference row of a test file's summary (default: the ranker); ``looks``: the articles'
+    content vectors and look-alikes (`load_looks`); ``fit_state(cut)``: the state before a cut (default: implicit's ALS on this catalogue)."""
     report = progress or no_progress
     if report_weeks < 0:
         raise DataError(f"--report-weeks must be at least 0, not {report_weeks}")
-    fit = fit_state or (lambda cut: CollabState.fit(catalog, params, until=cut, vectors=vectors))
+    fit = fit_state or (lambda cut: CollabState.fit(catalog, params, until=cut, looks=looks))
     states: dict = {}
 
     def state_at(cut) -> CollabState:
@@ -333,7 +334,7 @@ def build_weeks(catalog: Catalog, wanted: int) -> int:
 
 
 def build_backtest(store: ArtifactStore, catalog: Catalog, params: CollabParams, fit_state, *, weeks: int,
-                   factors: str, vectors: np.ndarray | None = None, progress: Progress | None = None) -> str:
+                   factors: str, looks: Looks | None = None, progress: Progress | None = None) -> str:
     """For `build`: the backtest over the weeks before the build's cut, the method chosen on all of them,
     stored as the `evaluation` artifact (which `CollabModel.load` reads). Returns a line for the log."""
     weeks = build_weeks(catalog, weeks)
@@ -342,7 +343,7 @@ def build_backtest(store: ArtifactStore, catalog: Catalog, params: CollabParams,
     if store.is_current(CHOICE_ARTIFACT, expect):
         return f"backtest: current ({store.manifest(CHOICE_ARTIFACT)['meta'].get('chosen')} chosen)"
     try:
-        result = evaluate(catalog, params, weeks=weeks, report_weeks=0, customers=BUILD_CUSTOMERS, vectors=vectors,
+        result = evaluate(catalog, params, weeks=weeks, report_weeks=0, customers=BUILD_CUSTOMERS, looks=looks,
                           fit_state=fit_state, progress=progress)
     except DataError as exc:  # too little history for even one week: nothing chosen, the ranker ships
         with store.write(CHOICE_ARTIFACT, {**expect, "chosen": None, "notes": [str(exc)]}):

@@ -27,7 +27,7 @@ from .progress import Progress, stage
 from .store import ArtifactStore
 
 # Share of the progress bar per step (training dominates an offline first run).
-STEPS = {"data": 0.05, "model": 0.4, "embeddings": 0.3, "content_index": 0.03, "lexical_index": 0.02, "collab": 0.12,
+STEPS = {"data": 0.05, "model": 0.4, "embeddings": 0.3, "content_index": 0.03, "lexical_index": 0.02, "lookalikes": 0.02, "collab": 0.1,
          "backtest": 0.08}
 
 
@@ -106,6 +106,8 @@ class Engine:
 
         self.store.load("content_index", {"data": self.catalog.fingerprint()})
         self.store.load("lexical_index", lexical_expect(self.catalog))
+        if self._has_transactions:  # the content source and the taste features read it
+            self.store.load("lookalikes", {"data": self.catalog.fingerprint()})
         for name, current in (("collaborative model", CollabState.is_current), ("ranker", Ranker.is_current)):
             if self._has_transactions and not current(self.store, self.catalog, CollabParams()):
                 raise ArtifactError(
@@ -248,8 +250,10 @@ def _build_steps(settings: Settings, store: ArtifactStore, progress: Progress | 
         embed_catalog(catalog, embedder, store, progress=next_stage("embeddings"), log=log)
     build_content_index(store, progress=next_stage("content_index"))
     from .lexical import build_lexical_index
+    from .lookalikes import build_lookalikes
 
     build_lexical_index(catalog, store, progress=next_stage("lexical_index"))
+    build_lookalikes(store, catalog, progress=next_stage("lookalikes"))
 
     report = next_stage("collab")
     if catalog.transactions is not None and len(catalog.transactions):
@@ -272,8 +276,8 @@ def _build_steps(settings: Settings, store: ArtifactStore, progress: Progress | 
 
         def fit_state(cut):
             if served == "spark":
-                return spark.fit_state(catalog, state.params, cut).with_vectors(state.vectors)
-            return CollabState.fit(catalog, state.params, until=cut, vectors=state.vectors)
+                return spark.fit_state(catalog, state.params, cut).with_looks(state.looks)
+            return CollabState.fit(catalog, state.params, until=cut, looks=state.looks)
 
         thin = build_ranker(store, state, fit_state, progress=report, factors=served)
         if thin:
@@ -284,7 +288,7 @@ def _build_steps(settings: Settings, store: ArtifactStore, progress: Progress | 
             from .evaluate import build_backtest
 
             log(build_backtest(store, catalog, state.params, fit_state, weeks=settings.backtest_weeks,
-                               factors=served, vectors=state.vectors, progress=report))
+                               factors=served, looks=state.looks, progress=report))
     report(1.0, "ready")
     return notices
 
@@ -303,9 +307,9 @@ def run_backtest(settings: Settings, *, progress: Progress | None = None, wait: 
         if factor_engine(store) == "spark":
             raise InputError("this build's factors are Spark's: backtest with `python -m recommender build "
                              "--engine spark` so the ranker trains on the factors it serves")
-        fit_state = lambda cut: CollabState.fit(catalog, state.params, until=cut, vectors=state.vectors)
+        fit_state = lambda cut: CollabState.fit(catalog, state.params, until=cut, looks=state.looks)
         return build_backtest(store, catalog, state.params, fit_state, weeks=settings.backtest_weeks or
-                              DEFAULT_BACKTEST_WEEKS, factors="implicit", vectors=state.vectors, progress=progress)
+                              DEFAULT_BACKTEST_WEEKS, factors="implicit", looks=state.looks, progress=progress)
 
 
 def open_engine(settings: Settings) -> Engine:

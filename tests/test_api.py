@@ -182,6 +182,17 @@ def test_customers_and_recommendations(client, demo_engine, picks):
     assert_same_rows(fresh["results"], collab.recommend_for_items(chosen, k=5), ("article_id", "score", "reason"))
 
 
+def test_complete_the_look(client, demo_engine, picks):
+    aid = picks["articles"][0]
+    want = demo_engine.collab.complete_the_look(aid, k=6)
+    got = client.get(f"/v1/articles/{aid}/complete", params={"k": 6}).json()
+    assert got["article_id"] == aid
+    assert_same_rows(got["results"], want, ("article_id", "score", "reason"))
+    group = demo_engine.catalog.articles.set_index("article_id")["product_group_name"]
+    assert all(group[r["article_id"]] != group[aid] for r in got["results"])
+    assert_error(client.get("/v1/articles/0000000001/complete"), 404, "unknown_article")
+
+
 # --- errors: one JSON body each, the right status, no path ------------------------------------------
 
 
@@ -351,7 +362,7 @@ def test_fuzzing_the_openapi_schema_finds_no_5xx(server):
 
     schema = schemathesis.openapi.from_url(f"{server}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 12
+    assert len(operations) == 13  # complete the look included
     statuses = []
     for operation in operations:
 

@@ -71,6 +71,10 @@ def tiles(at: AppTest, grid: str) -> list[Tile]:
         found.append(Tile(*tile_text(tile), list(tile.button)))
 
 
+def button(tile: Tile, label: str):
+    return next(b for b in tile.buttons if b.label == label)
+
+
 def no_errors(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
@@ -112,28 +116,35 @@ def test_text_search_shows_the_engines_results(app, demo_engine):
     first = expected.iloc[0]
     assert shown[0].captions[0] == f"{first.product_type_name} · {first.colour_group_name}"
     assert shown[0].captions[-1] == f"score {first.score:.3f}"
-    colours = lambda n: [f"+{n} colour{'s' if n > 1 else ''}"] if n else []
+    details = lambda n: f"Details · +{n} colour{'s' if n > 1 else ''}" if n else "Details"
     for tile, others in zip(shown, expected["other_colours"]):
-        assert [b.label for b in tile.buttons] == colours(len(others)) + ["More like this", "Add to query"]
+        assert [b.label for b in tile.buttons] == [details(len(others)), "More like this", "Add to query"]
     assert app.subheader[0].value == "12 results"
 
 
-def test_a_products_colours_open_from_its_tile(app, demo_engine):
+def test_details_show_colours_lookalikes_and_complete_the_look(app, demo_engine):
     search(app, "dress")
     expected = demo_engine.search.search(text="dress", k=12)
     position = next(i for i, others in enumerate(expected["other_colours"]) if others)
     row = expected.iloc[position]
     app.get_by_key(f"tile_results_{position}").button[0].click().run()
     no_errors(app)
-    strip = tiles(app, "colours")
-    assert [t.name for t in strip] == demo_engine.catalog.articles.set_index("article_id").loc[
-        [row.article_id, *row.other_colours], "prod_name"].tolist()
-    assert f"**{row.prod_name}** in {1 + len(row.other_colours)} colours" in [plain(m.value) for m in app.markdown]
-    assert [b.label for b in strip[1].buttons] == ["More like this", "Add to query"]
-    strip[1].buttons[1].click().run()  # another colour joins the query
-    assert app.session_state.like == [row.other_colours[0]]
-    app.button(key="colours_close").click().run()
-    assert tiles(app, "colours") == []
+    assert app.subheader[0].value == row.prod_name  # the detail view, above the results
+    catalog = demo_engine.catalog
+    names = catalog.articles.set_index("article_id")["prod_name"]
+    colours = tiles(app, "colours")
+    product = catalog.articles["product_code"].iat[catalog.article_row(row.article_id)]
+    assert len(colours) == (catalog.articles["product_code"] == product).sum() - 1
+    assert [t.name for t in tiles(app, "alike")] == names[demo_engine.search.search(like=[row.article_id], k=6)["article_id"]].tolist()
+    complete = demo_engine.collab.complete_the_look(row.article_id, k=6)
+    shown = tiles(app, "complete")
+    assert [t.name for t in shown] == names[complete["article_id"]].tolist()
+    assert [t.captions[-1] for t in shown] == complete["reason"].tolist()
+    # A look-alike's details replace these; Close hides the view.
+    tiles(app, "alike")[0].buttons[0].click().run()
+    assert app.subheader[0].value == names[demo_engine.search.search(like=[row.article_id], k=6)["article_id"].iat[0]]
+    app.button(key="detail_close").click().run()
+    assert tiles(app, "complete") == [] and app.subheader[0].value == "12 results"
 
 
 def test_filters_and_k_restrict_the_results(app, demo_engine):
@@ -235,7 +246,7 @@ def test_empty_query_says_so(app):
 def test_more_like_this_and_add_to_query(app, demo_engine):
     search(app, "striped dress")
     first = tiles(app, "results")[0]
-    first.buttons[0].click()  # more like this
+    button(first, "More like this").click()
     app.run()
     no_errors(app)
     assert app.text_input(key="query_text").value == ""
@@ -245,7 +256,7 @@ def test_more_like_this_and_add_to_query(app, demo_engine):
     expected = demo_engine.search.search(like=[article], k=12)
     assert [t.name for t in tiles(app, "results")] == list(expected["prod_name"])
 
-    tiles(app, "results")[2].buttons[1].click()  # add to query
+    button(tiles(app, "results")[2], "Add to query").click()
     app.run()
     assert len(app.session_state["like"]) == 2
     assert len(tiles(app, "like")) == 2
@@ -270,7 +281,7 @@ def test_article_without_photo_gets_a_placeholder_tile(app, demo_engine):
     assert any(c.startswith("matched name: ") for c in captions)  # found by its own words
     assert tile_alt(tile) == f"{no_photo.prod_name}: no photo"
 
-    tile.button[0].click().run()  # more like this: from its text-placed vector
+    next(b for b in tile.button if b.label == "More like this").click().run()  # from its text-placed vector
     no_errors(app)
     assert tile_alt(app.get_by_key("tile_like_0")) == f"{no_photo.prod_name}: no photo"
     filters = {column: [no_photo[column]] for column in ("product_type_name", "colour_group_name")}

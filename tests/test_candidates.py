@@ -16,6 +16,7 @@ from recommender.collab.candidates import SOURCES, Window, age_buckets, candidat
 from recommender.collab.features import FEATURES, features_block
 from recommender.collab.history import CustomerHistory
 from recommender.collab.stats import robust_end
+from recommender.lookalikes import Looks, product_codes
 
 LAST = np.datetime64("2020-09-20", "ns")  # the last day of sales: "now" is the day after
 #            product  type        colour   index group
@@ -254,9 +255,21 @@ VECTORS = np.array([[1, 0, 0, 0], [1, 0, 0, 0],                 # 0, 1: one prod
                     [0, 0, 0, 1], [0.8, 0, 0, 0.6]], np.float32)  # 6; 7: close to 0  fmt: skip
 
 
+def looks_of(catalog, vectors) -> Looks:
+    return Looks.from_vectors(vectors, product_codes(catalog))
+
+
 @pytest.fixture(scope="module")
 def looks_window(catalog) -> Window:
-    return Window(CollabState.fit(catalog, CollabParams(factors=4, iterations=3), vectors=VECTORS))
+    return Window(CollabState.fit(catalog, CollabParams(factors=4, iterations=3), looks=looks_of(catalog, VECTORS)))
+
+
+def test_lookalike_table_lists_other_products_best_first(catalog):
+    looks = looks_of(catalog, VECTORS)
+    assert looks.neighbours[0][:2].tolist() == [7, 5]  # 1 is P1 too: never its own look-alike
+    assert looks.similarities[0][:2].tolist() == pytest.approx([0.8, _r])
+    assert looks.neighbours[3][0] == 4 and looks.similarities[3][0] == pytest.approx(0.9)
+    assert (looks.neighbours[0] >= 0).sum() == 6  # 8 articles less itself and its other colour; -1 after
 
 
 def test_looks_like_what_you_bought(looks_window):
@@ -280,8 +293,8 @@ def test_looks_like_proposes_articles_that_never_sold(catalog):
                          ignore_index=True)
     grown = Catalog(catalog.root, articles, catalog.customers, catalog.transactions, catalog.customer_ids, "tiny+1")
     vectors = np.vstack([VECTORS, [[0.6, 0, 0, 0.8]]]).astype(np.float32)
-    w = Window(CollabState.fit(grown, CollabParams(factors=4, iterations=3), vectors=vectors))
-    found, _ = src.looks_like(w, w.block([code("D")]), 3)[0]
+    w = Window(CollabState.fit(grown, CollabParams(factors=4, iterations=3), looks=looks_of(grown, vectors)))
+    found, _ = src.looks_like(w, code("D"), w.purchases(code("D")), 3)
     assert np.isnan(w.article_age[8]) and found.tolist() == [4, 8, 0]  # 8: 0.8 from 6, D's newest purchase
 
 

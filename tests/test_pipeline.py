@@ -125,6 +125,12 @@ def test_cli_recommend_many_customers_and_errors(demo_settings, demo_engine, tmp
     assert done.stdout.startswith(f"# {customers[0]} (method: als)\n")
     als = demo_engine.collab.recommend(customers[0], k=3, method="als")["article_id"].tolist()
     assert [line.split()[0] for line in done.stdout.splitlines()[2:]] == als
+    article = demo_engine.catalog.articles["article_id"].iat[0]
+    done = cli(demo_settings, "complete", "--article", article, "-k", "4", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["article_id"] for r in rows] == demo_engine.collab.complete_the_look(article, k=4)["article_id"].tolist()
+    assert all(r["query_article"] == article and r["reason"] for r in rows)
     done = cli(demo_settings, "recommend", "--customer", customers[0], "--method", "best")
     assert done.returncode == 2 and "unknown method 'best'" in done.stderr and "Traceback" not in done.stderr
 

@@ -143,6 +143,17 @@ async def similar_articles(holder: Holder, article_id: ArticleId, k: K = 12,
                             like=[article_id], filters=filter, k=k, mode=None, group=group)
 
 
+@router.get("/articles/{article_id}/complete", response_model=schemas.CompleteTheLook, tags=["articles"])
+async def complete_the_look(holder: Holder, article_id: ArticleId, k: K = 12):
+    """Complete the look: articles of other product groups that shoppers bought with this one in the same
+    week (lift over popularity, style coherence), one per product type, each with the reason."""
+    engine = holder.require()
+    collab = _collab(engine)
+    row = _article_row(engine, article_id)
+    frame = await holder.run(collab.complete_the_look, article_id, k=k)
+    return {"article_id": engine.catalog.articles["article_id"].iat[row], "results": _with_articles(holder, engine, frame)}
+
+
 @router.get("/customers/{customer_id}", response_model=schemas.Customer, tags=["customers"])
 async def customer(holder: Holder, customer_id: CustomerId,
                    limit: Annotated[int, Query(ge=0, le=MAX_HISTORY, description="purchases to list")] = 20):

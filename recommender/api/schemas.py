@@ -140,6 +140,12 @@ class Recommendations(BaseModel):
     results: list[Recommendation]
 
 
+class CompleteTheLook(BaseModel):
+    article_id: str
+    results: list[Recommendation] = Field(description="other product groups, one per product type; the reason "
+                                                      "names what it was bought with")
+
+
 class PickedArticles(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

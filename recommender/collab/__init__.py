@@ -2,6 +2,7 @@
 
     params, factors, history, stats, topk  (ALS + HNSW, histories, article stats, top-k selection)
     → state       the trained `CollabState` and its artifact
+    → outfits     complete the look: co-purchases across product groups
     → blend       `Profile`, the hand-weighted blend (one shopper or a block)
     → candidates  `Window` at a cut and the candidate sources
     → features    per (customer, candidate) features

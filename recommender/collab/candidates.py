@@ -347,27 +347,27 @@ def blend(w: Window, block: Block, n: int):
     return blend_block(w.state, profiles, block.als, n, trend=w.blend_trend)
 
 
-def looks_like(w: Window, block: Block, n: int):
-    """Catalogue articles that look like the customer's latest purchases in the content space (the photo's
-    vector, or the caption's where there is no photo), unsold new arrivals included: an article scores its
-    best similarity to a seed times the seed's recency weight; one article per product, none of a product
-    the customer bought (other_colours proposes those)."""
-    vectors = w.state.vectors
-    seeds = [recent_distinct(mine, LOOKALIKE_SEEDS) for mine in block.mine]
-    if vectors is None or not any(len(rows) for rows, _ in seeds):
-        return [nothing()] * len(block.codes)
-    similarity = np.asarray(vectors[np.concatenate([rows for rows, _ in seeds])]) @ np.asarray(vectors).T
-    out, at = [], 0
-    for (rows, ages), mine in zip(seeds, block.mine):
-        if not len(rows):
-            out.append(nothing())
-            continue
-        weight = np.exp2(-ages / LOOKALIKE_HALF_LIFE_DAYS).astype(np.float32)
-        scores = (similarity[at : at + len(rows)] * weight[:, None]).max(axis=0)
-        at += len(rows)
-        scores[np.isin(w.product_codes, w.product_codes[mine.articles])] = -np.inf
-        out.append(_one_per_product(w, scores, n))
-    return out
+def looks_like(w: Window, code: int, mine: Purchases, n: int):
+    """Catalogue articles that look like the customer's latest purchases (the build's look-alike table over
+    the content vectors: the photo's, or the caption's where there is no photo), unsold new arrivals
+    included: an article scores its best similarity to a seed times the seed's recency weight; one article
+    per product, none of a product the customer bought (other_colours proposes those)."""
+    looks = w.state.looks
+    rows, ages = recent_distinct(mine, LOOKALIKE_SEEDS)
+    if looks is None or not len(rows):
+        return nothing()
+    near = np.asarray(looks.neighbours[rows])  # seeds × look-alikes
+    weighted = np.asarray(looks.similarities[rows]) * np.exp2(-ages / LOOKALIKE_HALF_LIFE_DAYS)[:, None]
+    found = near >= 0
+    near, weighted = near[found].astype(np.int64), weighted[found]
+    keep = ~np.isin(w.product_codes[near], w.product_codes[mine.articles])
+    near, weighted = near[keep], weighted[keep]
+    order = np.lexsort((near, -weighted))  # best first, ties to the lower row; an article's best seed first
+    near, weighted = near[order], weighted[order]
+    _, first = np.unique(w.product_codes[near], return_index=True)  # each product's best article once
+    first = np.sort(first)
+    first = first[weighted[first] > 0][:n]
+    return near[first], weighted[first].astype(np.float32)
 
 
 def recent_distinct(mine: Purchases, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -378,14 +378,6 @@ def recent_distinct(mine: Purchases, n: int) -> tuple[np.ndarray, np.ndarray]:
     return mine.articles[newest_first][keep].astype(np.int64), mine.age_days[newest_first][keep]
 
 
-def _one_per_product(w: Window, scores: np.ndarray, n: int):
-    """The top ``n`` positive scores, keeping each product's best article only."""
-    rows, values = top_scores(scores, 4 * n)
-    _, first = np.unique(w.product_codes[rows], return_index=True)
-    first = np.sort(first)[:n]
-    return rows[first], values[first].astype(np.float32)
-
-
 SOURCE_FUNCTIONS = {
     "repurchase": repurchase, "other_colours": other_colours, "neighbours": neighbours, "als": als,
     "bought_together": bought_together, "trending": trending, "age_trending": age_trending,
@@ -393,7 +385,7 @@ SOURCE_FUNCTIONS = {
     "blend": blend, "looks_like": looks_like,
 }  # fmt: skip
 assert tuple(SOURCE_FUNCTIONS) == SOURCES
-BLOCK_SOURCES = ("neighbours", "als", "bought_together", "blend", "looks_like")  # (window, block, n): a proposal per customer
+BLOCK_SOURCES = ("neighbours", "als", "bought_together", "blend")  # (window, block, n): a proposal per customer
 
 
 @dataclass

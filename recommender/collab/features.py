@@ -106,10 +106,11 @@ def _taste(w: Window, block: list[Candidates], votes: list) -> dict[str, np.ndar
     and the recency-weighted mean) and to what their neighbours bought lately (their purchases' mean
     vector); NaN without content vectors or without purchases / neighbours."""
     names = ("content_max_sim", "content_mean_sim", "neighbour_content_sim")
-    vectors = w.state.vectors
-    if vectors is None:
+    looks = w.state.looks
+    if looks is None:
         size = sum(len(cands.articles) for cands in block)
         return {name: np.full(size, np.nan, np.float32) for name in names}
+    vectors = looks.vectors
     parts = {name: [] for name in names}
     for cands, (voted, counts) in zip(block, votes):
         mine = np.asarray(vectors[cands.articles])

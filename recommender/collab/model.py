@@ -24,7 +24,8 @@ from .features import features_block
 from .methods import BLEND_WEIGHTS, INGREDIENTS, METHODS, NEEDS_RANKER, check_method, ensemble_terms, order_scores
 from .params import CollabParams, Progress
 from .ranker import SCHEMA, Ranker
-from .reasons import explain_blended, explain_ranked, explain_source
+from .outfits import Outfits
+from .reasons import explain_blended, explain_outfit, explain_ranked, explain_source
 from .state import CollabState
 from .topk import limited_cap, select_from, top_scores
 
@@ -63,6 +64,20 @@ class CollabModel:
     def window(self) -> Window:
         """Candidate sources and features at the state's "now" (built on first use)."""
         return Window(self.state)
+
+    @built_once
+    def outfits(self) -> Outfits:
+        """Co-purchases across product groups at the state's cut (built on first use)."""
+        return Outfits(self.state)
+
+    def complete_the_look(self, article_id: str, k: int = 12) -> pd.DataFrame:
+        """Articles of other product groups that go with this one (shoppers bought them in the same week),
+        one per product type, each with the reason; ``attrs["method"]`` is "complete the look"."""
+        _check_k(k)
+        row = self.catalog.article_row(article_id)
+        outfit = self.outfits.complete(row, k)
+        reasons = [explain_outfit(self.outfits, row, int(r), int(v)) for r, v in zip(outfit.rows, outfit.via)]
+        return self._listing(outfit.rows, outfit.scores, reasons, "complete the look")
 
     # -- similar customers ------------------------------------------------------------------------
 

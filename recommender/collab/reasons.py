@@ -14,6 +14,7 @@ from .candidates import (
     AGE_LABELS, LOOKALIKE_SEEDS, NEIGHBOUR_DAYS, SOURCES, TOGETHER_DAYS, TOGETHER_SEEDS, Candidates, Window,
 )  # fmt: skip
 from .features import FEATURES
+from .outfits import Outfits
 from .params import SIGNALS, TREND_WINDOW_DAYS
 from .state import CollabState
 
@@ -172,11 +173,24 @@ def _say(reason: str, facts: Facts, row: int) -> str:
 
 def _looks_like(facts: Facts, row: int) -> str:
     """Names the recent purchase the article looks most like (the seeds the source compared it with)."""
-    vectors, mine = facts.state.vectors, facts.articles
+    looks, mine = facts.state.looks, facts.articles
     seeds = pd.unique(mine[::-1])[:LOOKALIKE_SEEDS]
-    if vectors is None or not len(seeds):
+    if looks is None or not len(seeds):
         return "looks like what you bought"
-    closest = int(seeds[np.argmax(np.asarray(vectors[seeds]) @ np.asarray(vectors[row]))])
+    closest = int(seeds[np.argmax(np.asarray(looks.vectors[seeds]) @ np.asarray(looks.vectors[row]))])
     name = facts.state.catalog.articles["prod_name"].iat[closest]
     new = "" if facts.window is None or np.isfinite(facts.window.article_age[row]) else ", new in"
     return f"looks like the {name} you bought{new}"
+
+
+def explain_outfit(outfits: Outfits, row: int, other: int, via: int) -> str:
+    """Why ``other`` completes the look of ``row``: bought with it, or with a look-alike of it (``via``)."""
+    if via < 0:
+        group = outfits.state.catalog.articles["index_group_name"].iat[row]
+        return f"goes with it: sells well in {group} this week"
+    together = int(outfits.together[via, other])
+    times = f"{together} shopper{'s' if together != 1 else ''}"
+    if via == row:
+        return f"bought with it in the same week by {times}"
+    name = outfits.state.catalog.articles["prod_name"].iat[via]
+    return f"bought with the {name}, which looks like it, in the same week by {times}"

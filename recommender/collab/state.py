@@ -19,6 +19,7 @@ import scipy.sparse as sp
 from ..catalog import Catalog
 from ..errors import ArtifactError, InputError
 from ..interactions import Confidence, Interactions, build_interactions
+from ..lookalikes import Looks, load_looks
 from ..runtime import built_once
 from ..store import ArtifactStore
 from .factors import build_hnsw, fit_als, nearest, single_threaded_blas
@@ -27,7 +28,6 @@ from .params import CollabParams, Progress, no_progress
 from .stats import ArticleStats, robust_end
 
 ARTIFACT = "collab"
-VECTORS_ARTIFACT = "embeddings"  # the content vectors (photo, or a caption's where there is no photo)
 
 
 class CollabState:
@@ -42,10 +42,10 @@ class CollabState:
         als: implicit.cpu.als.AlternatingLeastSquares,
         index: hnswlib.Index,
         stats: ArticleStats,
-        vectors: np.ndarray | None = None,
+        looks: Looks | None = None,
     ):
         self.catalog = catalog
-        self.vectors = vectors  # float32 [articles × dim], unit rows, catalogue order; None: no content vectors
+        self.looks = looks  # content vectors and look-alikes; None: the content source and features are empty
         self.params = params
         self.interactions = interactions
         self.confidence = confidence
@@ -77,10 +77,11 @@ class CollabState:
         until=None,
         progress: Progress | None = None,
         factorize=fit_als,
-        vectors: np.ndarray | None = None,
+        looks: Looks | None = None,
     ) -> "CollabState":
-        """Train on the catalogue's transactions (only those before ``until`` when given); ``vectors``: the
-        articles' content vectors (`article_vectors`), which the content source and taste features read.
+        """Train on the catalogue's transactions (only those before ``until`` when given); ``looks``: the
+        articles' content vectors and look-alikes (`load_looks`), which the content source and the taste
+        features read.
 
         ``factorize(user_items, params, report)`` returns the fitted ALS model: implicit here, or factors
         computed elsewhere (the Spark build) wrapped in one.
@@ -104,11 +105,11 @@ class CollabState:
         with_history = np.flatnonzero(np.diff(inter.counts.indptr) > 0)
         index = build_hnsw(als.user_factors, with_history, params, lambda f, m: report(0.8 + 0.2 * f, m))
         report(1.0, "collaborative model ready")
-        return cls(catalog, params, inter, confidence, als, index, stats, vectors)
+        return cls(catalog, params, inter, confidence, als, index, stats, looks)
 
-    def with_vectors(self, vectors: np.ndarray | None) -> "CollabState":
-        """This state reading these content vectors (a state fitted elsewhere, e.g. on Spark)."""
-        self.vectors = vectors
+    def with_looks(self, looks: Looks | None) -> "CollabState":
+        """This state reading these content looks (a state fitted elsewhere, e.g. on Spark)."""
+        self.looks = looks
         return self
 
     @staticmethod
@@ -188,7 +189,7 @@ class CollabState:
         length_norm = arrays["article_length_norm"]
         confidence = Confidence(params.weighting, counts.shape[1], length_norm if length_norm.size else None)
         stats = ArticleStats(**{f.name: arrays[f.name] for f in fields(ArticleStats)})
-        return cls(catalog, params, inter, confidence, als, index, stats, article_vectors(store, catalog))
+        return cls(catalog, params, inter, confidence, als, index, stats, load_looks(store, catalog))
 
     # -- one customer ----------------------------------------------------------------------------
 
@@ -229,16 +230,3 @@ class CollabState:
         train = self.catalog.transactions.iloc[: self.interactions.n_transactions]
         return CustomerHistory(train, len(self.catalog.customer_ids))
 
-
-def article_vectors(store: ArtifactStore, catalog: Catalog) -> np.ndarray | None:
-    """The build's content vectors in catalogue order (memory-mapped: one copy in the page cache for every
-    process), or None when there are none for these articles: the content source then proposes nothing."""
-    try:
-        art = store.load(VECTORS_ARTIFACT)
-        ids = np.load(art.path / "article_ids.npy")
-        vectors = np.load(art.path / "vectors.npy", mmap_mode="r")
-    except Exception:  # absent or damaged: recommendations do without content (the search reports it)
-        return None
-    if len(ids) != len(catalog.articles) or not np.array_equal(ids.astype(str), catalog.articles["article_id"].to_numpy().astype(str)):
-        return None
-    return vectors
