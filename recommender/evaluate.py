@@ -333,13 +333,18 @@ def build_weeks(catalog: Catalog, wanted: int) -> int:
     return max(1, min(wanted, BUILD_PURCHASES // max(len(catalog.transactions), 1)))
 
 
+def backtest_expect(catalog: Catalog, params: CollabParams, weeks: int, factors: str) -> dict:
+    """What a stored backtest must have been made with to be current."""
+    return {"data": catalog.fingerprint(), "params": asdict(params), "schema": SCHEMA, "factors": factors,
+            "weeks": build_weeks(catalog, weeks), "customers": BUILD_CUSTOMERS, "rule": CHOICE_RULE}
+
+
 def build_backtest(store: ArtifactStore, catalog: Catalog, params: CollabParams, fit_state, *, weeks: int,
                    factors: str, looks: Looks | None = None, progress: Progress | None = None) -> str:
     """For `build`: the backtest over the weeks before the build's cut, the method chosen on all of them,
     stored as the `evaluation` artifact (which `CollabModel.load` reads). Returns a line for the log."""
-    weeks = build_weeks(catalog, weeks)
-    expect = {"data": catalog.fingerprint(), "params": asdict(params), "schema": SCHEMA, "factors": factors,
-              "weeks": weeks, "customers": BUILD_CUSTOMERS, "rule": CHOICE_RULE}
+    expect = backtest_expect(catalog, params, weeks, factors)
+    weeks = expect["weeks"]
     if store.is_current(CHOICE_ARTIFACT, expect):
         return f"backtest: current ({store.manifest(CHOICE_ARTIFACT)['meta'].get('chosen')} chosen)"
     try:

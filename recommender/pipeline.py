@@ -285,10 +285,16 @@ def _build_steps(settings: Settings, store: ArtifactStore, progress: Progress | 
             log(f"notice: {thin}")
         report = next_stage("backtest")
         if settings.backtest_weeks:
-            from .evaluate import build_backtest
+            from .evaluate import CHOICE_ARTIFACT, backtest_expect, build_backtest
 
-            log(build_backtest(store, catalog, state.params, fit_state, weeks=settings.backtest_weeks,
-                               factors=served, looks=state.looks, progress=report))
+            if served == "spark" and not spark:  # each week would fit ALS on Spark
+                if not store.is_current(CHOICE_ARTIFACT, backtest_expect(catalog, state.params, settings.backtest_weeks, served)):
+                    notices.append("the served factors are Spark's: the backtest that chooses the recommendation "
+                                   "method runs with --engine spark; until then the ranker ships")
+                    log(f"notice: {notices[-1]}")
+            else:
+                log(build_backtest(store, catalog, state.params, fit_state, weeks=settings.backtest_weeks,
+                                   factors=served, looks=state.looks, progress=report))
     report(1.0, "ready")
     return notices
 

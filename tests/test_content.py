@@ -131,7 +131,7 @@ def with_image(catalog, count: int, seed: int = 0) -> list[str]:
 
 
 def test_results_carry_article_metadata_and_how_each_was_indexed(plain, demo_catalog):
-    results = plain.search(text="black trousers", k=400)
+    results = plain.search(text="black trousers", k=400, group="article")  # every article, one result each
     assert list(results.columns) == SEARCH_COLUMNS
     assert len(results) == len(demo_catalog.articles)
     assert results["score"].is_monotonic_decreasing
@@ -174,7 +174,7 @@ def test_more_like_this_uses_the_stored_vectors_and_leaves_the_articles_out(plai
     query /= np.linalg.norm(query)
     expected = np.argsort(-(vectors @ query - plain.index.offsets))  # caption-placed rows: hub offset off
     expected = demo_catalog.articles["article_id"].to_numpy()[[r for r in expected if r not in rows][:10]]
-    results = plain.search(like=[first, second], k=10)
+    results = plain.search(like=[first, second], k=10, group="article")
     assert list(results["article_id"]) == list(expected)
 
 
