@@ -112,6 +112,8 @@ def filter_controls(engine, sidebar_space) -> tuple[dict[str, list[str]], int, s
             if (chosen := st.multiselect(label(column), options, key=f"filter_{column}", bind="query-params"))
         }
         k = st.slider("Results", min_value=4, max_value=48, value=12, step=4, key="k", bind="query-params")
+        st.toggle("Include sold-out articles", key="include_unavailable", bind="query-params",
+                  help="articles that availability.csv lists as out of stock, marked as such")
         mode = None
         if "mode" in inspect.signature(engine.search.search).parameters:  # hybrid search is available
             mode = st.segmented_control("Search by", list(MODES), format_func=MODES.get, default="hybrid",
@@ -211,7 +213,8 @@ def query_and_results(engine, filters: dict, k: int, mode: str | None) -> None:
                     icon=":material/search:")
             return
         query = dict(text=text or None, images=[photo.image for photo in photos], image_weight=image_weight,
-                     negative=negative or None, like=tuple(st.session_state.like), filters=filters or None, k=k)
+                     negative=negative or None, like=tuple(st.session_state.like), filters=filters or None, k=k,
+                     include_unavailable=bool(st.session_state.get("include_unavailable")))
         results = engine.search.search(**query, **({"mode": mode} if mode else {}))
         if st.session_state.get("detail"):
             with errors_shown():

@@ -122,9 +122,11 @@ def cmd_search(args) -> None:
     # Decoded (small) before the engine opens: a bad photo is reported in a moment, not after model loading.
     images = [thumbnail_for_model(path, name=Path(path).name) for path in args.image or []]
     engine = open_engine(settings_from(args))
+    _say_availability(engine)
     results = engine.search.search(text=args.text, images=images, image_weight=args.image_weight,
                                    negative=args.negative, like=args.like or (), filters=filters or None, k=args.k,
-                                   mode=args.mode, group=args.group, facets=args.facets)
+                                   mode=args.mode, group=args.group, facets=args.facets,
+                                   include_unavailable=args.include_unavailable)
     if args.facets:
         _print_facets(results.attrs["facets"], args.json)
     if not args.json:  # a table stays readable: "+N colours" in place of the ids
@@ -144,10 +146,18 @@ def _print_facets(facets: dict, as_json: bool) -> None:
     print()
 
 
+def _say_availability(engine) -> None:
+    """A refused availability.csv is said, never silently ignored."""
+    engine.availability.unavailable()
+    if engine.availability.problem:
+        print(f"notice: {engine.availability.problem}; nothing is excluded by it", file=sys.stderr)
+
+
 def _collab(args):
     from .pipeline import open_engine
 
     engine = open_engine(settings_from(args))
+    _say_availability(engine)
     if engine.collab is None:
         raise LookbookError(f"{engine.catalog.root} has no transactions, so there are no customers to compare")
     return engine.collab
@@ -312,6 +322,8 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--group", choices=("product", "article"), default="product",
                    help="one result per product, its other colours listed (default), or one per article")
     p.add_argument("--facets", action="store_true", help="also print the matches per filter value")
+    p.add_argument("--include-unavailable", action="store_true",
+                   help="also articles out of stock per availability.csv (column available: False)")
     p.add_argument("-k", type=int, default=12)
     p.add_argument("--json", action="store_true")
 

@@ -45,7 +45,7 @@ RESULT_COLUMNS = [
     "article_id", "score", "prod_name", "product_type_name", "product_group_name", "colour_group_name",
     "graphical_appearance_name", "index_group_name", "detail_desc", "has_image", "indexed_by",
 ]  # fmt: skip
-SEARCH_COLUMNS = RESULT_COLUMNS + ["matched", "looks_alike", "filled", "other_colours"]  # why each result: search.py
+SEARCH_COLUMNS = RESULT_COLUMNS + ["matched", "looks_alike", "filled", "other_colours", "available"]  # why each result: search.py
 GROUPS = ("product", "article")  # one result per product (its best-ranked colour), or per article
 
 
@@ -93,6 +93,7 @@ class ContentSearch:
         self.embedder = embedder
         self.index = index
         self.lexical = lexical  # lexical.LexicalIndex; None: visual search only
+        self.availability = None  # availability.Availability (set by the engine): out of stock is left out
         self._by_image = index.indexed_by == "image"
         self._texts = {c: articles[c].to_numpy(dtype=object) for c in LEXICAL_FIELDS if c in articles.columns}
         # Plain numpy columns: taking a few rows from them is much faster than DataFrame.iloc on
@@ -138,6 +139,7 @@ class ContentSearch:
         mode: str = "hybrid",
         group: str = "product",
         facets: bool = False,
+        include_unavailable: bool = False,
     ) -> pd.DataFrame:
         """The k best results, with RESULT_COLUMNS plus `matched` ({field: the article's words that match
         the text}), `looks_alike` (ranked high by the visual leg), `filled` and `other_colours` (the ids of
@@ -145,16 +147,19 @@ class ContentSearch:
         and visual fused, search.py), visual (CLIP vectors only) or lexical (BM25 only); photos and "more
         like this" are ranked visually in every mode. `group`: "product" (one result per product_code,
         its best-ranked article; exactly k whenever k products match) or "article". `facets`: the
-        frame's ``attrs["facets"]`` holds the counts per filter value for this query (`_facets`)."""
+        frame's ``attrs["facets"]`` holds the counts per filter value for this query (`_facets`). Articles
+        out of stock (`availability`) are left out unless ``include_unavailable``; `available` marks them."""
         text, images, like, negative = checked_query(text, images, like, negative, k, image_weight, mode, group)
         if text is not None:
             text = self.embedder.validate_text(text)
 
         like_rows = self.catalog.article_rows(like) if like else np.empty(0, dtype=np.int64)
         allowed = self._allowed(filters)
-        if len(like_rows):
+        unavailable = None if self.availability is None or include_unavailable else self.availability.unavailable()
+        excluded = like_rows if unavailable is None else np.union1d(like_rows, np.flatnonzero(unavailable))
+        if len(excluded):
             allowed = np.ones(self.index.size, dtype=bool) if allowed is None else allowed
-            allowed[like_rows] = False
+            allowed[excluded] = False
 
         examples = []
         if images:
@@ -195,10 +200,10 @@ class ContentSearch:
             found, scores, visual_rank, terms, filled = self.products.best_of_each(ranked, k, n_allowed)
             frame = self._frame(found, scores, visual_rank, set(terms), filled, allowed, grouped=True)
         if facets:
-            frame.attrs["facets"] = self._facets(text if by_words else None, negative, visual_query, filters, like_rows)
+            frame.attrs["facets"] = self._facets(text if by_words else None, negative, visual_query, filters, excluded)
         return frame
 
-    def _facets(self, text: str | None, negative: str | None, visual_query, filters, like_rows) -> dict:
+    def _facets(self, text: str | None, negative: str | None, visual_query, filters, excluded) -> dict:
         """`browsing.facet_counts` over the word matches (a text in hybrid or lexical mode), else — or when
         no word matches — over the first DEPTH articles by looks (photos, "more like this", visual mode)."""
         words = lexical_scores(self.lexical, text, negative)[0] > 0 if text is not None else None
@@ -214,7 +219,7 @@ class ContentSearch:
 
         masks = {column: self._allowed({column: values}) for column, values in (filters or {}).items()}
         basis = "words" if words is not None else f"first {DEPTH} by looks"
-        return facet_counts(self._codes, FACET_COLUMNS, matching, masks, like_rows, basis)
+        return facet_counts(self._codes, FACET_COLUMNS, matching, masks, excluded, basis)
 
     def _fused(self, text, example, image_weight, negative, push, allowed, k, mode):
         """Rows and scores by reciprocal rank fusion of the lexical leg, the visual leg of the text
@@ -289,6 +294,7 @@ class ContentSearch:
         frame["filled"] = [row in filled for row in rows.tolist()]  # no word matched: added by looks alone
         ids = self._columns["article_id"]
         frame["other_colours"] = [ids[self.products.others(row, allowed)].tolist() if grouped else [] for row in rows.tolist()]
+        frame["available"] = np.ones(len(rows), bool) if self.availability is None else self.availability.available(rows)
         return frame
 
     def _allowed(self, filters) -> np.ndarray | None:

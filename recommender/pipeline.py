@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from .catalog import Catalog, load_catalog
+from .availability import Availability
 from .config import DEFAULT_BACKTEST_WEEKS, Settings, default_artifacts_dir, resolve_device
 from .errors import ArtifactError, InputError
 from .model_choice import load_choice, prepare_model, read_choice, requested_model
@@ -50,6 +51,7 @@ class Engine:
         self._loading = threading.RLock()
         self._parts: dict[str, object] = {}
         self.build_id, self._built_at = store.build_id(), store.built_at()  # what it opened (`build_info`)
+        self.availability = Availability(settings.data_dir, catalog)  # availability.csv, read again when it changes
 
     @classmethod
     def from_parts(cls, settings: Settings, catalog: Catalog, *, embedder, search, collab) -> "Engine":
@@ -83,14 +85,25 @@ class Engine:
     def search(self):
         from .content import ContentSearch
 
-        return self._once("search", lambda: ContentSearch.load(self.catalog, self.embedder, self.store))
+        def load():
+            search = ContentSearch.load(self.catalog, self.embedder, self.store)
+            search.availability = self.availability
+            return search
+
+        return self._once("search", load)
 
     @property
     def collab(self):
         """The collaborative model, or None when the data has no transactions."""
         from .collab import CollabModel
 
-        return self._once("collab", lambda: CollabModel.load(self.store, self.catalog) if self._has_transactions else None)
+        def load():
+            collab = CollabModel.load(self.store, self.catalog) if self._has_transactions else None
+            if collab is not None:
+                collab.availability = self.availability
+            return collab
+
+        return self._once("collab", load)
 
     @property
     def _has_transactions(self) -> bool:
@@ -139,6 +152,11 @@ class Engine:
     @property
     def fallbacks(self) -> list[str]:
         """What the engine serves in place of what a full build provides (never silently)."""
+        self.availability.unavailable()  # a changed file is read now, so a bad one is reported now
+        refused = [f"{self.availability.problem}; the last good availability stays in force"] if self.availability.problem else []
+        return refused + self._ranker_fallbacks()
+
+    def _ranker_fallbacks(self) -> list[str]:
         if not self._has_transactions:
             return []
         collab, record = self._parts.get("collab"), self.store.manifest("ranker")

@@ -123,6 +123,18 @@ def test_search_groups_by_product_unless_asked_per_article(client, demo_engine):
     assert counted == demo_engine.search.search(text="dress", facets=True).attrs["facets"]
 
 
+def test_out_of_stock_articles_only_when_asked(client, demo_engine, tmp_path, monkeypatch):
+    from recommender.availability import Availability
+
+    first = demo_engine.search.search(text="dress", k=5)["article_id"].iat[0]
+    (tmp_path / "availability.csv").write_text(f"article_id,stock\n{first},0\n")
+    monkeypatch.setattr(demo_engine.search, "availability", Availability(tmp_path, demo_engine.catalog))
+    plain = client.get("/v1/search", params={"q": "dress", "k": 5}).json()["results"]
+    assert first not in {r["article_id"] for r in plain} and all(r["available"] for r in plain)
+    asked = client.get("/v1/search", params={"q": "dress", "k": 5, "include_unavailable": "true"}).json()["results"]
+    assert asked[0]["article_id"] == first and asked[0]["available"] is False
+
+
 def test_photo_search_equals_the_engine(client, demo_engine, picks):
     aid = picks["articles"][3]
     data = photo_bytes(demo_engine, aid)

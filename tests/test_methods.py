@@ -42,7 +42,10 @@ def test_candidate_methods_order_by_their_own_list():
     assert np.argsort(-order_scores("ranker", CANDS, RANKER), kind="stable").tolist() == [0, 1, 2, 3]
     assert (order_scores("ranker", CANDS, RANKER) > 0).all()  # every candidate stays selectable
     heuristic = order_scores("last purchases + popular", CANDS, RANKER)
-    assert heuristic.tolist() == [0, 0, 1, 0]  # only what the heuristic proposed
+    assert heuristic.tolist() == [0, 0, 3, 0]  # only what the heuristic proposed …
+    trending = hand_made({"last_purchases": [NAN, NAN, 1, NAN], "trending": [2, NAN, NAN, 1]}, 4)
+    # … then the week's trend, below it (bought articles left out of the heuristic's own list)
+    assert order_scores("last purchases + popular", trending, RANKER).tolist() == [0.5, 0, 3, 1]
     with pytest.raises(ValueError):
         order_scores("als", CANDS, RANKER)
 

@@ -172,6 +172,8 @@ def _tile(row, catalog: Catalog, key: str, detail, actions: tuple[Action, ...], 
         lines.append(why_found(row))
         if getattr(row, "indexed_by", "image") == "text":
             lines.append("no photo · found by its description")
+        if getattr(row, "available", True) is False:
+            lines.append("sold out")
     if detail is not None:
         lines.append(detail(row))
     # Photo, name and small print in one element (every element costs the server and the browser a

@@ -76,11 +76,13 @@ async def search_get(
     group: Annotated[schemas.Group, Query(description="product: one result per product, its other colours "
                                                       "listed; article: one per article")] = schemas.Group.product,
     facets: Annotated[bool, Query(description="also count the matches per filter value")] = False,
+    include_unavailable: Annotated[bool, Query(description="also articles out of stock (marked available=false)")] = False,
 ):
     """Text search (and "more like these" articles), with filters."""
     engine = holder.require()
     return await holder.run(_search, engine, text=q, images=[], weight=weight, negative=negative,
-                            like=like, filters=filter, k=k, mode=mode, group=group, facets=facets)
+                            like=like, filters=filter, k=k, mode=mode, group=group, facets=facets,
+                            include_unavailable=include_unavailable)
 
 
 @router.post("/search", response_model=schemas.SearchResults, tags=["search"])
@@ -96,6 +98,7 @@ async def search_post(
     mode: Annotated[schemas.Mode | None, Form()] = None,
     group: Annotated[schemas.Group, Form(description="product (default) or article")] = schemas.Group.product,
     facets: Annotated[bool, Form(description="also count the matches per filter value")] = False,
+    include_unavailable: Annotated[bool, Form(description="also articles out of stock")] = False,
 ):
     """Photo search (multipart): photos, optional text mixed in by weight, negative text, filters, liked ids."""
     engine = holder.require()
@@ -104,7 +107,8 @@ async def search_post(
     check_request_pixels(uploads)
     images = [await holder.run(decode_photo, data, name) for data, name in uploads]
     return await holder.run(_search, engine, text=text, images=images, weight=weight, negative=negative,
-                            like=like, filters=filter, k=k, mode=mode, group=group, facets=facets)
+                            like=like, filters=filter, k=k, mode=mode, group=group, facets=facets,
+                            include_unavailable=include_unavailable)
 
 
 @router.get("/articles/{article_id}", response_model=schemas.Article, tags=["articles"])
@@ -213,14 +217,16 @@ def _modes(engine) -> list[str]:
     return [m.value for m in schemas.Mode] if _mode_parameter(engine) else []
 
 
-def _search(engine, *, text, images, weight, negative, like, filters, k, mode, group, facets=False) -> dict:
+def _search(engine, *, text, images, weight, negative, like, filters, k, mode, group, facets=False,
+            include_unavailable=False) -> dict:
     for article_id in like:
         _article_row(engine, article_id)
     parameter, options = _mode_parameter(engine), {}
     if parameter is not None and mode is not None:
         options["mode"] = mode.value
     frame = engine.search.search(text=text, images=images, image_weight=weight, negative=negative, like=like,
-                                 filters=_filters(filters), k=k, group=group.value, facets=facets, **options)
+                                 filters=_filters(filters), k=k, group=group.value, facets=facets,
+                                 include_unavailable=include_unavailable, **options)
     results = [{**row, "image_url": _image_url(row["article_id"], row.get("has_image"))} for row in _records(frame)]
     used = options.get("mode") or (parameter.default if parameter is not None else None)
     return {"mode": used if used in schemas.Mode._value2member_map_ else None, "group": group.value,

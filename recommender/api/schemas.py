@@ -75,6 +75,8 @@ class SearchHit(ArticleSummary):
                                             "fewer than k articles match the words (lexical searches answer fewer)")
     other_colours: list[str] = Field([], description="group=product: the ids of the product's other articles "
                                                      "that pass the filters (its other colours)")
+    available: bool = Field(True, description="in stock per the data folder's availability.csv (out-of-stock "
+                                              "articles are answered only with include_unavailable=true)")
 
 
 class Group(str, Enum):

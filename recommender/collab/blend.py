@@ -108,16 +108,19 @@ def signals(
 
 
 def rank(
-    state: CollabState, profile: Profile, k: int, exclude_bought: bool, weights: Mapping[str, float] | None = None
+    state: CollabState, profile: Profile, k: int, exclude_bought: bool, weights: Mapping[str, float] | None = None,
+    unavailable: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top-k article rows, their scores, and each signal's contribution to them (SIGNALS × k)."""
+    """Top-k article rows, their scores, and each signal's contribution to them (SIGNALS × k); never an
+    ``unavailable`` article (a mask over article rows)."""
     weights = state.params.weights() if weights is None else weights
-    return blend(state, profile, signals(state, profile, used_signals(weights)), k, exclude_bought, weights)
+    return blend(state, profile, signals(state, profile, used_signals(weights)), k, exclude_bought, weights,
+                 unavailable)
 
 
 def blend(
     state: CollabState, profile: Profile, signals: Mapping[str, np.ndarray], k: int, exclude_bought: bool,
-    weights: Mapping[str, float],
+    weights: Mapping[str, float], unavailable: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`rank` from signals already computed (evaluation blends one customer's signals many ways)."""
     used = used_signals(weights)
@@ -128,6 +131,8 @@ def blend(
     total *= availability
     if exclude_bought:
         total[profile.articles] = 0.0
+    if unavailable is not None:
+        total[unavailable] = 0.0
     top = select(state, total, k)
     contributions = np.zeros((len(SIGNALS), len(top)), dtype=np.float32)
     for name in used:

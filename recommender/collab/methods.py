@@ -48,7 +48,9 @@ def order_scores(method: str, cands: Candidates, ranker_scores: np.ndarray) -> n
         return ranker_scores - ranker_scores.min(initial=0.0) + 1.0
     if method == "ensemble":
         return ensemble_terms(cands, ranker_scores).sum(axis=1)
-    if method == "last purchases + popular":
+    if method == "last purchases + popular":  # then the week's trend, where bought articles were left out
         rank = cands.ranks[:, SOURCES.index("last_purchases")]
-        return np.where(np.isfinite(rank), 1.0 / np.nan_to_num(rank, nan=1.0), 0.0)
+        trend = cands.ranks[:, SOURCES.index("trending")]
+        return np.where(np.isfinite(rank), 2.0 + 1.0 / np.nan_to_num(rank, nan=1.0),
+                        np.where(np.isfinite(trend), 1.0 / np.nan_to_num(trend, nan=1.0), 0.0))
     raise ValueError(f"{method} does not order candidates")

@@ -39,6 +39,7 @@ class CollabModel:
         self.ranker = ranker  # None: the ranker-based methods fall back to the blend
         self.method = method or "ranker"  # what `recommend` uses unless told otherwise
         self.method_chosen = method is not None  # by the build's backtest (else the default)
+        self.availability = None  # availability.Availability: what is out of stock is never listed
         self._listed = state.catalog.articles[LISTED_COLUMNS]
 
     @classmethod
@@ -75,7 +76,7 @@ class CollabModel:
         one per product type, each with the reason; ``attrs["method"]`` is "complete the look"."""
         _check_k(k)
         row = self.catalog.article_row(article_id)
-        outfit = self.outfits.complete(row, k)
+        outfit = self.outfits.complete(row, k, exclude=self._unavailable())
         reasons = [explain_outfit(self.outfits, row, int(r), int(v)) for r, v in zip(outfit.rows, outfit.via)]
         return self._listing(outfit.rows, outfit.scores, reasons, "complete the look")
 
@@ -123,7 +124,8 @@ class CollabModel:
         if method in BLEND_WEIGHTS:
             return self._blended(profile(self.state, code), k, exclude_bought, method)
         if method == "popular last week":
-            rows, scores = top_scores(self.state.stats.week_sales.astype(np.float32), k)
+            sales, unavailable = self.state.stats.week_sales.astype(np.float32), self._unavailable()
+            rows, scores = top_scores(sales if unavailable is None else np.where(unavailable, 0, sales), k)
             return self._listing(rows, scores, [explain_source(self.window, code, None, int(r), "trending") for r in rows], method)
         rows, scores, cands, X = self.ranked(code, k, exclude_bought, method)
         positions = np.searchsorted(cands.articles, rows)
@@ -181,12 +183,15 @@ class CollabModel:
         scores = self.ranker.score(np.vstack(rows)) if needs_scores and rows else np.zeros(sum(len(X) for X in block_X))
         out, at = [], 0
         cap = limited_cap(k, self.params.max_limited_share)
+        unavailable = self._unavailable()
         for cands, X in zip(block_cands, block_X):
             mine = scores[at : at + len(X)]
             at += len(X)
             lists = {}
             for method in methods:
                 ordered = order_scores(method, cands, mine)
+                if unavailable is not None:
+                    ordered = np.where(unavailable[cands.articles], 0.0, ordered)
                 ranked = select_from(cands.articles, ordered, k, limited[cands.articles], cap)
                 lists[method] = (ranked, ordered[np.searchsorted(cands.articles, ranked)], cands, X)
             out.append(lists)
@@ -195,12 +200,16 @@ class CollabModel:
     def blended(self, code: int, k: int, exclude_bought: bool, method: str = "blend") -> np.ndarray:
         """A blend row's top-k article rows for a customer code (-1: a customer the data lacks)."""
         shopper = profile(self.state, code) if code >= 0 else Profile.empty()
-        return rank(self.state, shopper, k, exclude_bought, BLEND_WEIGHTS[method])[0]
+        return rank(self.state, shopper, k, exclude_bought, BLEND_WEIGHTS[method], self._unavailable())[0]
 
     def _blended(self, shopper: Profile, k: int, exclude_bought: bool, method: str) -> pd.DataFrame:
-        rows, scores, contributions = rank(self.state, shopper, k, exclude_bought, BLEND_WEIGHTS[method])
+        rows, scores, contributions = rank(self.state, shopper, k, exclude_bought, BLEND_WEIGHTS[method],
+                                           self._unavailable())
         reasons = [explain_blended(self.state, shopper, int(row), contributions[:, i]) for i, row in enumerate(rows)]
         return self._listing(rows, scores, reasons, method)
+
+    def _unavailable(self) -> np.ndarray | None:
+        return None if self.availability is None else self.availability.unavailable()
 
     def _listing(self, rows: np.ndarray, scores: np.ndarray, reasons: list[str], method: str) -> pd.DataFrame:
         picked = self._listed.iloc[rows]  # rows first: a whole string column to numpy costs ms

@@ -1,0 +1,99 @@
+"""What can be sold now: an optional `availability.csv` in the data folder, one line an article —
+`article_id,in_stock` (1/0, true/false, yes/no) or `article_id,stock` (a count; 0 is out of stock). Articles
+the file does not list are available; without the file nothing is excluded.
+
+The file is read again when it changes (its size and modification time are compared on each use: a stat,
+no rebuild). A file with a bad line is refused with one message naming the line and the problem, and the
+last good one stays in force (`problem` says why the new one is not used).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .catalog import Catalog, normalize_article_id
+from .csvcheck import clipped
+from .errors import DataError, InputError
+from .textfiles import decode_text
+
+FILE = "availability.csv"
+YES, NO = {"1", "true", "yes", "y"}, {"0", "false", "no", "n"}
+MAX_BYTES = 64 * 1024 * 1024  # ~30 bytes a line: far above any catalogue's articles
+
+
+class Availability:
+    """The unavailable articles of ``catalog`` per its folder's availability.csv (None: nothing excluded)."""
+
+    def __init__(self, folder: Path, catalog: Catalog):
+        self.path = Path(folder) / FILE
+        self.catalog = catalog
+        self.problem: str | None = None  # why the file on disk is not the one in force
+        self._seen: tuple | None = None
+        self._unavailable: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    def unavailable(self) -> np.ndarray | None:
+        """bool over catalogue rows, True where the article is out of stock; None without a file."""
+        try:
+            stat = self.path.stat()
+            seen = (stat.st_mtime_ns, stat.st_size)
+        except OSError:  # no file (or gone): nothing is excluded
+            seen = None
+        if seen != self._seen:
+            with self._lock:
+                if seen != self._seen:
+                    self._reload(seen)
+        return self._unavailable
+
+    def available(self, rows: np.ndarray) -> np.ndarray:
+        """bool per row: in stock (every row when there is no file)."""
+        unavailable = self.unavailable()
+        return np.ones(len(rows), bool) if unavailable is None else ~unavailable[np.asarray(rows, np.int64)]
+
+    def _reload(self, seen: tuple | None) -> None:
+        self._seen = seen
+        if seen is None:
+            self._unavailable, self.problem = None, None
+            return
+        try:
+            self._unavailable, self.problem = read_availability(self.path, self.catalog), None
+        except DataError as exc:  # the last good file stays in force
+            self.problem = str(exc)
+
+
+def read_availability(path: Path, catalog: Catalog) -> np.ndarray:
+    """The out-of-stock mask from ``path``; DataError naming the first bad line."""
+    name = path.name
+    if path.stat().st_size > MAX_BYTES:
+        raise DataError(f"{name} is larger than {MAX_BYTES // 2**20} MB: one line an article is far less")
+    text, _ = decode_text(path.read_bytes(), name)
+    lines = csv.reader(io.StringIO(text))
+    header = [column.strip().lower() for column in next(lines, [])]
+    if len(header) != 2 or header[0] != "article_id" or header[1] not in ("in_stock", "stock"):
+        raise DataError(f"{name} line 1: the header must be article_id,in_stock or article_id,stock, "
+                        f"not {clipped(','.join(header))!r}")
+    counted = header[1] == "stock"
+    unavailable = np.zeros(len(catalog.articles), bool)
+    for number, fields in enumerate(lines, start=2):
+        if not fields or not "".join(fields).strip():
+            continue
+        if len(fields) != 2:
+            raise DataError(f"{name} line {number}: {len(fields)} values, expected 2 (article_id,{header[1]})")
+        article_id, value = fields[0].strip(), fields[1].strip().lower()
+        try:
+            row = catalog.article_row(normalize_article_id(article_id))
+        except InputError:
+            raise DataError(f"{name} line {number}: article {clipped(article_id)!r} is not in the catalogue") from None
+        if counted:
+            if not value.isdigit():
+                raise DataError(f"{name} line {number}: stock {clipped(value)!r} is not a whole number of 0 or more")
+            unavailable[row] = int(value) == 0
+        elif value in YES or value in NO:
+            unavailable[row] = value in NO
+        else:
+            raise DataError(f"{name} line {number}: in_stock {clipped(value)!r} is not one of 1/0, true/false, yes/no")
+    return unavailable
