@@ -80,6 +80,22 @@ def start_backtest(engine) -> None:
     st.caption("The app switches to the new choice once it has loaded it (a few seconds).")
 
 
+def merchandising(engine) -> None:
+    """The rules in force today and how many results each touched today (this server process)."""
+    rules = engine.rules.current()
+    if engine.rules.problem:
+        st.warning(public_message(engine.rules.problem) + "; the last good rules stay in force.", icon=":material/rule:")
+    if not rules:
+        return
+    st.subheader("Merchandising rules")
+    today = str(pd.Timestamp.today().date())
+    st.dataframe(pd.DataFrame({
+        "rule": [r.name for r in rules], "action": [r.action for r in rules],
+        "from": [str(r.start or "") for r in rules], "to": [str(r.end or "") for r in rules],
+        "results touched today": [engine.rules.touched.get((today, r.name), 0) for r in rules],
+    }), hide_index=True, key="rules_table")  # fmt: skip
+
+
 def reach(engine) -> None:
     st.subheader("Catalogue coverage of recommendations")
     facts = coverage(engine.collab, engine.settings)
@@ -143,6 +159,8 @@ def insights_page() -> None:
                     quality(engine)
                 with errors_shown():
                     reach(engine)
+            with errors_shown():
+                merchandising(engine)
     if index.open:
         with index, errors_shown():
             index_and_model(engine)

@@ -25,6 +25,7 @@ from .errors import ArtifactError, InputError
 from .images import pictures
 from .lexical import FIELD_WEIGHTS as LEXICAL_FIELDS
 from .lookalikes import product_codes
+from .rules import SLACK
 from .runtime import built_once
 from .search import (
     DEPTH,
@@ -45,7 +46,7 @@ RESULT_COLUMNS = [
     "article_id", "score", "prod_name", "product_type_name", "product_group_name", "colour_group_name",
     "graphical_appearance_name", "index_group_name", "detail_desc", "has_image", "indexed_by",
 ]  # fmt: skip
-SEARCH_COLUMNS = RESULT_COLUMNS + ["matched", "looks_alike", "filled", "other_colours", "available"]  # why each result: search.py
+SEARCH_COLUMNS = RESULT_COLUMNS + ["matched", "looks_alike", "filled", "other_colours", "available", "rules"]  # why each result: search.py
 GROUPS = ("product", "article")  # one result per product (its best-ranked colour), or per article
 
 
@@ -89,20 +90,16 @@ class ContentSearch:
                 f"the content index holds {index.dim}-d vectors but {embedder.model_name} makes "
                 f"{embedder.dim}-d ones; rebuild with `python -m recommender build --data {catalog.root}`"
             )
-        self.catalog = catalog
-        self.embedder = embedder
-        self.index = index
+        self.catalog, self.embedder, self.index = catalog, embedder, index
         self.lexical = lexical  # lexical.LexicalIndex; None: visual search only
         self.availability = None  # availability.Availability (set by the engine): out of stock is left out
+        self.rules = None  # rules.Rules (set by the engine): merchandising rules, applied after ranking
         self._by_image = index.indexed_by == "image"
         self._texts = {c: articles[c].to_numpy(dtype=object) for c in LEXICAL_FIELDS if c in articles.columns}
         # Plain numpy columns: taking a few rows from them is much faster than DataFrame.iloc on
         # Arrow-backed strings (pandas 3).
-        self._columns = {
-            c: index.indexed_by if c == "indexed_by" else articles[c].to_numpy(dtype=bool if c == "has_image" else object)
-            for c in RESULT_COLUMNS
-            if c != "score"
-        }
+        self._columns = {c: index.indexed_by if c == "indexed_by" else articles[c].to_numpy(dtype=bool if c == "has_image" else object)
+                         for c in RESULT_COLUMNS if c != "score"}
         self._codes = {c: pd.Categorical(articles[c].astype(str)) for c in FILTER_COLUMNS}
         self.products = Products(product_codes(catalog))
         self.index_meta = {
@@ -192,13 +189,18 @@ class ContentSearch:
                 terms = [t for _, ts in self.lexical.analyzer.analyse_query(text) for t in ts]
             return found, scores, visual_rank, terms, set()
 
+        ruled = self.rules is not None and bool(self.rules.current())
+        depth = k + SLACK if ruled else k  # exclusions are backfilled from the deeper list
         if group == "article":
-            found, scores, visual_rank, terms, filled = ranked(k)
-            frame = self._frame(found, scores, visual_rank, set(terms), filled, allowed, grouped=False)
+            found, scores, visual_rank, terms, filled = ranked(depth)
         else:
             n_allowed = self.index.size if allowed is None else int(allowed.sum())
-            found, scores, visual_rank, terms, filled = self.products.best_of_each(ranked, k, n_allowed)
-            frame = self._frame(found, scores, visual_rank, set(terms), filled, allowed, grouped=True)
+            found, scores, visual_rank, terms, filled = self.products.best_of_each(ranked, depth, n_allowed)
+        touched = [[] for _ in found]
+        if ruled:
+            found, scores, touched = self.rules.apply(found, k, query=text or "", filters=filters, allowed=allowed)
+        frame = self._frame(found, scores, visual_rank, set(terms), filled, allowed, grouped=group == "product")
+        frame["rules"] = touched
         if facets:
             frame.attrs["facets"] = self._facets(text if by_words else None, negative, visual_query, filters, excluded)
         return frame
@@ -238,10 +240,10 @@ class ContentSearch:
             photographed = self._by_image if allowed is None else allowed & self._by_image
             legs = [
                 Ranking(lexical_rows, text_share * LEXICAL_SHARE),
-                Ranking(self._visual_rows(vector, photographed, depth), text_share * (1 - LEXICAL_SHARE), visual=True),
+                Ranking(self._visual(vector, depth, photographed)[0], text_share * (1 - LEXICAL_SHARE), visual=True),
             ]
         if example is not None:
-            legs.append(Ranking(self._visual_rows(self._pushed(example, push), allowed, depth), image_weight, visual=True))
+            legs.append(Ranking(self._visual(self._pushed(example, push), depth, allowed)[0], image_weight, visual=True))
         fused = reciprocal_rank_fusion(legs)
         rows, scores = fused.rows[:k], fused.scores[:k]
         if len(legs) == 1:  # lexical mode, text only: BM25 scores (scaled to a best of 1), not ranks
@@ -249,15 +251,12 @@ class ContentSearch:
         n_allowed = self.index.size if allowed is None else int(allowed.sum())
         # Too few matches: hybrid fills the rest by looks; lexical answers only what matches.
         if len(rows) < min(k, n_allowed) and vector is not None:
-            rest = self._visual_rows(vector, allowed, k + len(rows))
+            rest = self._visual(vector, k + len(rows), allowed)[0]
             rest = rest[~np.isin(rest, rows)][: k - len(rows)]
             rows, scores = np.concatenate([rows, rest]), np.concatenate([scores, np.zeros(len(rest))])
         # Marked: the articles no word of the text matched, there for their looks alone.
         filled = set(rows[lexical[rows] <= 0].tolist()) if vector is not None else set()
         return rows, scores, fused.visual_rank, terms, filled
-
-    def _visual_rows(self, vector: np.ndarray, allowed: np.ndarray | None, depth: int) -> np.ndarray:
-        return self._visual(vector, depth, allowed)[0]
 
     def _visual(self, vector: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """The k nearest allowed articles by photo vectors; caption-placed articles (no photo) compete

@@ -21,6 +21,7 @@ from typing import Callable
 
 from .catalog import Catalog, load_catalog
 from .availability import Availability
+from .rules import Rules
 from .config import DEFAULT_BACKTEST_WEEKS, Settings, default_artifacts_dir, resolve_device
 from .errors import ArtifactError, InputError
 from .model_choice import load_choice, prepare_model, read_choice, requested_model
@@ -52,6 +53,7 @@ class Engine:
         self._parts: dict[str, object] = {}
         self.build_id, self._built_at = store.build_id(), store.built_at()  # what it opened (`build_info`)
         self.availability = Availability(settings.data_dir, catalog)  # availability.csv, read again when it changes
+        self.rules = Rules.for_folder(settings.data_dir, catalog)  # rules.toml: likewise
 
     @classmethod
     def from_parts(cls, settings: Settings, catalog: Catalog, *, embedder, search, collab) -> "Engine":
@@ -87,7 +89,7 @@ class Engine:
 
         def load():
             search = ContentSearch.load(self.catalog, self.embedder, self.store)
-            search.availability = self.availability
+            search.availability, search.rules = self.availability, self.rules
             return search
 
         return self._once("search", load)
@@ -100,7 +102,7 @@ class Engine:
         def load():
             collab = CollabModel.load(self.store, self.catalog) if self._has_transactions else None
             if collab is not None:
-                collab.availability = self.availability
+                collab.availability, collab.rules = self.availability, self.rules
             return collab
 
         return self._once("collab", load)
@@ -153,7 +155,9 @@ class Engine:
     def fallbacks(self) -> list[str]:
         """What the engine serves in place of what a full build provides (never silently)."""
         self.availability.unavailable()  # a changed file is read now, so a bad one is reported now
+        self.rules.current()
         refused = [f"{self.availability.problem}; the last good availability stays in force"] if self.availability.problem else []
+        refused += [f"{self.rules.problem}; the last good rules stay in force"] if self.rules.problem else []
         return refused + self._ranker_fallbacks()
 
     def _ranker_fallbacks(self) -> list[str]:

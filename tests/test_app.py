@@ -122,6 +122,24 @@ def test_text_search_shows_the_engines_results(app, demo_engine):
     assert app.subheader[0].value == "12 results"
 
 
+def test_a_pinned_article_leads_and_an_excluded_one_is_gone(app, demo_engine, demo_settings):
+    expected = demo_engine.search.search(text="dress", k=12)
+    excluded = expected["article_id"].iat[0]
+    pinned = demo_engine.catalog.articles.query("product_type_name == 'Trousers'")
+    rules = demo_settings.data_dir / "rules.toml"
+    rules.write_text(f"""[[rule]]\nname = "trousers too"\naction = "pin"\nquery = "dress"\narticles = ["{pinned['article_id'].iat[0]}"]\n
+[[rule]]\nname = "recalled"\naction = "exclude"\n[rule.when]\narticle_ids = ["{excluded}"]\n""")
+    try:
+        search(app, "dress")
+        no_errors(app)
+        shown = tiles(app, "results")
+        assert shown[0].name == pinned["prod_name"].iat[0] and "by rule: trousers too" in shown[0].captions
+        names = demo_engine.catalog.articles.set_index("article_id")["prod_name"]
+        assert len(shown) == 12 and [t.name for t in shown[1:]] == list(names[[a for a in expected["article_id"] if a != excluded][:11]])
+    finally:
+        rules.unlink()
+
+
 def test_details_show_colours_lookalikes_and_complete_the_look(app, demo_engine):
     search(app, "dress")
     expected = demo_engine.search.search(text="dress", k=12)

@@ -174,6 +174,9 @@ def _tile(row, catalog: Catalog, key: str, detail, actions: tuple[Action, ...], 
             lines.append("no photo · found by its description")
         if getattr(row, "available", True) is False:
             lines.append("sold out")
+    touched = getattr(row, "rules", None)
+    if touched:  # a merchandising rule moved it: said on every tile it touched
+        lines.append("by rule: " + ", ".join(md(name) for name in touched))
     if detail is not None:
         lines.append(detail(row))
     # Photo, name and small print in one element (every element costs the server and the browser a

@@ -77,6 +77,7 @@ class SearchHit(ArticleSummary):
                                                      "that pass the filters (its other colours)")
     available: bool = Field(True, description="in stock per the data folder's availability.csv (out-of-stock "
                                               "articles are answered only with include_unavailable=true)")
+    rules: list[str] = Field([], description="the merchandising rules (rules.toml) that pinned, boosted or buried it")
 
 
 class Group(str, Enum):
@@ -131,6 +132,7 @@ class SimilarCustomers(BaseModel):
 class Recommendation(ArticleSummary):
     score: float
     reason: str
+    rules: list[str] = Field([], description="the merchandising rules (rules.toml) that boosted or buried it")
 
 
 class Recommendations(BaseModel):

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..catalog import Catalog
 from ..errors import InputError
+from ..rules import SLACK
 from ..runtime import built_once
 from ..store import ArtifactStore
 from .blend import Profile, fold_in, profile, rank
@@ -40,6 +41,7 @@ class CollabModel:
         self.method = method or "ranker"  # what `recommend` uses unless told otherwise
         self.method_chosen = method is not None  # by the build's backtest (else the default)
         self.availability = None  # availability.Availability: what is out of stock is never listed
+        self.rules = None  # rules.Rules: merchandising rules, applied to every list after ranking
         self._listed = state.catalog.articles[LISTED_COLUMNS]
 
     @classmethod
@@ -76,9 +78,11 @@ class CollabModel:
         one per product type, each with the reason; ``attrs["method"]`` is "complete the look"."""
         _check_k(k)
         row = self.catalog.article_row(article_id)
-        outfit = self.outfits.complete(row, k, exclude=self._unavailable())
-        reasons = [explain_outfit(self.outfits, row, int(r), int(v)) for r, v in zip(outfit.rows, outfit.via)]
-        return self._listing(outfit.rows, outfit.scores, reasons, "complete the look")
+        outfit = self.outfits.complete(row, self._depth(k), exclude=self._unavailable())
+        via = dict(zip(outfit.rows.tolist(), outfit.via.tolist()))
+        rows, scores, touched = self._ruled(outfit.rows, outfit.scores, k)
+        reasons = [explain_outfit(self.outfits, row, int(r), via[int(r)]) for r in rows]
+        return self._listing(rows, scores, reasons, "complete the look", touched)
 
     # -- similar customers ------------------------------------------------------------------------
 
@@ -125,13 +129,16 @@ class CollabModel:
             return self._blended(profile(self.state, code), k, exclude_bought, method)
         if method == "popular last week":
             sales, unavailable = self.state.stats.week_sales.astype(np.float32), self._unavailable()
-            rows, scores = top_scores(sales if unavailable is None else np.where(unavailable, 0, sales), k)
-            return self._listing(rows, scores, [explain_source(self.window, code, None, int(r), "trending") for r in rows], method)
-        rows, scores, cands, X = self.ranked(code, k, exclude_bought, method)
+            rows, scores = top_scores(sales if unavailable is None else np.where(unavailable, 0, sales), self._depth(k))
+            rows, scores, touched = self._ruled(rows, scores, k)
+            reasons = [explain_source(self.window, code, None, int(r), "trending") for r in rows]
+            return self._listing(rows, scores, reasons, method, touched)
+        rows, scores, cands, X = self.ranked(code, self._depth(k), exclude_bought, method)
+        rows, scores, touched = self._ruled(rows, scores, k)
         positions = np.searchsorted(cands.articles, rows)
         if method == "last purchases + popular":
             reasons = [explain_source(self.window, code, cands, int(r), "last_purchases") for r in rows]
-            return self._listing(rows, scores, reasons, method)
+            return self._listing(rows, scores, reasons, method, touched)
         contributions = self.ranker.contributions(X[positions])
         ingredient = ensemble_terms(cands, self.ranker.score(X)).argmax(axis=1) if method == "ensemble" else None
         reasons = []
@@ -140,7 +147,7 @@ class CollabModel:
                 reasons.append(explain_source(self.window, code, cands, int(rows[j]), INGREDIENTS[ingredient[p]]))
             else:
                 reasons.append(explain_ranked(self.window, code, cands, int(p), contributions[j]))
-        return self._listing(rows, scores, reasons, method)
+        return self._listing(rows, scores, reasons, method, touched)
 
     def serving_method(self, method: str | None = None) -> str:
         """``method`` (default: the chosen one) as it can be served: the blend stands in for a method that
@@ -203,15 +210,28 @@ class CollabModel:
         return rank(self.state, shopper, k, exclude_bought, BLEND_WEIGHTS[method], self._unavailable())[0]
 
     def _blended(self, shopper: Profile, k: int, exclude_bought: bool, method: str) -> pd.DataFrame:
-        rows, scores, contributions = rank(self.state, shopper, k, exclude_bought, BLEND_WEIGHTS[method],
+        deep, scores, contributions = rank(self.state, shopper, self._depth(k), exclude_bought, BLEND_WEIGHTS[method],
                                            self._unavailable())
-        reasons = [explain_blended(self.state, shopper, int(row), contributions[:, i]) for i, row in enumerate(rows)]
-        return self._listing(rows, scores, reasons, method)
+        rows, scores, touched = self._ruled(deep, scores, k)
+        at = {int(row): i for i, row in enumerate(deep)}
+        reasons = [explain_blended(self.state, shopper, int(row), contributions[:, at[int(row)]]) for row in rows]
+        return self._listing(rows, scores, reasons, method, touched)
+
+    def _depth(self, k: int) -> int:
+        """How deep a list to make: deeper when rules may exclude some of it (backfilled from the rest)."""
+        return k + SLACK if self.rules is not None and self.rules.current() else k
+
+    def _ruled(self, rows: np.ndarray, scores: np.ndarray, k: int):
+        """The merchandising rules applied (`Rules.apply`): rows, scores and the rules touching each."""
+        if self.rules is None or not self.rules.current():
+            return rows[:k], scores[:k], [[] for _ in rows[:k]]
+        return self.rules.apply(rows, k)
 
     def _unavailable(self) -> np.ndarray | None:
         return None if self.availability is None else self.availability.unavailable()
 
-    def _listing(self, rows: np.ndarray, scores: np.ndarray, reasons: list[str], method: str) -> pd.DataFrame:
+    def _listing(self, rows: np.ndarray, scores: np.ndarray, reasons: list[str], method: str,
+                 touched: list[list[str]] | None = None) -> pd.DataFrame:
         picked = self._listed.iloc[rows]  # rows first: a whole string column to numpy costs ms
         frame = pd.DataFrame(
             {
@@ -223,6 +243,7 @@ class CollabModel:
                 "colour_group_name": picked["colour_group_name"].to_numpy(),
             }
         )
+        frame["rules"] = touched if touched is not None else [[] for _ in range(len(frame))]
         frame.attrs["method"] = method
         return frame
 
