@@ -77,7 +77,7 @@ def read_availability(path: Path, catalog: Catalog) -> np.ndarray:
         raise DataError(f"{name} line 1: the header must be article_id,in_stock or article_id,stock, "
                         f"not {clipped(','.join(header))!r}")
     counted = header[1] == "stock"
-    unavailable = np.zeros(len(catalog.articles), bool)
+    numbers, ids, out = [], [], []
     for number, fields in enumerate(lines, start=2):
         if not fields or not "".join(fields).strip():
             continue
@@ -85,15 +85,22 @@ def read_availability(path: Path, catalog: Catalog) -> np.ndarray:
             raise DataError(f"{name} line {number}: {len(fields)} values, expected 2 (article_id,{header[1]})")
         article_id, value = fields[0].strip(), fields[1].strip().lower()
         try:
-            row = catalog.article_row(normalize_article_id(article_id))
+            ids.append(normalize_article_id(article_id))
         except InputError:
-            raise DataError(f"{name} line {number}: article {clipped(article_id)!r} is not in the catalogue") from None
+            raise DataError(f"{name} line {number}: {clipped(article_id)!r} is not an article id") from None
         if counted:
             if not value.isdigit():
                 raise DataError(f"{name} line {number}: stock {clipped(value)!r} is not a whole number of 0 or more")
-            unavailable[row] = int(value) == 0
+            out.append(int(value) == 0)
         elif value in YES or value in NO:
-            unavailable[row] = value in NO
+            out.append(value in NO)
         else:
             raise DataError(f"{name} line {number}: in_stock {clipped(value)!r} is not one of 1/0, true/false, yes/no")
+        numbers.append(number)
+    rows = catalog.article_ids_to_rows(ids)  # one look-up for the file
+    if (rows < 0).any():
+        first = int(np.flatnonzero(rows < 0)[0])
+        raise DataError(f"{name} line {numbers[first]}: article {ids[first]!r} is not in the catalogue")
+    unavailable = np.zeros(len(catalog.articles), bool)
+    unavailable[rows] = out
     return unavailable
