@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .catalog import Catalog, normalize_article_id
 from .csvcheck import clipped
@@ -97,7 +98,7 @@ def read_availability(path: Path, catalog: Catalog) -> np.ndarray:
         else:
             raise DataError(f"{name} line {number}: in_stock {clipped(value)!r} is not one of 1/0, true/false, yes/no")
         numbers.append(number)
-    rows = catalog.article_ids_to_rows(ids)  # one look-up for the file
+    rows = pd.Index(catalog.articles["article_id"]).get_indexer(ids)  # one look-up for the file
     if (rows < 0).any():
         first = int(np.flatnonzero(rows < 0)[0])
         raise DataError(f"{name} line {numbers[first]}: article {ids[first]!r} is not in the catalogue")

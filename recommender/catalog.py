@@ -124,10 +124,6 @@ class Catalog:
             raise InputError(f"article {aid} is not in the catalogue ({self.root / ARTICLES_FILE})")
         return int(row)
 
-    def article_ids_to_rows(self, normalized_ids) -> np.ndarray:
-        """Rows of already-normalised article ids in one look-up; -1 where the catalogue lacks one."""
-        return self._article_index.get_indexer(list(normalized_ids)).astype(np.int64)
-
     def article_rows(self, article_ids) -> np.ndarray:
         return np.array([self.article_row(a) for a in article_ids], dtype=np.int64)
 
