@@ -248,3 +248,42 @@ def test_a_query_reruns_only_the_results_and_the_sidebar_filter_stays(new_page, 
     assert reruns[-1] != "page" and len(set(reruns[-2:])) == 1  # the same fragment again
     sidebar_filters = page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"]').all_inner_texts()
     assert any("Red" in shown for shown in sidebar_filters)
+
+
+def test_a_pinned_article_leads_and_an_excluded_one_is_gone(new_page, demo_engine, demo_settings):
+    expected = demo_engine.search.search(text="dress", k=12)
+    excluded = expected["article_id"].iat[0]
+    pinned = demo_engine.catalog.articles.query("product_type_name == 'Trousers'").iloc[0]
+    rules = demo_settings.data_dir / "rules.toml"
+    rules.write_text(f'[[rule]]\nname = "trousers too"\naction = "pin"\nquery = "dress"\narticles = ["{pinned.article_id}"]\n\n'
+                     f'[[rule]]\nname = "recalled"\naction = "exclude"\n[rule.when]\narticle_ids = ["{excluded}"]\n')
+    try:
+        page = new_page()
+        start_search(page, "dress")
+        page.get_by_text("“dress”").wait_for()
+        first = page.locator(".st-key-tile_results_0")
+        expect(first).to_contain_text("by rule: trousers too", timeout=ACTION_TIMEOUT_MS)
+        assert first.inner_text().startswith(pinned.prod_name)
+        names = [t.inner_text().splitlines()[0] for t in page.locator('[class*="st-key-tile_results_"]').all()]
+        kept = demo_engine.catalog.articles.set_index("article_id")["prod_name"]
+        assert names[1:] == list(kept[[a for a in expected["article_id"] if a != excluded][:11]])
+        screenshot(page, "search_rules")
+    finally:
+        rules.unlink()
+
+
+def test_details_show_colours_and_complete_the_look(new_page, demo_engine):
+    expected = demo_engine.search.search(text="dress", k=12)
+    position = next(i for i, others in enumerate(expected["other_colours"]) if others)
+    row = expected.iloc[position]
+    page = new_page()
+    start_search(page, "dress")
+    label = f"Details · +{len(row.other_colours)} colour{'s' if len(row.other_colours) > 1 else ''}"
+    page.locator(f".st-key-tile_results_{position}").get_by_role("button", name=label).click()
+    page.get_by_text("Complete the look").wait_for()
+    expect(page.locator('[class*="st-key-tile_colours_"]')).to_have_count(len(row.other_colours))
+    complete = demo_engine.collab.complete_the_look(row.article_id, k=6)
+    tiles = page.locator('[class*="st-key-tile_complete_"]')
+    expect(tiles).to_have_count(len(complete))
+    assert tiles.nth(0).inner_text().startswith(complete["prod_name"].iat[0])
+    screenshot(page, "article_details")
