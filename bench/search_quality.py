@@ -99,7 +99,7 @@ def main() -> None:
             print(f"warning: no article is relevant to {query['query']!r}; left out", file=sys.stderr)
             continue
         for mode in MODES:
-            results = search.search(text=query["query"], k=K, mode=mode)
+            results = search.search(text=query["query"], k=K, mode=mode, group="article")  # rules judge articles
             rows = row_of[results["article_id"]].to_numpy()
             precision, ndcg = judge(rows, relevant)
             records.append({"category": query["category"], "query": query["query"], "mode": mode,
