@@ -123,10 +123,15 @@ def cmd_search(args) -> None:
     images = [thumbnail_for_model(path, name=Path(path).name) for path in args.image or []]
     engine = open_engine(settings_from(args))
     _say_availability(engine)
+    taste = None
+    if args.customer:  # personalised: re-ranked by this shopper's taste
+        if engine.collab is None:
+            raise LookbookError(f"{engine.catalog.root.name} has no transactions: there is no shopper to personalise for")
+        taste = engine.collab.taste(args.customer)
     results = engine.search.search(text=args.text, images=images, image_weight=args.image_weight,
                                    negative=args.negative, like=args.like or (), filters=filters or None, k=args.k,
                                    mode=args.mode, group=args.group, facets=args.facets,
-                                   include_unavailable=args.include_unavailable)
+                                   include_unavailable=args.include_unavailable, taste=taste)
     if args.facets:
         _print_facets(results.attrs["facets"], args.json)
     if not args.json:  # a table stays readable: "+N colours" in place of the ids
@@ -322,6 +327,7 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--group", choices=("product", "article"), default="product",
                    help="one result per product, its other colours listed (default), or one per article")
     p.add_argument("--facets", action="store_true", help="also print the matches per filter value")
+    p.add_argument("--customer", metavar="ID", help="personalise: re-rank the relevant results by this shopper's taste")
     p.add_argument("--include-unavailable", action="store_true",
                    help="also articles out of stock per availability.csv (column available: False)")
     p.add_argument("-k", type=int, default=12)

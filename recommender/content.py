@@ -46,9 +46,36 @@ RESULT_COLUMNS = [
     "article_id", "score", "prod_name", "product_type_name", "product_group_name", "colour_group_name",
     "graphical_appearance_name", "index_group_name", "detail_desc", "has_image", "indexed_by",
 ]  # fmt: skip
-SEARCH_COLUMNS = RESULT_COLUMNS + ["matched", "looks_alike", "filled", "other_colours", "available", "rules"]  # why each result: search.py
+SEARCH_COLUMNS = RESULT_COLUMNS + ["matched", "looks_alike", "filled", "other_colours", "available", "rules", "for_you"]
+PERSONAL_DEPTH = 96  # a shopper's search re-ranks this many of the most relevant results …
+PERSONAL_WEIGHT = 0.5  # … by (1 − w)·relevance + w·affinity, relevance falling linearly with the position  # why each result: search.py
 GROUPS = ("product", "article")  # one result per product (its best-ranked colour), or per article
 
+
+
+def personalised(rows: np.ndarray, taste, weight: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``rows`` (most relevant first) re-ranked by relevance (1 at the top, falling linearly) mixed with
+    the shopper's affinity; (rows, mixed scores, why each suits the shopper)."""
+    relevance = 1.0 - np.arange(len(rows)) / len(rows)
+    affinity, why = taste.affinity(rows)
+    mixed = (1.0 - weight) * relevance + weight * affinity
+    order = np.lexsort((np.arange(len(rows)), -mixed))
+    return rows[order], mixed[order], [why[i] for i in order]
+
+
+def steered(found, scores, k: int, taste, rules, text, filters, allowed):
+    """The ranked rows personalised for ``taste`` (when given), then the merchandising ``rules`` applied
+    on the deeper list (what they exclude is backfilled), cut to k: (rows, scores, rules touching each,
+    {row: why it suits the shopper})."""
+    why = {}
+    if taste is not None and len(found):
+        found, scores, reasons = personalised(found, taste, PERSONAL_WEIGHT)
+        why = dict(zip(found.tolist(), reasons))
+    if rules is not None:
+        found, scores, touched = rules.apply(found, k, query=text or "", filters=filters, allowed=allowed)
+    else:
+        found, scores, touched = found[:k], np.asarray(scores)[:k], [[] for _ in found[:k]]
+    return found, scores, touched, why
 
 
 def checked_query(text, images, like, negative, k, image_weight, mode, group):
@@ -137,6 +164,7 @@ class ContentSearch:
         group: str = "product",
         facets: bool = False,
         include_unavailable: bool = False,
+        taste=None,
     ) -> pd.DataFrame:
         """The k best results, with RESULT_COLUMNS plus `matched` ({field: the article's words that match
         the text}), `looks_alike` (ranked high by the visual leg), `filled` and `other_colours` (the ids of
@@ -145,7 +173,9 @@ class ContentSearch:
         like this" are ranked visually in every mode. `group`: "product" (one result per product_code,
         its best-ranked article; exactly k whenever k products match) or "article". `facets`: the
         frame's ``attrs["facets"]`` holds the counts per filter value for this query (`_facets`). Articles
-        out of stock (`availability`) are left out unless ``include_unavailable``; `available` marks them."""
+        out of stock (`availability`) are left out unless ``include_unavailable``; `available` marks them.
+        ``taste`` (a shopper's `collab.taste.Taste`): the first PERSONAL_DEPTH results are re-ranked by
+        relevance and the shopper's affinity (`personalised`); `for_you` says why."""
         text, images, like, negative = checked_query(text, images, like, negative, k, image_weight, mode, group)
         if text is not None:
             text = self.embedder.validate_text(text)
@@ -158,11 +188,8 @@ class ContentSearch:
             allowed = np.ones(self.index.size, dtype=bool) if allowed is None else allowed
             allowed[excluded] = False
 
-        examples = []
-        if images:
-            examples.append(self.embedder.encode_images(pictures(images)))
-        if len(like_rows):
-            examples.append(self.index.reconstruct(like_rows))
+        examples = ([self.embedder.encode_images(pictures(images))] if images else []) + \
+            ([self.index.reconstruct(like_rows)] if len(like_rows) else [])
         example = normalise(np.concatenate(examples).mean(axis=0)) if examples else None
         push = None
         if negative is not None:
@@ -190,38 +217,20 @@ class ContentSearch:
             return found, scores, visual_rank, terms, set()
 
         ruled = self.rules is not None and bool(self.rules.current())
-        depth = k + SLACK if ruled else k  # exclusions are backfilled from the deeper list
+        # Deeper for rules (exclusions are backfilled) and for a shopper (the relevant set re-ranked).
+        depth = max(k + SLACK if ruled else k, PERSONAL_DEPTH if taste is not None else 0)
         if group == "article":
             found, scores, visual_rank, terms, filled = ranked(depth)
         else:
             n_allowed = self.index.size if allowed is None else int(allowed.sum())
             found, scores, visual_rank, terms, filled = self.products.best_of_each(ranked, depth, n_allowed)
-        touched = [[] for _ in found]
-        if ruled:
-            found, scores, touched = self.rules.apply(found, k, query=text or "", filters=filters, allowed=allowed)
+        found, scores, touched, why = steered(found, scores, k, taste, self.rules if ruled else None, text, filters, allowed)
         frame = self._frame(found, scores, visual_rank, set(terms), filled, allowed, grouped=group == "product")
         frame["rules"] = touched
+        frame["for_you"] = [why.get(row, "") for row in found.tolist()]
         if facets:
-            frame.attrs["facets"] = self._facets(text if by_words else None, negative, visual_query, filters, excluded)
+            frame.attrs["facets"] = facets_of(self, text if by_words else None, negative, visual_query, filters, excluded)
         return frame
-
-    def _facets(self, text: str | None, negative: str | None, visual_query, filters, excluded) -> dict:
-        """`browsing.facet_counts` over the word matches (a text in hybrid or lexical mode), else — or when
-        no word matches — over the first DEPTH articles by looks (photos, "more like this", visual mode)."""
-        words = lexical_scores(self.lexical, text, negative)[0] > 0 if text is not None else None
-        if words is not None and not words.any():
-            words, visual_query = None, self._pushed(self.embedder.encode_text([text])[0], None)
-
-        def matching(others: np.ndarray) -> np.ndarray:
-            if words is not None:
-                return words & others
-            found = np.zeros(self.index.size, dtype=bool)
-            found[self._visual(visual_query, DEPTH, others)[0]] = True
-            return found
-
-        masks = {column: self._allowed({column: values}) for column, values in (filters or {}).items()}
-        basis = "words" if words is not None else f"first {DEPTH} by looks"
-        return facet_counts(self._codes, FACET_COLUMNS, matching, masks, excluded, basis)
 
     def _fused(self, text, example, image_weight, negative, push, allowed, k, mode):
         """Rows and scores by reciprocal rank fusion of the lexical leg, the visual leg of the text
@@ -322,3 +331,22 @@ class ContentSearch:
     @built_once
     def attributes(self) -> PhotoAttributes:
         return PhotoAttributes(self.catalog, self.embedder, self.index)
+
+
+def facets_of(search: "ContentSearch", text: str | None, negative: str | None, visual_query, filters, excluded) -> dict:
+    """`browsing.facet_counts` over the word matches (a text in hybrid or lexical mode), else — or when
+    no word matches — over the first DEPTH articles by looks (photos, "more like this", visual mode)."""
+    words = lexical_scores(search.lexical, text, negative)[0] > 0 if text is not None else None
+    if words is not None and not words.any():
+        words, visual_query = None, search._pushed(search.embedder.encode_text([text])[0], None)
+
+    def matching(others: np.ndarray) -> np.ndarray:
+        if words is not None:
+            return words & others
+        found = np.zeros(search.index.size, dtype=bool)
+        found[search._visual(visual_query, DEPTH, others)[0]] = True
+        return found
+
+    masks = {column: search._allowed({column: values}) for column, values in (filters or {}).items()}
+    basis = "words" if words is not None else f"first {DEPTH} by looks"
+    return facet_counts(search._codes, FACET_COLUMNS, matching, masks, excluded, basis)

@@ -135,6 +135,14 @@ def test_out_of_stock_articles_only_when_asked(client, demo_engine, tmp_path, mo
     assert asked[0]["article_id"] == first and asked[0]["available"] is False
 
 
+def test_personalised_search_for_a_customer(client, demo_engine, picks):
+    cid = picks["customers"][0]
+    got = client.get("/v1/search", params={"q": "dress", "k": 8, "customer_id": cid}).json()["results"]
+    want = demo_engine.search.search(text="dress", k=8, taste=demo_engine.collab.taste(cid))
+    assert_same_rows(got, want) and [r["for_you"] for r in got] == want["for_you"].tolist()
+    assert_error(client.get("/v1/search", params={"q": "dress", "customer_id": "f" * 64}), 404, "unknown_customer")
+
+
 def test_photo_search_equals_the_engine(client, demo_engine, picks):
     aid = picks["articles"][3]
     data = photo_bytes(demo_engine, aid)

@@ -317,3 +317,17 @@ def test_taste_features_on_known_rows(looks_window):
     assert at(7, "content_max_sim") == pytest.approx(0.8)
     assert at(7, "content_mean_sim") == pytest.approx(0.8 * w0 / (w2 + w0))
     assert at(2, "content_max_sim") == pytest.approx(1.0)  # a purchase looks exactly like itself
+
+
+def test_taste_affinity_and_why_on_known_rows(catalog):
+    from recommender.collab.taste import Taste
+
+    state = CollabState.fit(catalog, CollabParams(factors=4, iterations=3))
+    # A's purchases: the red dress 0 once, the black top 2 twice: type shares Dress 1/3, Top 2/3; colours
+    # Red 1/3, Black 2/3. Without a factor and vectors those two shares are the affinity, averaged.
+    taste = Taste(state, np.array([0, 2, 2]))
+    affinity, why = taste.affinity(np.array([0, 2, 5, 3]))
+    assert affinity.tolist() == pytest.approx([(1 / 3 + 1 / 3) / 2, (2 / 3 + 2 / 3) / 2, (0 + 2 / 3) / 2, 0.0])
+    assert why == ["you often buy Dress in Red", "you often buy Top in Black", "you often buy Black", "close to your taste"]
+    with_factor = Taste(state, np.array([0, 2, 2]), factor=state.factor(code("A")))
+    assert len(with_factor.affinity(np.array([0, 2]))[0]) == 2  # the ALS signal joins, scaled to [0, 1]

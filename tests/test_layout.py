@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "recommender"
-COLLAB_LAYERS = ["params", "factors", "history", "stats", "topk", "state", "outfits", "blend", "candidates", "features",
+COLLAB_LAYERS = ["params", "factors", "history", "stats", "topk", "state", "outfits", "taste", "blend", "candidates", "features",
                  "ranker", "methods", "reasons", "model", "submission"]
 MAX_FILE_LINES, MAX_CLASS_LINES, MAX_FUNCTION_LINES = 450, 250, 80
 

@@ -366,3 +366,25 @@ def test_query_precision_is_chosen_by_timing_once_per_machine_and_model(tmp_path
     embedder.image_precision = torch.bfloat16
     again = choose_query_precision(embedder, cache)
     assert again["cached"] is True and embedder.image_precision == INT8 and embedder.text_precision is None
+
+
+def test_personalised_search_reranks_the_relevant_results_for_the_shopper(demo_engine, demo_settings, capsys):
+    from recommender.content import PERSONAL_DEPTH
+
+    search, collab = demo_engine.search, demo_engine.collab
+    customer = collab.example_customers(1)[0]
+    taste = collab.taste(customer)
+    generic = search.search(text="dress", k=PERSONAL_DEPTH, group="article")
+    mine = search.search(text="dress", k=10, group="article", taste=taste)
+    assert set(mine["article_id"]) <= set(generic["article_id"])  # re-ranked within the relevant set
+    assert mine["article_id"].tolist() != generic["article_id"].tolist()[:10]
+    assert mine["for_you"].str.len().gt(0).all() and (search.search(text="dress", k=10)["for_you"] == "").all()
+    # The order is relevance (falling linearly over the set) mixed half and half with the affinity.
+    rows = demo_engine.catalog.article_rows(generic["article_id"])
+    affinity, _ = taste.affinity(rows)
+    mixed = 0.5 * (1 - np.arange(len(rows)) / len(rows)) + 0.5 * affinity
+    assert mine["article_id"].tolist() == generic["article_id"].iloc[np.lexsort((np.arange(len(rows)), -mixed))[:10]].tolist()
+    base = ["search", "--data", str(demo_settings.data_dir), "--artifacts", str(demo_settings.artifacts_dir)]
+    assert main([*base, "--text", "dress", "-k", "10", "--group", "article", "--customer", customer, "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["article_id"] for r in rows] == mine["article_id"].tolist() and rows[0]["for_you"] == mine["for_you"].iat[0]

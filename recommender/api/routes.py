@@ -77,12 +77,18 @@ async def search_get(
                                                       "listed; article: one per article")] = schemas.Group.product,
     facets: Annotated[bool, Query(description="also count the matches per filter value")] = False,
     include_unavailable: Annotated[bool, Query(description="also articles out of stock (marked available=false)")] = False,
+    customer_id: Annotated[str | None, Query(max_length=128, description="personalise for this shopper: the "
+                                             "relevant results re-ranked by their taste; for_you says why")] = None,
 ):
     """Text search (and "more like these" articles), with filters."""
     engine = holder.require()
+    taste = None
+    if customer_id is not None:
+        collab, cid = _customer(engine, customer_id)
+        taste = await holder.run(collab.taste, cid)
     return await holder.run(_search, engine, text=q, images=[], weight=weight, negative=negative,
                             like=like, filters=filter, k=k, mode=mode, group=group, facets=facets,
-                            include_unavailable=include_unavailable)
+                            include_unavailable=include_unavailable, taste=taste)
 
 
 @router.post("/search", response_model=schemas.SearchResults, tags=["search"])
@@ -218,7 +224,7 @@ def _modes(engine) -> list[str]:
 
 
 def _search(engine, *, text, images, weight, negative, like, filters, k, mode, group, facets=False,
-            include_unavailable=False) -> dict:
+            include_unavailable=False, taste=None) -> dict:
     for article_id in like:
         _article_row(engine, article_id)
     parameter, options = _mode_parameter(engine), {}
@@ -226,7 +232,7 @@ def _search(engine, *, text, images, weight, negative, like, filters, k, mode, g
         options["mode"] = mode.value
     frame = engine.search.search(text=text, images=images, image_weight=weight, negative=negative, like=like,
                                  filters=_filters(filters), k=k, group=group.value, facets=facets,
-                                 include_unavailable=include_unavailable, **options)
+                                 include_unavailable=include_unavailable, taste=taste, **options)
     results = [{**row, "image_url": _image_url(row["article_id"], row.get("has_image"))} for row in _records(frame)]
     used = options.get("mode") or (parameter.default if parameter is not None else None)
     return {"mode": used if used in schemas.Mode._value2member_map_ else None, "group": group.value,

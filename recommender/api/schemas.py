@@ -78,6 +78,7 @@ class SearchHit(ArticleSummary):
     available: bool = Field(True, description="in stock per the data folder's availability.csv (out-of-stock "
                                               "articles are answered only with include_unavailable=true)")
     rules: list[str] = Field([], description="the merchandising rules (rules.toml) that pinned, boosted or buried it")
+    for_you: str = Field("", description="with customer_id: why it suits the shopper (\"you often buy Trousers\")")
 
 
 class Group(str, Enum):

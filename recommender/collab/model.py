@@ -26,6 +26,7 @@ from .methods import BLEND_WEIGHTS, INGREDIENTS, METHODS, NEEDS_RANKER, check_me
 from .params import CollabParams, Progress
 from .ranker import SCHEMA, Ranker
 from .outfits import Outfits
+from .taste import Taste
 from .reasons import explain_blended, explain_outfit, explain_ranked, explain_source
 from .state import CollabState
 from .topk import limited_cap, select_from, top_scores
@@ -83,6 +84,14 @@ class CollabModel:
         rows, scores, touched = self._ruled(outfit.rows, outfit.scores, k)
         reasons = [explain_outfit(self.outfits, row, int(r), via[int(r)]) for r in rows]
         return self._listing(rows, scores, reasons, "complete the look", touched)
+
+    def taste(self, customer_id: str) -> Taste:
+        """The customer's taste (purchases before the cut, their ALS factor) for personalised search."""
+        code = self.catalog.customer_code(customer_id)
+        history = self.state.purchases
+        rows = history.rows(code)
+        age = (self.state.interactions.now - history.days[rows]) / np.timedelta64(1, "D")
+        return Taste(self.state, history.articles[rows], age, self.state.factor(code))
 
     # -- similar customers ------------------------------------------------------------------------
 
