@@ -107,6 +107,7 @@ def choose_customer(engine) -> str:
 
 def customer_view(engine, customer_id: str, k: int) -> None:
     history = engine.collab.history(customer_id)  # validates the id: malformed vs unknown
+    st.session_state.shopping = customer_id.strip().lower()  # the search page personalises for them
     bought, different, first, last = st.columns(4)
     bought.metric("Purchases", f"{len(history):,}")
     different.metric("Different articles", f"{history['article_id'].nunique():,}")

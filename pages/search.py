@@ -8,6 +8,7 @@ from functools import partial
 
 import streamlit as st
 
+from recommender.errors import LookbookError
 from recommender.images import MAX_PHOTOS_PER_QUERY
 from web import engine as lifecycle
 from web import photos as query_photos
@@ -47,6 +48,27 @@ def more_like_this(article_id: str) -> None:
     """A new query: only this article (filters stay)."""
     clear_query()
     st.session_state.like = [article_id]
+
+
+def stop_shopping() -> None:
+    st.session_state.shopping = None
+    st.query_params.pop("customer", None)
+
+
+def shopper(engine) -> str | None:
+    """The customer "shopping": the one last opened on the Customers page, or ?customer= in the address."""
+    if st.query_params.get("customer") and not st.session_state.get("shopping"):
+        st.session_state.shopping = st.query_params["customer"].strip().lower()
+    customer = st.session_state.get("shopping")
+    if not customer or engine.collab is None:  # the collaborative model loads only for a shopper
+        return None
+    try:
+        engine.catalog.customer_code(customer)
+    except LookbookError:
+        st.session_state.shopping = None
+        st.warning("That customer is not in this dataset; search is not personalised.")
+        return None
+    return customer
 
 
 def show_detail(article_id: str) -> None:
@@ -212,9 +234,14 @@ def query_and_results(engine, filters: dict, k: int, mode: str | None) -> None:
             st.info("Describe an article, upload a photo or take one, and matching articles appear here.",
                     icon=":material/search:")
             return
+        customer = shopper(engine)
+        if customer:
+            st.button(f"Shopping as {customer[:12]}… — results suit their taste", key="shopping_clear",
+                      icon=":material/person:", on_click=stop_shopping, help="clear: the same results for everyone")
         query = dict(text=text or None, images=[photo.image for photo in photos], image_weight=image_weight,
                      negative=negative or None, like=tuple(st.session_state.like), filters=filters or None, k=k,
-                     include_unavailable=bool(st.session_state.get("include_unavailable")))
+                     include_unavailable=bool(st.session_state.get("include_unavailable")),
+                     taste=engine.collab.taste(customer) if customer else None)
         results = engine.search.search(**query, **({"mode": mode} if mode else {}))
         if st.session_state.get("detail"):
             with errors_shown():

@@ -122,6 +122,24 @@ def test_text_search_shows_the_engines_results(app, demo_engine):
     assert app.subheader[0].value == "12 results"
 
 
+def test_the_shopper_opened_on_the_customers_page_personalises_search(app, demo_engine):
+    customer = demo_engine.collab.example_customers(1)[0]
+    app.switch_page("pages/customers.py").run()
+    app.text_input(key="customer_id").input(customer).run()
+    app.switch_page("app.py").run()
+    search(app, "dress")
+    no_errors(app)
+    expected = demo_engine.search.search(text="dress", k=12, taste=demo_engine.collab.taste(customer))
+    shown = tiles(app, "results")
+    assert [t.name for t in shown] == list(expected["prod_name"])
+    assert shown[0].captions[-2] == expected["for_you"].iat[0]  # why it suits them, above the score
+    chip = app.button(key="shopping_clear")
+    assert chip.label.startswith(f"Shopping as {customer[:12]}")
+    chip.click().run()
+    assert [t.name for t in tiles(app, "results")] == list(demo_engine.search.search(text="dress", k=12)["prod_name"])
+    assert not [b for b in app.button if b.key == "shopping_clear"]
+
+
 def test_a_pinned_article_leads_and_an_excluded_one_is_gone(app, demo_engine, demo_settings):
     expected = demo_engine.search.search(text="dress", k=12)
     excluded = expected["article_id"].iat[0]

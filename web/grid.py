@@ -174,6 +174,9 @@ def _tile(row, catalog: Catalog, key: str, detail, actions: tuple[Action, ...], 
             lines.append("no photo · found by its description")
         if getattr(row, "available", True) is False:
             lines.append("sold out")
+    for_you = getattr(row, "for_you", "")
+    if for_you:  # a shopper's search: why it suits them
+        lines.append(md(for_you))
     touched = getattr(row, "rules", None)
     if touched:  # a merchandising rule moved it: said on every tile it touched
         lines.append("by rule: " + ", ".join(md(name) for name in touched))
