@@ -71,6 +71,30 @@ def shopper(engine) -> str | None:
     return customer
 
 
+def searched(engine, query: dict, mode: str | None, photos) -> "pd.DataFrame":
+    """The results with their facet counts; the last query's kept, so the full rerun that shows its counts
+    in the sidebar does not search again (queries with photos are searched again)."""
+    key = None if photos else repr(sorted((name, value) for name, value in query.items() if name != "taste")) + \
+        f"{mode}|{st.session_state.get('shopping')}"
+    kept = st.session_state.get("last_search")
+    if key is not None and kept is not None and kept[0] == key:
+        return kept[1]
+    results = engine.search.search(**query, facets=True, **({"mode": mode} if mode else {}))
+    st.session_state.last_search = (key, results)
+    return results
+
+
+def show_counts(counts: dict | None) -> None:
+    """The filters (in the sidebar, outside this fragment) show the query's counts: when they change, the
+    whole page runs again once to redraw them (not on a session's first run, whose messages about the
+    address a rerun would wipe: its counts show from the next run on)."""
+    first = "facet_counts" not in st.session_state
+    if first or counts != st.session_state.facet_counts:
+        st.session_state.facet_counts = counts
+        if not first:
+            st.rerun(scope="app")
+
+
 def show_detail(article_id: str) -> None:
     """The detail view (above the results) shows this article."""
     st.session_state.detail = article_id
@@ -126,12 +150,20 @@ def check_address(values: dict[str, list[str]]) -> None:
 
 def filter_controls(engine, sidebar_space) -> tuple[dict[str, list[str]], int, str | None]:
     values = lifecycle.filter_values(engine)
+    counts = st.session_state.get("facet_counts") or {}  # the current query's, once it has run
+
+    def counted(column: str):
+        return lambda value: f"{value} ({counts[column].get(value, 0)})" if column in counts else value
+
     with sidebar_space:
         st.subheader("Filters")
+        if counts:
+            st.caption("How many articles the current query finds with each value (0: none)")
         filters = {
             column: chosen
             for column, options in values.items()
-            if (chosen := st.multiselect(label(column), options, key=f"filter_{column}", bind="query-params"))
+            if (chosen := st.multiselect(label(column), options, key=f"filter_{column}", bind="query-params",
+                                         format_func=counted(column)))
         }
         k = st.slider("Results", min_value=4, max_value=48, value=12, step=4, key="k", bind="query-params")
         st.toggle("Include sold-out articles", key="include_unavailable", bind="query-params",
@@ -231,6 +263,7 @@ def query_and_results(engine, filters: dict, k: int, mode: str | None) -> None:
                 product_grid(articles(st.session_state.like, engine.catalog), engine.catalog, "like",
                              compact=True, actions=(Action("Remove", remove_from_query, ":material/close:"),))
         if not (text or negative or photos or st.session_state.like):
+            show_counts(None)
             st.info("Describe an article, upload a photo or take one, and matching articles appear here.",
                     icon=":material/search:")
             return
@@ -242,7 +275,8 @@ def query_and_results(engine, filters: dict, k: int, mode: str | None) -> None:
                      negative=negative or None, like=tuple(st.session_state.like), filters=filters or None, k=k,
                      include_unavailable=bool(st.session_state.get("include_unavailable")),
                      taste=engine.collab.taste(customer) if customer else None)
-        results = engine.search.search(**query, **({"mode": mode} if mode else {}))
+        results = searched(engine, query, mode, photos)
+        show_counts(results.attrs["facets"]["counts"])
         if st.session_state.get("detail"):
             with errors_shown():
                 article_detail(engine, st.session_state.detail)

@@ -183,6 +183,18 @@ def test_details_show_colours_lookalikes_and_complete_the_look(app, demo_engine)
     assert tiles(app, "complete") == [] and app.subheader[0].value == "12 results"
 
 
+def test_the_filters_count_what_the_query_finds(app, demo_engine):
+    search(app, "dress")
+    no_errors(app)
+    counts = demo_engine.search.search(text="dress", facets=True).attrs["facets"]["counts"]["colour_group_name"]
+    options = app.multiselect(key="filter_colour_group_name").options
+    assert options == [f"{value} ({counts[value]})" for value in sorted(counts)]
+    assert any(option.endswith("(0)") for option in options) or min(counts.values()) > 0
+    search(app, "trousers")  # another query: other counts
+    trousers = demo_engine.search.search(text="trousers", facets=True).attrs["facets"]["counts"]["colour_group_name"]
+    assert app.multiselect(key="filter_colour_group_name").options == [f"{v} ({trousers[v]})" for v in sorted(trousers)]
+
+
 def test_filters_and_k_restrict_the_results(app, demo_engine):
     app.multiselect(key="filter_colour_group_name").select("Red")
     app.slider(key="k").set_value(8)
