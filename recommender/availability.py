@@ -2,15 +2,13 @@
 `article_id,in_stock` (1/0, true/false, yes/no) or `article_id,stock` (a count; 0 is out of stock). Articles
 the file does not list are available; without the file nothing is excluded.
 
-The file is read again when it changes (its size and modification time are compared on each use: a stat,
-no rebuild). A file with a bad line is refused with one message naming the line and the problem, and the
-last good one stays in force (`problem` says why the new one is not used).
+The file is read again when it changes (`watched.WatchedFile`: no rebuild). A file with a bad line is
+refused with one message naming the line and the problem, and the last good one stays in force.
 """
 from __future__ import annotations
 
 import csv
 import io
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from .catalog import Catalog, normalize_article_id
 from .csvcheck import clipped
 from .errors import DataError, InputError
 from .textfiles import decode_text
+from .watched import WatchedFile
 
 FILE = "availability.csv"
 YES, NO = {"1", "true", "yes", "y"}, {"0", "false", "no", "n"}
@@ -30,40 +29,21 @@ class Availability:
     """The unavailable articles of ``catalog`` per its folder's availability.csv (None: nothing excluded)."""
 
     def __init__(self, folder: Path, catalog: Catalog):
-        self.path = Path(folder) / FILE
-        self.catalog = catalog
-        self.problem: str | None = None  # why the file on disk is not the one in force
-        self._seen: tuple | None = None
-        self._unavailable: np.ndarray | None = None
-        self._lock = threading.Lock()
+        self._file = WatchedFile(Path(folder) / FILE, lambda path: read_availability(path, catalog), None)
+
+    @property
+    def problem(self) -> str | None:
+        """Why the file on disk is not the one in force (None: it is)."""
+        return self._file.problem
 
     def unavailable(self) -> np.ndarray | None:
         """bool over catalogue rows, True where the article is out of stock; None without a file."""
-        try:
-            stat = self.path.stat()
-            seen = (stat.st_mtime_ns, stat.st_size)
-        except OSError:  # no file (or gone): nothing is excluded
-            seen = None
-        if seen != self._seen:
-            with self._lock:
-                if seen != self._seen:
-                    self._reload(seen)
-        return self._unavailable
+        return self._file.value()
 
     def available(self, rows: np.ndarray) -> np.ndarray:
         """bool per row: in stock (every row when there is no file)."""
         unavailable = self.unavailable()
         return np.ones(len(rows), bool) if unavailable is None else ~unavailable[np.asarray(rows, np.int64)]
-
-    def _reload(self, seen: tuple | None) -> None:
-        self._seen = seen
-        if seen is None:
-            self._unavailable, self.problem = None, None
-            return
-        try:
-            self._unavailable, self.problem = read_availability(self.path, self.catalog), None
-        except DataError as exc:  # the last good file stays in force
-            self.problem = str(exc)
 
 
 def read_availability(path: Path, catalog: Catalog) -> np.ndarray:

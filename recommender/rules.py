@@ -26,9 +26,9 @@ Applied after ranking, at one place per answer type (`Rules.apply`): search and 
 (`ContentSearch.search`), recommendations and complete the look (`CollabModel._listing_of`). Scores are
 made positional first (1 / (1 + position): a list's scores may be ranks, fused ranks or log-odds), then
 multiplied; exclusions are backfilled from a deeper list, so a list keeps k results while the deeper list
-holds k that pass. A file that cannot be used is refused with one message naming the rule and its line; the
-last good rules stay in force. At most `MAX_RULES` rules: each costs a few vectorised comparisons over the
-list being answered.
+holds k that pass. The file is read again when it changes (`watched.WatchedFile`); one that cannot be used
+is refused with one message naming the rule and its line, and the last good rules stay in force. At most
+`MAX_RULES` rules: each costs a few vectorised comparisons over the list being answered.
 """
 from __future__ import annotations
 
@@ -44,6 +44,8 @@ import numpy as np
 
 from .catalog import Catalog, normalize_article_id
 from .errors import DataError, InputError
+from .runtime import built_once
+from .watched import WatchedFile
 
 FILE = "rules.toml"
 ACTIONS = ("pin", "boost", "bury", "exclude")
@@ -79,39 +81,35 @@ class Rules:
     """The rules in force for one catalogue: `apply` to an answer; `touched` counts per rule and day."""
 
     def __init__(self, path: Path | None, catalog: Catalog):
-        self.path = path
         self.catalog = catalog
-        self.problem: str | None = None
-        self.rules: list[Rule] = []
         self.touched: dict[tuple[str, str], int] = {}  # (day, rule name) → results touched
-        self._seen: tuple | None = None
-        self._lock = threading.Lock()
-        articles = catalog.articles
-        self._codes = {c: articles[c].astype(str).to_numpy() for c in COLUMNS if c in articles.columns}
-        self._price, self._first_sold = _article_prices_and_ages(catalog)
+        self._file = WatchedFile(path, lambda file: read_rules(file, catalog), [])
+        self._count_lock = threading.Lock()
 
     @classmethod
     def for_folder(cls, folder: Path, catalog: Catalog) -> "Rules":
         named = os.environ.get("LOOKBOOK_RULES", "").strip()
         return cls(Path(named).expanduser() if named else Path(folder) / FILE, catalog)
 
+    @property
+    def problem(self) -> str | None:
+        """Why the file on disk is not the one in force (None: it is)."""
+        return self._file.problem
+
     def current(self, today: dt.date | None = None) -> list[Rule]:
         """The rules in force today (the file read again when it changed)."""
-        try:
-            stat = self.path.stat() if self.path is not None else None
-            seen = None if stat is None else (stat.st_mtime_ns, stat.st_size)
-        except OSError:
-            seen = None
-        if seen != self._seen:
-            with self._lock:
-                if seen != self._seen:
-                    self._seen = seen
-                    try:
-                        self.rules, self.problem = ([] if seen is None else read_rules(self.path, self.catalog)), None
-                    except DataError as exc:  # the last good rules stay in force
-                        self.problem = str(exc)
         today = today or dt.date.today()
-        return [rule for rule in self.rules if rule.active(today)]
+        return [rule for rule in self._file.value() if rule.active(today)]
+
+    @built_once
+    def _codes(self) -> dict[str, np.ndarray]:
+        articles = self.catalog.articles
+        return {c: articles[c].astype(str).to_numpy() for c in COLUMNS if c in articles.columns}
+
+    @built_once
+    def _prices_and_ages(self) -> tuple[np.ndarray, np.ndarray]:
+        """Made when a rule first asks (it reads every purchase), not when an engine opens."""
+        return _article_prices_and_ages(self.catalog)
 
     def apply(self, rows: np.ndarray, k: int, *, query: str | None = None, filters: dict | None = None,
               allowed: np.ndarray | None = None, today: dt.date | None = None) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
@@ -147,9 +145,10 @@ class Rules:
             names = pinned_names + [n for n, r in zip(names, rest) if r]
         rows, scores, names = rows[:k], scores[:k], names[:k]
         day = str(today or dt.date.today())
-        for touched in names:
-            for name in touched:
-                self.touched[(day, name)] = self.touched.get((day, name), 0) + 1
+        with self._count_lock:  # answers run on several threads
+            for touched in names:
+                for name in touched:
+                    self.touched[(day, name)] = self.touched.get((day, name), 0) + 1
         return rows, scores, names
 
     def _matches(self, rule: Rule, rows: np.ndarray) -> np.ndarray:
@@ -158,11 +157,11 @@ class Rules:
             if key in COLUMNS:
                 hit &= np.isin(self._codes[key][rows], value)
             elif key == "price_min":
-                hit &= self._price[rows] >= value
+                hit &= self._prices_and_ages[0][rows] >= value
             elif key == "price_max":
-                hit &= self._price[rows] <= value
+                hit &= self._prices_and_ages[0][rows] <= value
             elif key == "new_within_days":
-                hit &= self._first_sold[rows] <= value
+                hit &= self._prices_and_ages[1][rows] <= value
             elif key == "article_ids":
                 hit &= np.isin(rows, value)
         return hit

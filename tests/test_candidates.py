@@ -330,4 +330,7 @@ def test_taste_affinity_and_why_on_known_rows(catalog):
     assert affinity.tolist() == pytest.approx([(1 / 3 + 1 / 3) / 2, (2 / 3 + 2 / 3) / 2, (0 + 2 / 3) / 2, 0.0])
     assert why == ["you often buy Dress in Red", "you often buy Top in Black", "you often buy Black", "close to your taste"]
     with_factor = Taste(state, np.array([0, 2, 2]), factor=state.factor(code("A")))
-    assert len(with_factor.affinity(np.array([0, 2]))[0]) == 2  # the ALS signal joins, scaled to [0, 1]
+    als = state.als.item_factors[[0, 2]] @ state.factor(code("A"))
+    scaled = (als - als.min()) / (als.max() - als.min())  # the ALS signal joins, scaled to [0, 1]
+    assert with_factor.affinity(np.array([0, 2]))[0].tolist() == pytest.approx([(1 / 3 + 1 / 3 + scaled[0]) / 3,
+                                                                             (2 / 3 + 2 / 3 + scaled[1]) / 3])

@@ -373,7 +373,7 @@ def looks_like(w: Window, code: int, mine: Purchases, n: int):
 def recent_distinct(mine: Purchases, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The customer's ``n`` most recently bought distinct articles and how many days ago each was bought."""
     newest_first = np.argsort(mine.age_days, kind="stable")
-    rows, first = np.unique(mine.articles[newest_first], return_index=True)
+    _, first = np.unique(mine.articles[newest_first], return_index=True)
     keep = np.sort(first)[:n]
     return mine.articles[newest_first][keep].astype(np.int64), mine.age_days[newest_first][keep]
 

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from ..catalog import Catalog
 from ..errors import ArtifactError, InputError
 from ..interactions import Confidence, Interactions, build_interactions
-from ..lookalikes import Looks, load_looks
+from ..lookalikes import Looks, load_looks, product_codes
 from ..runtime import built_once
 from ..store import ArtifactStore
 from .factors import build_hnsw, fit_als, nearest, single_threaded_blas
@@ -56,9 +56,7 @@ class CollabState:
         self.index.set_num_threads(1)  # a block's queries on one thread: the submission's processes are the parallelism
         self.type_codes, self.type_names = pd.factorize(catalog.articles["product_type_name"])
         self.type_codes = self.type_codes.astype(np.int32)
-        # Colour variants share a product_code; without the column every article is its own product.
-        products = catalog.articles.get("product_code", catalog.articles["article_id"])
-        self.product_codes = pd.factorize(products)[0].astype(np.int32)
+        self.product_codes = product_codes(catalog).astype(np.int32)
         self.n_products = int(self.product_codes.max()) + 1
         self.has_history = np.diff(interactions.counts.indptr) > 0
 
