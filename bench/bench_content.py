@@ -10,8 +10,10 @@ index    105,542 x 512 vectors, random (worst case: no structure) and a two-leve
 queries  ViT-B-16 with random weights over the mixture index and a 105,542-article H&M-format catalogue
          (demo generator): text query end to end (validate, tokenize, encode, search, metadata) and
          image query end to end (JPEG bytes -> decode -> preprocess -> encode -> search -> metadata);
-         the BM25 index over the catalogue texts (build time, memory) and text queries per search mode.
-         Targets: hybrid text p50 <= 30 ms, lexical build <= 60 s (issue 14), image p50 <= 250 ms.
+         the BM25 index over the catalogue texts (build time, memory) and text queries per search mode;
+         hybrid text one result per article, per product with facet counts, and personalised.
+         Targets: hybrid text p50 <= 30 ms, lexical build <= 60 s (issue 14), image p50 <= 250 ms;
+         per product + facets <= 15 ms, personalised <= 25 ms (issue 24).
 lexical  the BM25 index alone on the H&M sample's real article texts repeated to 105,542 rows: build time,
          memory, lexical-leg latency (no model needed).
 embed    embedding job (DataLoader workers, chunked to scratch, artifact write) vs forward-only
@@ -144,6 +146,15 @@ def scale_catalog(folder: Path):
     return load_catalog(folder)
 
 
+def scale_taste(catalog):
+    """A shopper's taste over the scale catalogue (ALS fitted on its purchases; its cost per query does not
+    depend on how many customers there are)."""
+    from recommender.collab import CollabModel
+
+    collab = CollabModel.fit(catalog)
+    return collab.taste(collab.example_customers(1)[0])
+
+
 def query_images(count: int) -> list[bytes]:
     paths = sorted((HM_SAMPLE / "images").glob("*/*.jpg"))[:count]
     if paths:
@@ -184,6 +195,12 @@ def bench_queries() -> None:
     for mode in ("hybrid", "visual", "lexical"):
         times = [t for q in TEXT_QUERIES * 5 for t in timed(lambda: search.search(text=q, mode=mode), 1)]
         print(f"text query end to end, {mode:7} ({len(times)} queries): {percentiles(times)}")
+    taste = scale_taste(catalog)
+    for name, options in (("one per article (group=article)", dict(group="article")),
+                          ("one per product + facets", dict(facets=True)),
+                          ("one per product + facets, personalised", dict(facets=True, taste=taste))):
+        times = [t for q in TEXT_QUERIES * 5 for t in timed(lambda: search.search(text=q, **options), 1)]
+        print(f"hybrid text, {name:39}: {percentiles(times)}")
     stage = timed(lambda: embedder.encode_text(["black skinny jeans"]), 50)
     print(f"  of which encode_text ({embedder.text_precision or 'float32'}) : {percentiles(stage)}")
     filtered = timed(lambda: search.search(text="red dress", filters={"colour_group_name": "Red"}), 30)

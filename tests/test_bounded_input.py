@@ -150,3 +150,62 @@ def test_a_body_that_stops_arriving_is_answered_408(monkeypatch):
     scope = {"type": "http", "method": "POST", "path": "/v1/recommendations", "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")]}
     asyncio.run(app_module.BodyLimit(reads_the_body, limit=1000)(scope, never, send))
     assert sent[0]["status"] == 408 and b"did not arrive within 0.2 s" in sent[1]["body"]
+
+
+def test_headers_that_trickle_in_are_answered_408(monkeypatch):
+    # A real uvicorn on a loopback socket with serve's protocol: a client sending its headers a byte at a
+    # time (each byte would reset uvicorn's keep-alive timer) is answered 408 and disconnected at the
+    # deadline; headers that arrive in time, in parts and on a kept-alive connection, are answered.
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from recommender.api import server as server_module
+
+    monkeypatch.setattr(server_module, "HEADER_TIMEOUT_S", 0.5)
+
+    async def hello(scope, receive, send):
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(hello, http=server_module.HeaderTimeoutProtocol, log_level="warning",
+                                           timeout_keep_alive=5))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        with socket.create_connection(listener.getsockname(), timeout=5) as stalled:  # headers begun, never ended
+            begin = time.monotonic()
+            stalled.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n")
+            assert stalled.recv(1000).startswith(b"HTTP/1.1 408") and stalled.recv(1000) == b""
+            assert 0.4 < time.monotonic() - begin < 1.5
+        with socket.create_connection(listener.getsockname(), timeout=5) as trickle:
+            begin, ended = time.monotonic(), False
+            trickle.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+            trickle.settimeout(0.1)
+            while not ended and time.monotonic() - begin < 3:
+                try:
+                    trickle.sendall(b"a")
+                    ended = trickle.recv(1000) == b""
+                except TimeoutError:
+                    continue
+                except OSError:  # reset: a byte reached the closed connection
+                    ended = True
+            assert ended and time.monotonic() - begin < 1.5
+
+        with socket.create_connection(listener.getsockname(), timeout=5) as fine:
+            for _ in range(2):  # two requests on one connection, each's headers in two parts
+                fine.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n")
+                time.sleep(0.3)
+                fine.sendall(b"\r\n")
+                assert fine.recv(1000).startswith(b"HTTP/1.1 200")
+                time.sleep(0.3)  # idle between requests: 0.6 s from the first one's start, past the deadline
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

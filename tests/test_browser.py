@@ -287,3 +287,52 @@ def test_details_show_colours_and_complete_the_look(new_page, demo_engine):
     expect(tiles).to_have_count(len(complete))
     assert tiles.nth(0).inner_text().startswith(complete["prod_name"].iat[0])
     screenshot(page, "article_details")
+
+
+def test_filters_show_how_many_the_query_finds(new_page, demo_engine):
+    """Each sidebar filter value carries the current query's count (under the other filters), and a
+    value that would empty the page says 0."""
+    black = {"colour_group_name": ["Black"]}
+    counts = demo_engine.search.search(text="dress", filters=black, facets=True).attrs["facets"]["counts"]
+    assert 0 in counts["product_type_name"].values()  # the check below can see a 0
+    page = new_page("?filter_colour_group_name=Black")
+    start_search(page, "dress")
+    expected = expected_results(demo_engine, text="dress", filters=black)
+    assert shown_results(page, "“dress” · Colour: Black", len(expected)) == expected
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("How many articles the current query finds").wait_for()
+    expect(sidebar).to_contain_text(f"Black ({counts['colour_group_name']['Black']})")
+    sidebar.locator('[data-testid="stMultiSelect"]').filter(has_text="Type").click()
+    options = page.locator('[role="option"]')
+    options.first.wait_for()
+    shown = options.all_inner_texts()
+    listed = [f"{value} ({n})" for value, n in counts["product_type_name"].items()]
+    assert shown and all(text in listed for text in shown), (shown, listed)
+    assert any(text.endswith("(0)") for text in shown)
+    screenshot(page, "search_facets")
+
+
+def test_the_shopper_chip_personalises_and_clears(new_page, demo_engine):
+    """The customer opened on the Customers page is shopping: the chip says so, results suit their
+    taste and say why; clearing it gives everyone's results again."""
+    customer = demo_engine.collab.example_customers(1)[0]
+    personal = expected_results(demo_engine, text="dress", taste=demo_engine.collab.taste(customer))
+    generic = expected_results(demo_engine, text="dress")
+    assert personal != generic  # the check below can tell them apart
+    why = demo_engine.search.search(text="dress", k=12, taste=demo_engine.collab.taste(customer))["for_you"].iat[0]
+    page = new_page("customers")
+    box = page.get_by_label("Customer id")
+    box.fill(customer)
+    box.press("Enter")
+    page.locator(".st-key-tile_recs_0").wait_for()
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Search").click()
+    start_search(page, "dress")
+    chip = page.get_by_role("button", name=re.compile(f"Shopping as {customer[:12]}"))
+    chip.wait_for()
+    assert shown_results(page, "“dress”") == personal
+    expect(page.locator(".st-key-tile_results_0")).to_contain_text(why)
+    screenshot(page, "search_shopping")
+    chip.click()
+    expect(chip).to_have_count(0)
+    expect(page.locator(".st-key-tile_results_0")).not_to_contain_text(why)
+    assert shown_results(page, "“dress”") == generic
