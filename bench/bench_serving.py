@@ -1,14 +1,15 @@
 """A server left running while a build lands: /health during a cold start, and a rebuild under traffic.
 
-    python bench/bench_serving.py [--data DIR --artifacts DIR] [--clients 8]
+    python bench/bench_serving.py [--data DIR --artifacts DIR] [--clients 8] [--pause 0]
 
 Copies the built dataset (default: the demo of `make run`) and its artifacts to a temporary folder, starts
 `python -m recommender serve` on it and prints:
 - cold start: /health latency p50 / p99 / max while the engine loads in a worker thread, and the time
   until /ready is 200 (every part loaded and warm);
 - rebuild under traffic: with --clients threads querying search and recommendations, one article renamed
-  and purchases added, then `python -m recommender build`: requests served, failed requests (must be 0),
-  build time, time from the end of the build to the switch, and the server's peak RSS (VmHWM).
+  and purchases added, then `python -m recommender build`: requests served (latency p50 / p99), failed
+  requests (must be 0), build time, time from the end of the build to the switch, and the server's peak
+  RSS (VmHWM).
 """
 from __future__ import annotations
 
@@ -51,11 +52,29 @@ def ready(http: httpx.Client) -> dict | None:
     return response.json() if response.status_code == 200 else None
 
 
+def change_the_data(data: Path) -> str:
+    """One article renamed and three purchases of it appended (as lines: the file may be gigabytes); returns
+    the buyer, the customer of the file's last purchase."""
+    articles = pd.read_csv(data / "articles.csv", dtype=str, keep_default_na=False)
+    articles.loc[3, "prod_name"] = "Quokka Zebraprint Tee"
+    articles.to_csv(data / "articles.csv", index=False)
+    path = data / "transactions_train.csv"
+    with open(path, "rb") as file:
+        file.seek(max(0, path.stat().st_size - 4096))
+        last = file.read().decode().rstrip("\n").splitlines()[-1].split(",")
+    header = path.open().readline().strip().split(",")
+    last[header.index("article_id")] = articles["article_id"].iat[3]
+    with open(path, "a") as file:
+        file.write((",".join(last) + "\n") * 3)
+    return last[header.index("customer_id")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(REPO / "data" / "demo"))
     parser.add_argument("--artifacts")
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--pause", type=float, default=0.0, help="seconds each client waits between requests")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lookbook_bench_serving_"))
     data, artifacts = work / "shop", work / "artifacts"
@@ -64,7 +83,7 @@ def main() -> None:
         from recommender.config import default_artifacts_dir
 
         source_artifacts = default_artifacts_dir(Path(args.data))
-    shutil.copytree(args.data, data)
+    shutil.copytree(args.data, data, symlinks=True)
     shutil.copytree(source_artifacts, artifacts)
     env = {**os.environ, "LOOKBOOK_DATA": str(data), "LOOKBOOK_ARTIFACTS": str(artifacts)}
     port = free_port()
@@ -90,13 +109,7 @@ def main() -> None:
               f"p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, max {ms.max():.1f} ms", flush=True)
 
         first = ready(http)
-        articles = pd.read_csv(data / "articles.csv", dtype=str, keep_default_na=False)
-        articles.loc[3, "prod_name"] = "Quokka Zebraprint Tee"
-        articles.to_csv(data / "articles.csv", index=False)
-        tx = pd.read_csv(data / "transactions_train.csv", dtype=str)
-        buyer = tx["customer_id"].iat[-1]
-        extra = tx.tail(3).assign(customer_id=buyer, article_id=articles["article_id"].iat[3])
-        pd.concat([tx, extra]).to_csv(data / "transactions_train.csv", index=False)
+        buyer = change_the_data(data)
         served, failed, stop = [], [], threading.Event()
 
         def client(i: int) -> None:
@@ -105,9 +118,14 @@ def main() -> None:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as own:
                 n = i
                 while not stop.is_set():
+                    begin = time.perf_counter()
                     response = own.get(paths[n % len(paths)])
                     n += 1
-                    (served if response.status_code == 200 else failed).append(response.status_code)
+                    if response.status_code == 200:
+                        served.append(time.perf_counter() - begin)
+                    else:
+                        failed.append(response.status_code)
+                    time.sleep(args.pause)
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
         for thread in threads:
@@ -123,7 +141,9 @@ def main() -> None:
         stop.set()
         for thread in threads:
             thread.join()
-        print(f"rebuild under {args.clients} clients: {len(served):,} requests served, {len(failed)} failed; "
+        ms = np.array(served) * 1000
+        print(f"rebuild under {args.clients} clients: {len(served):,} requests served (p50 {np.percentile(ms, 50):.0f} ms, "
+              f"p99 {np.percentile(ms, 99):.0f} ms), {len(failed)} failed {sorted(set(failed))}; "
               f"build {built - begin:.1f} s, switch {switched - built:.1f} s after it ended; "
               f"server peak RSS {peak_rss_mb(server.pid):.0f} MB", flush=True)
     finally:

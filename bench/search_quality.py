@@ -45,9 +45,10 @@ def relevant_mask(articles: pd.DataFrame, rule: dict, lowered: dict | None = Non
             column = key[:-1]
             if column not in lowered:
                 columns = ["prod_name", "detail_desc"] if column == "text" else [column]
-                lowered[column] = [" ".join(map(str, parts)).lower() for parts in zip(*(articles[c].fillna("").tolist() for c in columns))]
-            texts = lowered[column]
-            mask &= np.array([any(v.lower() in text for v in values) for text in texts])
+                lowered[column] = [" ".join(map(str, parts)).lower().replace("-", " ")
+                                   for parts in zip(*(articles[c].fillna("").tolist() for c in columns))]
+            texts, wanted = lowered[column], [v.lower().replace("-", " ") for v in values]  # "high-waisted" has "high waist"
+            mask &= np.array([any(v in text for v in wanted) for text in texts])
         else:
             mask &= articles[key].astype(str).isin(values).to_numpy()
     return mask

@@ -8,13 +8,17 @@ raises their term frequency, which BM25 saturates).
 Analysis (`Analyzer`), the same for documents and queries: case and accents folded, apostrophes
 dropped ("men's" = "mens"), hyphenated compounds joined ("T-shirt" → "tshirt"), stop words left out,
 Snowball English stemming (PyStemmer: "dresses" = "dress"). Queries additionally get
-- compounds joined when the catalogue has them ("t shirt" = "tshirt" = "t-shirt");
+- phrases: two query words next to each other also find, in a second BM25 index, the articles that
+  have them next to each other within one field ("high waist", "wide leg", "off the shoulder"; stop
+  words between are skipped on both sides); that score is added, times PHRASE_WEIGHT;
+- compounds joined when the catalogue writes them joined more often than apart ("t shirt" = "tshirt" =
+  "t-shirt", while "slim fit" stays a phrase though "slim-fit" occurs);
 - synonyms from SYNONYMS, each group cut to the words the catalogue uses ("pants" adds "trousers");
 - typo tolerance: a word of TYPO_MIN_LETTERS or more that matches nothing is replaced by the most
   frequent catalogue word at edit distance 1 ("blak" → "black").
 
-Artifact "lexical_index": the BM25 matrix (bm25s format) and the analyser's vocabulary; stale when
-articles.csv changes (its own digest, not the images').
+Artifact "lexical_index": the two BM25 matrices (words, phrases; bm25s format) and the analyser's
+vocabularies; stale when articles.csv changes (its own digest, not the images') or the analysis does.
 """
 from __future__ import annotations
 
@@ -84,7 +88,8 @@ SYNONYMS = (
 )
 TYPO_MIN_LETTERS = 4
 BM25_K1, BM25_B = 1.2, 0.75
-ANALYZER_VERSION = 1  # bump when the analysis changes: the artifact then rebuilds
+PHRASE_WEIGHT = 0.75  # chosen on bench/search_queries.json; bench/search_queries_fit.json held out
+ANALYZER_VERSION = 2  # bump when the analysis changes: the artifact then rebuilds
 _APOSTROPHES = re.compile(r"['’`´]")
 _COMPOUND = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)+")
 _WORD = re.compile(r"[a-z0-9]+")
@@ -107,12 +112,14 @@ def split_words(text: str) -> list[str]:
 class Analyzer:
     """Words → index terms (stems), and query analysis against the catalogue's vocabulary."""
 
-    def __init__(self, vocabulary: Mapping[str, int] | None = None, words: Mapping[str, str] | None = None):
+    def __init__(self, vocabulary: Mapping[str, int] | None = None, words: Mapping[str, str] | None = None,
+                 phrases: Mapping[str, int] | None = None):
         import Stemmer
 
         self._stemmer = Stemmer.Stemmer("english")
         self.document_frequency = dict(vocabulary or {})  # term → number of documents
         self.words = dict(words or {})  # catalogue word → its term
+        self.phrase_frequency = dict(phrases or {})  # "term_term" → number of documents
         self.synonyms = self._synonym_table()
 
     def stem(self, words: list[str]) -> list[str]:
@@ -134,8 +141,8 @@ class Analyzer:
         words = split_words(text)
         joined: list[str] = []
         i = 0
-        while i < len(words):  # "t shirt" → "tshirt" when the catalogue has the compound
-            if i + 1 < len(words) and self._known(words[i] + words[i + 1]):
+        while i < len(words):  # "t shirt" → "tshirt" when the catalogue writes it joined more often
+            if i + 1 < len(words) and self._joined_more_often(words[i], words[i + 1]):
                 joined.append(words[i] + words[i + 1])
                 i += 2
             else:
@@ -152,8 +159,18 @@ class Analyzer:
             analysed.append((word, searched))
         return analysed
 
-    def _known(self, word: str) -> bool:
-        return self.stem([word])[0] in self.document_frequency
+    def _joined_more_often(self, first: str, second: str) -> bool:
+        joined = self.document_frequency.get(self.stem([first + second])[0], 0)
+        return joined > 0 and joined >= self.phrase_frequency.get(phrase(*self.stem([first, second])), 0)
+
+    def phrases(self, analysed: list[tuple[str, list[str]]]) -> list[list[str]]:
+        """For each two neighbouring query words, the catalogue's phrases they make (synonyms included)."""
+        found = []
+        for (_, firsts), (_, seconds) in zip(analysed, analysed[1:]):
+            pairs = [phrase(a, b) for a in firsts for b in seconds if phrase(a, b) in self.phrase_frequency]
+            if pairs:
+                found.append(pairs)
+        return found
 
     def _correction(self, word: str) -> str | None:
         """The most frequent catalogue word at edit distance 1 (deletion, transposition, substitution,
@@ -168,6 +185,38 @@ class Analyzer:
         if not found:
             return None
         return max(found, key=lambda e: (self.document_frequency.get(self.words[e], 0), e))
+
+
+def phrase(first_term: str, second_term: str) -> str:
+    return f"{first_term}_{second_term}"
+
+
+def document_phrases(records: list[Mapping], term_of: Mapping[str, str]) -> list[list[str]]:
+    """Each article's neighbouring term pairs, within each field (never across two), once per field."""
+    made: dict[str, list[str]] = {}
+    documents = []
+    for record in records:
+        pairs: list[str] = []
+        for column in FIELD_WEIGHTS:
+            value = record.get(column)
+            if isinstance(value, str):
+                if value not in made:
+                    terms = [term_of[w] for w in split_words(value)]
+                    made[value] = [phrase(a, b) for a, b in zip(terms, terms[1:])]
+                pairs += made[value]
+        documents.append(pairs)
+    return documents
+
+
+def bm25_index(documents: list[list[str]]):
+    """bm25s over documents of terms (an empty document gets a placeholder term); returns (index, term ids)."""
+    import bm25s
+
+    term_ids = {t: i for i, t in enumerate(sorted({t for doc in documents for t in doc}) + ["_empty_"])}
+    corpus = [[term_ids[t] for t in doc] or [term_ids["_empty_"]] for doc in documents]
+    index = bm25s.BM25(k1=BM25_K1, b=BM25_B)
+    index.index(bm25s.tokenization.Tokenized(ids=corpus, vocab=term_ids), show_progress=False)
+    return index
 
 
 def document_words(records: list[Mapping]) -> list[list[str]]:
@@ -190,15 +239,14 @@ def document_words(records: list[Mapping]) -> list[list[str]]:
 class LexicalIndex:
     """BM25 over the catalogue rows (document i = row i of Catalog.articles)."""
 
-    def __init__(self, bm25, analyzer: Analyzer, n_documents: int):
+    def __init__(self, bm25, analyzer: Analyzer, n_documents: int, phrases=None):
         self.bm25 = bm25
+        self.phrase_bm25 = phrases
         self.analyzer = analyzer
         self.size = n_documents
 
     @classmethod
     def build(cls, articles, progress: Progress | None = None) -> "LexicalIndex":
-        import bm25s
-
         report = progress or (lambda fraction, message: None)
         columns = [c for c in FIELD_WEIGHTS if c in articles.columns]
         records = [dict(zip(columns, values)) for values in zip(*(articles[c].tolist() for c in columns))]
@@ -206,20 +254,19 @@ class LexicalIndex:
         report(0.3, f"analysing {len(documents):,} article texts")
         distinct = sorted({w for doc in documents for w in doc})
         words = dict(zip(distinct, Analyzer().stem(distinct)))
-        term_ids = {t: i for i, t in enumerate(sorted(set(words.values())) + ["_empty_"])}
-        word_ids = {w: term_ids[t] for w, t in words.items()}
-        corpus = [[word_ids[w] for w in doc] or [term_ids["_empty_"]] for doc in documents]
+        phrases = document_phrases(records, words)
+        report(0.6, "indexing words and phrases with BM25")
+        bm25 = bm25_index([[words[w] for w in doc] for doc in documents])
         frequency = Counter(words[w] for doc in documents for w in set(doc))
-        report(0.6, "indexing with BM25")
-        bm25 = bm25s.BM25(k1=BM25_K1, b=BM25_B)
-        bm25.index(bm25s.tokenization.Tokenized(ids=corpus, vocab=term_ids), show_progress=False)
-        return cls(bm25, Analyzer(frequency, words), len(documents))
+        phrase_frequency = Counter(p for doc in phrases for p in set(doc))
+        return cls(bm25, Analyzer(frequency, words, phrase_frequency), len(documents), bm25_index(phrases))
 
     def save(self, folder: Path) -> None:
         self.bm25.save(str(folder / "bm25"), show_progress=False)
+        self.phrase_bm25.save(str(folder / "phrases"), show_progress=False)
         (folder / "analysis.json").write_text(
             json.dumps({"n_documents": self.size, "document_frequency": self.analyzer.document_frequency,
-                        "words": self.analyzer.words})
+                        "words": self.analyzer.words, "phrase_frequency": self.analyzer.phrase_frequency})
         )  # fmt: skip
 
     @classmethod
@@ -229,20 +276,25 @@ class LexicalIndex:
         try:
             analysis = json.loads((folder / "analysis.json").read_text())
             bm25 = bm25s.BM25.load(str(folder / "bm25"), show_progress=False)
+            phrases = bm25s.BM25.load(str(folder / "phrases"), show_progress=False)
+            analyzer = Analyzer(analysis["document_frequency"], analysis["words"], analysis["phrase_frequency"])
         except (OSError, ValueError, KeyError) as exc:
             raise ArtifactError(
                 f"lexical index in {folder} is unreadable ({exc}); rebuild with `python -m recommender build`"
             ) from exc
-        return cls(bm25, Analyzer(analysis["document_frequency"], analysis["words"]), int(analysis["n_documents"]))
+        return cls(bm25, analyzer, int(analysis["n_documents"]), phrases)
 
     def scores(self, analysed: list[tuple[str, list[str]]]) -> np.ndarray:
         """Σ over the query words of the best BM25 score among the word's terms (a word and its
-        synonyms count once); zeros when nothing is in the index."""
+        synonyms count once), plus PHRASE_WEIGHT × Σ over neighbouring query words of the best BM25
+        score among the phrases they make; zeros when nothing is in the index."""
         total = np.zeros(self.size, dtype=np.float32)
         for _, terms in analysed:
             known = [t for t in terms if t in self.analyzer.document_frequency]
             if known:
                 total += np.max([self.bm25.get_scores([t]) for t in known], axis=0).astype(np.float32)
+        for pairs in self.analyzer.phrases(analysed):
+            total += PHRASE_WEIGHT * np.max([self.phrase_bm25.get_scores([p]) for p in pairs], axis=0).astype(np.float32)
         return total
 
     def query_scores(self, text: str) -> tuple[np.ndarray, list[tuple[str, list[str]]]]:

@@ -88,6 +88,40 @@ def test_explanations_name_the_articles_own_matching_words(lexical, articles):
     }  # fmt: skip
 
 
+PHRASE_ROWS = [
+    ("0000000011", "Cargo trousers", "Trousers", "Garment Lower body", "Beige", "Solid", "Ladieswear", "Womens Trousers", "Trousers", "Trousers with wide legs and a high waist."),
+    ("0000000012", "Pleated trousers", "Trousers", "Garment Lower body", "Beige", "Solid", "Ladieswear", "Womens Trousers", "Trousers", "Trousers with a wide waistband, tapered legs and a slit at each leg."),
+    ("0000000013", "Oxford shirt", "Shirt", "Garment Upper body", "White", "Solid", "Menswear", "Men Shirts", "Shirts", "Shirt in cotton in a slim fit."),
+    ("0000000014", "Poplin shirt", "Shirt", "Garment Upper body", "White", "Solid", "Menswear", "Men Shirts", "Shirts", "Shirt in a regular fit with a slim collar and slim sleeves."),
+    ("0000000015", "Denim shirt", "Shirt", "Garment Upper body", "Blue", "Denim", "Menswear", "Men Shirts", "Shirts", "Slim-fit shirt in denim."),
+    ("0000000016", "Linen shirt", "Shirt", "Garment Upper body", "White", "Solid", "Menswear", "Men Shirts", "Shirts", "Shirt in linen in a slim fit."),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("weight, first", [(0.0, ["0000000012"]), (None, ["0000000011"])])
+def test_words_next_to_each_other_rank_above_the_same_words_apart(monkeypatch, weight, first):
+    # "wide legs" in one description; "wide waistband, tapered legs … leg" in the other, whose words
+    # alone score higher: the phrase puts the first one first (and without it, it would not be).
+    from recommender import lexical as lexical_module
+
+    if weight is not None:
+        monkeypatch.setattr(lexical_module, "PHRASE_WEIGHT", weight)
+    articles = pd.DataFrame(PHRASE_ROWS, columns=COLUMNS)
+    index = LexicalIndex.build(articles)
+    assert top_ids(index, articles, "wide leg trousers", 1) == first
+    assert index.analyzer.phrases(index.analyzer.analyse_query("wide leg trousers")) == [["wide_leg"]]
+
+
+def test_two_words_are_joined_only_where_the_catalogue_writes_them_joined_more_often(lexical, articles):
+    phrases = pd.DataFrame(PHRASE_ROWS, columns=COLUMNS)
+    index = LexicalIndex.build(phrases)
+    # "slim fit" twice apart, "Slim-fit" once: the words stay two, and the phrase ranks its articles first
+    assert [word for word, _ in index.analyzer.analyse_query("slim fit shirt")] == ["slim", "fit", "shirt"]
+    assert set(top_ids(index, phrases, "slim fit shirt", 2)) == {"0000000013", "0000000016"}
+    # "T-shirt" is only ever written joined: "t shirt" is the compound
+    assert [word for word, _ in lexical.analyzer.analyse_query("t shirt")] == ["tshirt"]
+
+
 def test_a_negative_text_pushes_lexical_matches_down(lexical, articles):
     plain, _ = lexical_scores(lexical, "black dress", None)
     pushed, _ = lexical_scores(lexical, "black dress", "lace")
