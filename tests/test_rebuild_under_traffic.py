@@ -206,3 +206,32 @@ def test_health_answers_throughout_a_cold_start_and_ready_waits_for_warm_parts(s
         process.wait(timeout=30)
     assert seen and seen[-1][0] == 200 and any(status == 503 for status, _ in seen), seen
     assert max(health) < 1.0, sorted(health)[-5:]  # the event loop never waited on loading
+
+
+def test_a_slow_first_load_is_not_loaded_again_by_the_build_watcher(demo_settings):
+    # The watcher polls for newer builds while the first load runs: it must not take the build being
+    # loaded for a new one and open a second engine beside it (twice the memory and the cores).
+    import asyncio
+
+    from recommender.api.app import EngineHolder
+
+    holder = EngineHolder(demo_settings, poll_s=0.05)
+    opened = []
+    real_open = holder.open_warm
+
+    def slow_open():
+        opened.append(time.monotonic())
+        time.sleep(0.5)  # ten polls
+        return real_open()
+
+    holder.open_warm = slow_open
+
+    async def serve_a_while():
+        watcher = asyncio.create_task(holder.watch())
+        await holder.load()
+        await asyncio.sleep(0.5)
+        watcher.cancel()
+
+    asyncio.run(serve_a_while())
+    assert holder.engine is not None and len(opened) == 1, opened
+    holder.engine.close()

@@ -76,7 +76,10 @@ class EngineHolder:
             raise
 
     async def load(self) -> None:
+        from ..pipeline import store_for
+
         try:
+            self._tried = await anyio.to_thread.run_sync(store_for(self.settings).build_id)  # what this loads
             self.engine = await anyio.to_thread.run_sync(self.open_warm)
             log.info("engine ready: %s, build %s", self.engine.catalog.name, self.engine.build_info())
         except LookbookError as exc:  # not built, stale, other model: the message says what to run
@@ -94,6 +97,8 @@ class EngineHolder:
         while True:
             await asyncio.sleep(self.poll_s)
             current = await anyio.to_thread.run_sync(store.build_id)
+            if self.engine is None and self.problem is None:
+                continue  # the first load is still running: a newer build is taken once it is done
             served = self.engine.build_id if self.engine is not None else None
             if current == served or current != seen or current == self._tried:
                 seen = current  # a build id counts once it stays put for a poll
