@@ -19,17 +19,17 @@ import hashlib
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from .catalog_cache import read_cache, write_cache
 from .csvcheck import (
     clipped,
     explain_conversion_error,
@@ -44,6 +44,7 @@ from .csvcheck import (
     read_table,
     require_columns,
 )
+from .customer_index import CustomerIndex, fixed_width_keys
 from .digests import DigestCache
 from .errors import DataError, InputError
 from .store import ArtifactStore
@@ -74,7 +75,6 @@ PADDED_COLUMNS = {"article_id": 10, "product_code": 7, "colour_group_code": 2}
 
 ARTICLE_ID = re.compile(r"^\d{1,10}$")
 CUSTOMER_ID = re.compile(r"^[0-9a-f]{64}$")
-CACHE_VERSION = 2
 # A date is refused when it lies after today, or more than this after almost all others.
 MAX_DAYS_AFTER_THE_REST = 365
 
@@ -102,8 +102,17 @@ class Catalog:
     image_digests: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """``customer_ids`` may come as an Arrow array (the parquet cache): its keys are then made without
+        the GIL, and only the ids themselves become Python strings."""
         self._article_index = pd.Index(self.articles["article_id"])
-        self._customer_index = pd.Index(self.customer_ids)
+        self._customers = CustomerIndex(fixed_width_keys(self.customer_ids))
+        if not isinstance(self.customer_ids, np.ndarray):
+            self.customer_ids = np.asarray(self.customer_ids.to_numpy(), dtype=object)
+
+    @property
+    def customer_keys(self) -> np.ndarray:
+        """The customer ids as "S64" bytes, in code order."""
+        return self._customers.keys
 
     @property
     def name(self) -> str:
@@ -133,14 +142,23 @@ class Catalog:
             raise InputError(
                 f"{clipped(str(customer_id))!r} is not a customer id (64 hexadecimal characters)"
             )
-        code = self._customer_index.get_indexer([cid])[0]
+        code = self._customers.codes(np.array([cid.encode()], dtype="S64"))[0]
         if code < 0:
             raise InputError(f"customer {cid[:12]}… is not in this dataset ({self.root})")
         return int(code)
 
     def customer_codes(self, customer_ids: Sequence[object]) -> np.ndarray:
-        """Codes of many ids in one lookup: -1 for an id the data lacks (the id itself is not checked)."""
-        return self._customer_index.get_indexer([_customer_key(c) for c in customer_ids])
+        """Codes of many ids in one lookup: -1 for an id the data lacks or that is not an id."""
+        keys = [_customer_key(c) for c in customer_ids]
+        codes = np.full(len(keys), -1, dtype=np.int64)
+        valid = np.array([bool(CUSTOMER_ID.match(k)) for k in keys], dtype=bool)
+        if valid.any():
+            codes[valid] = self._customers.codes(np.array([k.encode() for k, ok in zip(keys, valid) if ok], dtype="S64"))
+        return codes
+
+    def customer_codes_of_column(self, column) -> np.ndarray:
+        """Codes of a column of ids as read and validated (customers.csv's): -1 where the data lacks one."""
+        return self._customers.codes(fixed_width_keys(column))
 
     def image_path(self, article_id: object) -> Path | None:
         row = self.article_row(article_id)
@@ -173,11 +191,11 @@ def load_catalog(root: str | Path, cache_dir: str | Path | None = None) -> Catal
     relabelled = []
     if cache:  # artifacts built when fingerprints hashed the folder's path: the same data, so relabelled
         relabelled = cache.relabel_data(_path_fingerprint(root, file_digests, image_digests), fingerprint)
-    tables = _read_cache(cache, fingerprint) if cache else None
+    tables = read_cache(cache, fingerprint) if cache else None
     if tables is None:
         tables = _read_csvs(root)
         if cache:
-            _write_cache(cache, fingerprint, tables)
+            write_cache(cache, fingerprint, tables)
     articles, customers, transactions, customer_ids, notices = tables
     if cache and relabelled:
         notices = notices + [f"artifacts of an earlier version ({', '.join(relabelled)}) now match their data by "
@@ -409,42 +427,3 @@ def _content_digest(digest, file_digests: dict[str, str], image_digests: dict[st
     for article_id, value in sorted(image_digests.items()):
         digest.update(f"{article_id}:{value}\n".encode())
     return digest.hexdigest()[:12]
-
-
-# --- parquet cache (an artifact like any other, so it is swapped in atomically) -------------------------
-
-
-def _read_cache(store: ArtifactStore, fingerprint: str):
-    expect = {"data": fingerprint, "version": CACHE_VERSION}
-    if not store.is_current("catalog", expect):
-        return None
-    art = store.load("catalog", expect)
-    try:
-        articles = pd.read_parquet(art.path / "articles.parquet")
-        customers = pd.read_parquet(art.path / "customers.parquet") if art.meta["has_customers"] else None
-        transactions = (
-            pd.read_parquet(art.path / "transactions.parquet") if art.meta["has_transactions"] else None
-        )
-        customer_ids = pq.read_table(art.path / "customer_ids.parquet").column(0).to_numpy(zero_copy_only=False)
-    except (OSError, pa.ArrowException):  # damaged with its size intact: read the CSVs again
-        return None
-    return articles, customers, transactions, np.asarray(customer_ids, dtype=object), art.meta.get("notices", [])
-
-
-def _write_cache(store: ArtifactStore, fingerprint: str, tables) -> None:
-    articles, customers, transactions, customer_ids, notices = tables
-    meta = {
-        "data": fingerprint,
-        "version": CACHE_VERSION,
-        "notices": notices,
-        "has_customers": customers is not None,
-        "has_transactions": transactions is not None,
-    }
-    with store.write("catalog", meta) as tmp:
-        articles.to_parquet(tmp / "articles.parquet", index=False)
-        if customers is not None:
-            customers.to_parquet(tmp / "customers.parquet", index=False)
-        if transactions is not None:
-            transactions.to_parquet(tmp / "transactions.parquet", index=False)
-        ids = pa.table({"customer_id": pa.array(customer_ids, type=pa.string())})
-        pq.write_table(ids, tmp / "customer_ids.parquet")

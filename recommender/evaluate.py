@@ -152,7 +152,7 @@ def _test_file(catalog: Catalog, path: str | Path) -> pd.DataFrame:
     test, test_ids = read_transactions(path, catalog.articles)
     if test.empty:
         raise DataError(f"{path} holds no transactions: nothing to evaluate")
-    codes = pd.Index(catalog.customer_ids).get_indexer(test_ids)
+    codes = catalog.customer_codes(test_ids)
     unknown = codes < 0
     codes[unknown] = -1 - np.arange(int(unknown.sum()))
     return test.assign(customer=codes[test["customer"].to_numpy()])

@@ -237,7 +237,7 @@ def customer_age_array(catalog) -> np.ndarray:
     ages = np.full(len(catalog.customer_ids), np.nan)
     customers = catalog.customers
     if customers is not None and "age" in customers:
-        codes = pd.Index(catalog.customer_ids).get_indexer(customers["customer_id"])
+        codes = catalog.customer_codes_of_column(customers["customer_id"])
         known = codes >= 0
         ages[codes[known]] = pd.to_numeric(customers["age"], errors="coerce").to_numpy()[known]
     return ages

@@ -141,7 +141,7 @@ class CollabState:
             self.index.save_index(str(tmp / "customers.hnsw"))
             np.savez(
                 tmp / "arrays.npz",
-                customer_ids=np.asarray(self.catalog.customer_ids, dtype="S64"),
+                customer_ids=self.catalog.customer_keys,
                 article_ids=self.catalog.articles["article_id"].to_numpy().astype("S10"),
                 article_length_norm=(
                     self.confidence.article_length_norm
@@ -176,7 +176,7 @@ class CollabState:
                 f"collaborative artifact in {art.path} is unreadable ({exc}); rebuild with `{store.rebuild_hint}`"
             ) from exc
         same_ids = np.array_equal(
-            arrays["customer_ids"], np.asarray(catalog.customer_ids, dtype="S64")
+            arrays["customer_ids"], catalog.customer_keys
         ) and np.array_equal(arrays["article_ids"], catalog.articles["article_id"].to_numpy().astype("S10"))
         if not same_ids:
             raise ArtifactError(
