@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from recommender.catalog import ARTICLE_COLUMNS, load_catalog, normalize_article_id
@@ -99,6 +100,29 @@ def test_codes_and_lookups(tmp_path):
     assert cat.customer_code(CUSTOMER_B.upper()) == cat.customer_code(CUSTOMER_B)
     assert cat.customer_codes([f" {CUSTOMER_B.upper()}", "f" * 64, CUSTOMER_A]).tolist() == [
         cat.customer_code(CUSTOMER_B), -1, cat.customer_code(CUSTOMER_A)]
+
+
+def test_customer_codes_are_the_same_from_the_csvs_and_from_the_cache(tmp_path):
+    # The cache hands the ids over as Arrow (made into codes without Python strings); the CSVs as strings.
+    root, cache = write_dataset(tmp_path / "shop"), tmp_path / "artifacts"
+    from_csv = load_catalog(root, cache_dir=cache)
+    from_cache = load_catalog(root, cache_dir=cache)
+    assert isinstance(from_cache.customer_ids, np.ndarray) and list(from_cache.customer_ids) == list(from_csv.customer_ids)
+    for catalog in (from_csv, from_cache):
+        codes = [catalog.customer_code(c) for c in (CUSTOMER_A, CUSTOMER_B)]
+        assert [catalog.customer_ids[c] for c in codes] == [CUSTOMER_A, CUSTOMER_B]
+        assert catalog.customer_keys[codes[1]] == CUSTOMER_B.encode()
+        assert catalog.customer_codes(["not an id", "F" * 64, CUSTOMER_B]).tolist() == [-1, -1, codes[1]]
+
+
+def test_the_customer_index_finds_each_key_and_only_those():
+    from recommender.customer_index import CustomerIndex, fixed_width_keys
+
+    ids = ["c" * 64, "a" * 64, "b" * 64]
+    index = CustomerIndex(fixed_width_keys(np.array(ids, dtype=object)))
+    wanted = fixed_width_keys(pd.Series(["b" * 64, "d" * 64, "c" * 64, "0" * 64]))
+    assert index.codes(wanted).tolist() == [2, -1, 0, -1]
+    assert CustomerIndex(fixed_width_keys(np.array([], dtype=object))).codes(wanted).tolist() == [-1] * 4
 
 
 def test_search_only_catalogue_needs_only_articles(tmp_path):
