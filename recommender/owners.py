@@ -161,6 +161,20 @@ class BuildLock:
             (self.root / OWNER_FILE).unlink(missing_ok=True)
             lock.release()
 
+    def running(self) -> bool:
+        """Whether a build holds the lock, as far as its owner note says (read only: a reader that took the
+        lock to find out could make a builder that must not wait fail). A killed builder's note counts as
+        no build; on another host the note is trusted."""
+        try:
+            owner = json.loads((self.root / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            return False
+        if not isinstance(owner, dict):
+            return False
+        if owner.get("host") == _host() and isinstance(owner.get("pid"), int):
+            return pid_alive(owner["pid"])
+        return True
+
     def holder(self) -> str:
         """Who holds the build lock, in words (pid, host, since when), as far as its owner file says."""
         try:

@@ -360,6 +360,9 @@ class ArtifactStore:
     def lock_holder(self) -> str:
         return BuildLock(self.root).holder()
 
+    def build_running(self) -> bool:
+        return BuildLock(self.root).running()
+
     def scratch(self, name: str) -> Path:
         path = self.root / "scratch" / name
         path.mkdir(parents=True, exist_ok=True)

@@ -235,3 +235,35 @@ def test_a_slow_first_load_is_not_loaded_again_by_the_build_watcher(demo_setting
     asyncio.run(serve_a_while())
     assert holder.engine is not None and len(opened) == 1, opened
     holder.engine.close()
+
+
+def test_a_build_half_way_is_not_opened_and_the_finished_one_is(shop, demo_settings):
+    # While a build holds the lock, its artifacts change one by one: the watcher opens none of those
+    # half-built versions (each would load the data, then be refused), and switches once the lock is free.
+    import asyncio
+
+    from recommender.api.app import EngineHolder
+    from recommender.pipeline import store_for
+
+    data, artifacts, _ = shop
+    settings = demo_settings.with_(data_dir=data, artifacts_dir=artifacts)
+    holder, store, opened = EngineHolder(settings, poll_s=0.05), store_for(settings), []
+    real_open = holder.open_warm
+    holder.open_warm = lambda: opened.append(store.build_id()) or real_open()
+
+    async def a_build_lands():
+        await holder.load()
+        watcher = asyncio.create_task(holder.watch())
+        with store.lock(wait=0):
+            with store.write("note", {"step": 1}) as folder:
+                (folder / "step.txt").write_text("1")
+            await asyncio.sleep(0.6)  # twelve polls with a new build id, the build still running
+            during = list(opened)
+        await asyncio.sleep(1.0)
+        watcher.cancel()
+        return during
+
+    during = asyncio.run(a_build_lands())
+    assert len(during) == 1 and len(opened) == 2, opened
+    assert holder.engine.build_id == store.build_id() != during[0]
+    holder.engine.close()

@@ -177,6 +177,7 @@ def test_lock_and_temp_folder_of_a_live_writer_are_respected_until_it_is_killed(
             with store.lock(wait=0.2, notify=messages.append):
                 pass
         assert messages[0].endswith("waiting for it to finish") and f"pid {holder.pid}" in messages[0]
+        assert store.build_running()  # what a server asks before opening a newer build
 
         [theirs] = tmp_path.glob(".tmp-index-*")
         assert f"-{holder.pid}@" in theirs.name
@@ -185,9 +186,10 @@ def test_lock_and_temp_folder_of_a_live_writer_are_respected_until_it_is_killed(
     finally:
         holder.kill()  # SIGKILL: no cleanup runs in the holder
         holder.wait()
+    assert not store.build_running()  # the killed holder's note is left, naming a dead process
     with store.lock(wait=10):  # the OS released the dead holder's lock; its temp folder is abandoned
         assert not theirs.exists()
-    assert read(store) == "mine"
+    assert read(store) == "mine" and not store.build_running()
 
 
 def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):

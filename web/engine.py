@@ -52,10 +52,11 @@ class Serving:
         self.lock = threading.Lock()
 
     def current(self, settings: Settings) -> Engine:
-        build_id = store_for(settings).build_id()
+        store = store_for(settings)
+        build_id = store.build_id()
         engine = self.engine
-        if engine is not None and build_id in (engine.build_id, self.tried):
-            return engine
+        if engine is not None and (build_id in (engine.build_id, self.tried) or store.build_running()):
+            return engine  # a build half-way is not opened: its first page run after it ends is
         with self.lock:
             if self.engine is not engine:  # another session switched meanwhile
                 return self.engine

@@ -46,11 +46,11 @@ class EngineHolder:
     An engine is served only once it is warm (every part loaded, one request of each kind answered), so
     no request ever waits for loading. Every `POLL_S` the artifacts folder's build id (the current
     versions' names: a few small reads) is compared with the served engine's; when a build has landed
-    (the id changed and stayed put for a poll), a new engine is opened and warmed in a worker thread and
-    swapped in between requests. A request takes the engine once (`require`), so its response comes
-    wholly from one version; the old engine's artifact leases are released `RELEASE_AFTER_S` later, once
-    its last requests are done. An incomplete build (stale artifacts, a killed builder) is tried once
-    per build id and the current engine keeps serving.
+    (no build holds the lock, and the id changed and stayed put for a poll), a new engine is opened and
+    warmed in a worker thread and swapped in between requests. A request takes the engine once
+    (`require`), so its response comes wholly from one version; the old engine's artifact leases are
+    released `RELEASE_AFTER_S` later, once its last requests are done. An incomplete build (stale
+    artifacts, a killed builder) is tried once per build id and the current engine keeps serving.
     """
 
     def __init__(self, settings: Settings, engine=None, threads: int | None = None, poll_s: float = POLL_S):
@@ -99,6 +99,9 @@ class EngineHolder:
             current = await anyio.to_thread.run_sync(store.build_id)
             if self.engine is None and self.problem is None:
                 continue  # the first load is still running: a newer build is taken once it is done
+            if await anyio.to_thread.run_sync(store.build_running):
+                seen = None  # a build half-way is not opened (it would be refused, after loading its data)
+                continue
             served = self.engine.build_id if self.engine is not None else None
             if current == served or current != seen or current == self._tried:
                 seen = current  # a build id counts once it stays put for a poll
