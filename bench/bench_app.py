@@ -12,7 +12,7 @@ the engine's answer for that action, and the image has loaded):
   customer   a customer id typed on the customers page (Enter) → the last recommendation
   sessions   N browser sessions searching at once for S seconds: every search, and the errors
 
-The previous app is REF's app.py / ui.py / pages/ (default: main, or the last commit before ui.py was
+The previous app is REF's app.py / ui.py / pages/ / web/ (default: main, or the last commit before ui.py was
 removed when main no longer has it), run from a temporary folder against this checkout's recommender/.
 Prints p50 / p95 / max per app and the ratio new / previous. Other processes sharing the cores
 distort the figures; the script prints the load average.
@@ -42,7 +42,7 @@ QUERIES = [
 ]  # fmt: skip
 K = 12
 TIMEOUT_MS = 60_000
-OLD_FILES = ["app.py", "ui.py", "pages/1_Customers.py", "pages/customers.py", ".streamlit/config.toml"]
+APP_LAYER = ["app.py", "ui.py", "pages", "web", ".streamlit"]  # the previous app: these files at REF
 
 # The last tile shows the engine's answer (photo alt = name, or "name: no photo" on the placeholder; its
 # detail line) and its picture has loaded.
@@ -69,7 +69,7 @@ def previous_app(ref: str | None, folder: Path) -> str:
     if ref is None:
         has_ui = subprocess.run(["git", "cat-file", "-e", "main:ui.py"], cwd=REPO, capture_output=True).returncode == 0
         ref = "main" if has_ui else git("rev-list", "-n", "1", "HEAD", "--", "ui.py").strip() + "^"
-    for name in OLD_FILES:
+    for name in git("ls-tree", "-r", "--name-only", ref, "--", *APP_LAYER).split():
         shown = subprocess.run(["git", "show", f"{ref}:{name}"], cwd=REPO, capture_output=True)
         if shown.returncode == 0:
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
