@@ -56,7 +56,7 @@ def main() -> None:
         page.locator(".st-key-tile_recs_11").wait_for()
         page.wait_for_timeout(2000)  # photos
         page.screenshot(path=str(REPO / "docs" / "screenshot_customers.png"))
-        page.locator('[data-testid="stSidebarNav"]').get_by_text("Search").click()
+        page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Search").click()
         box = page.get_by_label("Describe what you are looking for")
         box.fill(args.query)
         box.press("Enter")

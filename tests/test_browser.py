@@ -301,14 +301,16 @@ def test_filters_show_how_many_the_query_finds(new_page, demo_engine):
     assert shown_results(page, "“dress” · Colour: Black", len(expected)) == expected
     sidebar = page.locator('[data-testid="stSidebar"]')
     sidebar.get_by_text("How many articles the current query finds").wait_for()
-    expect(sidebar).to_contain_text(f"Black ({counts['colour_group_name']['Black']})")
-    sidebar.locator('[data-testid="stMultiSelect"]').filter(has_text="Type").click()
-    options = page.locator('[role="option"]')
-    options.first.wait_for()
-    shown = options.all_inner_texts()
-    listed = [f"{value} ({n})" for value, n in counts["product_type_name"].items()]
-    assert shown and all(text in listed for text in shown), (shown, listed)
-    assert any(text.endswith("(0)") for text in shown)
+    for column, label in (("colour_group_name", "Colour"), ("product_type_name", "Type")):
+        sidebar.locator('[data-testid="stMultiSelect"]').filter(has_text=label).locator("input").click()
+        options = page.locator('[role="option"]')
+        options.first.wait_for()
+        shown = [text for text in options.all_inner_texts() if text != "Select all"]
+        listed = [f"{value} ({n})" for value, n in counts[column].items()]
+        assert shown and all(text in listed for text in shown), (shown, listed)
+        if column == "product_type_name":  # a type the black dresses do not have would empty the page
+            assert any(text.endswith("(0)") for text in shown)
+        page.keyboard.press("Escape")
     screenshot(page, "search_facets")
 
 
@@ -325,7 +327,7 @@ def test_the_shopper_chip_personalises_and_clears(new_page, demo_engine):
     box.fill(customer)
     box.press("Enter")
     page.locator(".st-key-tile_recs_0").wait_for()
-    page.locator('[data-testid="stSidebarNav"]').get_by_text("Search").click()
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Search").click()
     start_search(page, "dress")
     chip = page.get_by_role("button", name=re.compile(f"Shopping as {customer[:12]}"))
     chip.wait_for()
