@@ -52,6 +52,8 @@ def main() -> None:
         browser = launch_chromium(playwright)
         page = browser.new_context(viewport={"width": WIDTH, "height": HEIGHT}).new_page()
         page.set_default_timeout(120_000)
+        page.goto(url)  # the app's navigation first: an address of another page opened cold shows the bare pages
+        page.get_by_text("Dataset").first.wait_for()
         page.goto(f"{url}/customers?customer_id={customer}")
         page.locator(".st-key-tile_recs_11").wait_for()
         page.wait_for_timeout(2000)  # photos
