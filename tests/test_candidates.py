@@ -334,3 +334,12 @@ def test_taste_affinity_and_why_on_known_rows(catalog):
     scaled = (als - als.min()) / (als.max() - als.min())  # the ALS signal joins, scaled to [0, 1]
     assert with_factor.affinity(np.array([0, 2]))[0].tolist() == pytest.approx([(1 / 3 + 1 / 3 + scaled[0]) / 3,
                                                                              (2 / 3 + 2 / 3 + scaled[1]) / 3])
+    # The ranker's scores join as their rank among the rows (0 the lowest, 1 the highest), weighing
+    # RANKER_SHARE; the other signals' mean weighs the rest.
+    from recommender.collab.taste import RANKER_SHARE
+
+    scored = Taste(state, np.array([0, 2, 2]), ranker_scores=lambda rows: np.array([0.1, 0.9, 0.5, 0.2])[: len(rows)])
+    others = [(1 / 3 + 1 / 3) / 2, (2 / 3 + 2 / 3) / 2, (0 + 2 / 3) / 2, 0.0]
+    ranks = [0.0, 1.0, 2 / 3, 1 / 3]
+    assert scored.affinity(np.array([0, 2, 5, 3]))[0].tolist() == pytest.approx(
+        [(1 - RANKER_SHARE) * o + RANKER_SHARE * r for o, r in zip(others, ranks)])

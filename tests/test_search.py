@@ -408,6 +408,7 @@ def test_personalised_search_reranks_the_relevant_results_for_the_shopper(demo_e
     search, collab = demo_engine.search, demo_engine.collab
     customer = collab.example_customers(1)[0]
     taste = collab.taste(customer)
+    assert collab.ranker is not None and taste.ranker_scores is not None  # the ranker's scores are a signal
     generic = search.search(text="dress", k=PERSONAL_DEPTH, group="article")
     mine = search.search(text="dress", k=10, group="article", taste=taste)
     assert set(mine["article_id"]) <= set(generic["article_id"])  # re-ranked within the relevant set

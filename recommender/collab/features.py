@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .candidates import LOOKALIKE_HALF_LIFE_DAYS, SOURCES, Candidates, Window, recent_distinct
+from .candidates import LOOKALIKE_HALF_LIFE_DAYS, SOURCES, Candidates, Window, candidates_block, recent_distinct
 from .factors import single_threaded_blas
 from .topk import weighted_rows
 
@@ -99,6 +99,24 @@ def features_block(w: Window, codes, block: list[Candidates]) -> list[np.ndarray
     columns["article_online_share"] = w.article_online[articles]
     X = np.column_stack([np.asarray(columns[name], np.float32) for name in FEATURES])
     return np.split(X, np.cumsum(sizes)[:-1])
+
+
+def features_of(w: Window, code: int, articles: np.ndarray, per_source: int) -> np.ndarray:
+    """One customer's features of any articles, in their order (personalised search scores its results
+    with the ranker): each article's source ranks and scores where a source proposes it, else missing."""
+    block = w.block([code])
+    proposed = candidates_block(w, block, per_source)[0]
+    order = np.argsort(articles, kind="stable")
+    wanted = np.asarray(articles, dtype=proposed.articles.dtype)[order]
+    at = np.minimum(np.searchsorted(proposed.articles, wanted), max(len(proposed.articles) - 1, 0))
+    found = proposed.articles[at] == wanted if len(proposed.articles) else np.zeros(len(wanted), dtype=bool)
+    ranks = np.full((len(wanted), len(SOURCES)), np.nan, np.float32)
+    scores = np.full_like(ranks, np.nan)
+    ranks[found], scores[found] = proposed.ranks[at[found]], proposed.scores[at[found]]
+    X = features_block(w, block.codes, [Candidates(wanted, ranks, scores, proposed.near, proposed.mine)])[0]
+    out = np.empty_like(X)
+    out[order] = X
+    return out
 
 
 def _taste(w: Window, block: list[Candidates], votes: list) -> dict[str, np.ndarray]:

@@ -21,7 +21,7 @@ from ..runtime import built_once
 from ..store import ArtifactStore
 from .blend import Profile, fold_in, profile, rank
 from .candidates import BLOCK, Window, candidates_block
-from .features import features_block
+from .features import features_block, features_of
 from .methods import BLEND_WEIGHTS, INGREDIENTS, METHODS, NEEDS_RANKER, check_method, ensemble_terms, order_scores
 from .params import CollabParams, Progress
 from .ranker import SCHEMA, Ranker
@@ -86,12 +86,15 @@ class CollabModel:
         return self._listing(rows, scores, reasons, "complete the look", touched)
 
     def taste(self, customer_id: str) -> Taste:
-        """The customer's taste (purchases before the cut, their ALS factor) for personalised search."""
+        """The customer's taste (purchases before the cut, their ALS factor, the ranker's scores) for
+        personalised search."""
         code = self.catalog.customer_code(customer_id)
         history = self.state.purchases
         rows = history.rows(code)
         age = (self.state.interactions.now - history.days[rows]) / np.timedelta64(1, "D")
-        return Taste(self.state, history.articles[rows], age, self.state.factor(code))
+        scores = None if self.ranker is None else (
+            lambda articles: self.ranker.score(features_of(self.window, code, articles, self.params.candidates_per_source)))
+        return Taste(self.state, history.articles[rows], age, self.state.factor(code), scores)
 
     # -- similar customers ------------------------------------------------------------------------
 

@@ -3,10 +3,14 @@
 Four signals, each in [0, 1] over the articles being ranked: the ALS score (customer factor · article
 factor, scaled between the lowest and the highest of those articles), the share of the shopper's
 purchases of the article's product type, the share of its colour, and how close the article looks to
-their purchases (cosine with the recency-weighted mean of their purchases' content vectors). The
-affinity is their mean. A shopper known only by picked articles has no factor: the other three count.
+their purchases (cosine with the recency-weighted mean of their purchases' content vectors). A shopper
+known only by picked articles has no factor: the other three count. When the recommendation ranker can
+score the shopper (a customer with history, a build with a ranker), its score's rank among the articles
+is a fifth signal, weighing RANKER_SHARE of the affinity; the others' mean weighs the rest.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -14,15 +18,18 @@ import pandas as pd
 from .state import CollabState
 
 TASTE_HALF_LIFE_DAYS = 90.0  # a purchase a season ago counts half in the look of one's taste
+RANKER_SHARE = 0.5  # chosen with bench_personal.py --skip-weeks 4 --customers 50 among 1/2, 2/3 and 1
 
 
 class Taste:
     def __init__(self, state: CollabState, articles: np.ndarray, age_days: np.ndarray | None = None,
-                 factor: np.ndarray | None = None):
+                 factor: np.ndarray | None = None, ranker_scores: Callable[[np.ndarray], np.ndarray] | None = None):
         """``articles``: the shopper's purchases (or picks), one entry a purchase; ``age_days``: how long
-        ago each was bought (None: all count alike)."""
+        ago each was bought (None: all count alike); ``ranker_scores``: article rows → the recommendation
+        ranker's scores of them for this shopper."""
         self.state = state
         self.factor = factor
+        self.ranker_scores = ranker_scores
         articles = np.asarray(articles, np.int64)
         self.n_purchases = len(articles)
         self.type_share = np.bincount(state.type_codes[articles], minlength=len(state.type_names)) / max(len(articles), 1)
@@ -47,6 +54,9 @@ class Taste:
         if self.vector is not None:
             signals.append(np.clip(np.asarray(self.state.looks.vectors[rows]) @ self.vector, 0.0, 1.0))
         score = np.mean(signals, axis=0) if len(rows) else np.zeros(0)
+        if self.ranker_scores is not None and len(rows) > 1:
+            ranked = np.argsort(np.argsort(self.ranker_scores(rows), kind="stable"), kind="stable") / (len(rows) - 1)
+            score = (1 - RANKER_SHARE) * score + RANKER_SHARE * ranked
         return score.astype(np.float32), [self._why(int(row)) for row in rows]
 
     def _why(self, row: int) -> str:
