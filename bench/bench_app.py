@@ -241,7 +241,8 @@ def main() -> None:
         old_dir.mkdir()
         ref = previous_app(args.old_ref, old_dir)
         apps = {
-            f"previous ({ref})": (old_dir, env | {"PYTHONPATH": str(REPO)}, "Customers"),
+            f"previous ({ref})": (old_dir, env | {"PYTHONPATH": str(REPO)},
+                                  "Customers" if (old_dir / "pages" / "1_Customers.py").is_file() else "customers"),
             "new": (REPO, env, "customers"),
         }
         for name, (folder, app_environment, customers_path) in apps.items():
