@@ -5,8 +5,8 @@ factor, scaled between the lowest and the highest of those articles), the share 
 purchases of the article's product type, the share of its colour, and how close the article looks to
 their purchases (cosine with the recency-weighted mean of their purchases' content vectors). A shopper
 known only by picked articles has no factor: the other three count. When the recommendation ranker can
-score the shopper (a customer with history, a build with a ranker), its score's rank among the articles
-is a fifth signal, weighing RANKER_SHARE of the affinity; the others' mean weighs the rest.
+score the shopper (a customer of the data, a build with a ranker), its score's rank among the articles is
+a fifth signal, weighing RANKER_SHARE of the affinity; the others' mean weighs the rest.
 """
 from __future__ import annotations
 
