@@ -46,11 +46,10 @@ RESULT_COLUMNS = [
     "article_id", "score", "prod_name", "product_type_name", "product_group_name", "colour_group_name",
     "graphical_appearance_name", "index_group_name", "detail_desc", "has_image", "indexed_by",
 ]  # fmt: skip
-SEARCH_COLUMNS = RESULT_COLUMNS + ["matched", "looks_alike", "filled", "other_colours", "available", "rules", "for_you"]
+SEARCH_COLUMNS = RESULT_COLUMNS + ["matched", "looks_alike", "filled", "other_colours", "available", "rules", "for_you"]  # why each result: search.py
 PERSONAL_DEPTH = 96  # a shopper's search re-ranks this many of the most relevant results …
-PERSONAL_WEIGHT = 0.5  # … by (1 − w)·relevance + w·affinity, relevance falling linearly with the position  # why each result: search.py
+PERSONAL_WEIGHT = 0.5  # … by (1 − w)·relevance + w·affinity, relevance falling linearly with the position
 GROUPS = ("product", "article")  # one result per product (its best-ranked colour), or per article
-
 
 
 def personalised(rows: np.ndarray, taste, weight: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -197,18 +196,11 @@ class ContentSearch:
             push = self.embedder.encode_text([negative])[0]
 
         by_words = text is not None and mode != "visual" and self.lexical is not None
-        visual_query = None
-        if not by_words:
-            parts = []
-            if text is not None:
-                parts.append((1.0 - image_weight, self.embedder.encode_text([text])[0]))
-            if example is not None:
-                parts.append((image_weight, example))
-            visual_query = self._pushed(parts[0][1] if len(parts) == 1 else sum(w * v for w, v in parts), push)
+        words, text_vector, visual_query = self._query(text, negative, push, example, image_weight, by_words, mode)
 
         def ranked(depth: int):
             if by_words:
-                return self._fused(text, example, image_weight, negative, push, allowed, depth, mode)
+                return self._fused(words, text_vector, example, image_weight, push, allowed, depth)
             found, scores = self._visual(visual_query, depth, allowed)
             visual_rank = {row: rank for rank, row in enumerate(found.tolist(), 1)}
             terms = []
@@ -229,20 +221,31 @@ class ContentSearch:
         frame["rules"] = touched
         frame["for_you"] = [why.get(row, "") for row in found.tolist()]
         if facets:
-            frame.attrs["facets"] = facets_of(self, text if by_words else None, negative, visual_query, filters, excluded)
+            frame.attrs["facets"] = facets_of(self, text, words[0] if by_words else None, visual_query, filters, excluded)
         return frame
 
-    def _fused(self, text, example, image_weight, negative, push, allowed, k, mode):
-        """Rows and scores by reciprocal rank fusion of the lexical leg, the visual leg of the text
-        (hybrid) and the photos' visual ranking (when there are photos); exactly k when k are allowed."""
+    def _query(self, text, negative, push, example, image_weight, by_words: bool, mode: str):
+        """What a query is ranked by, made once whatever depth the ranking is asked for: by words, the
+        text's `lexical_scores` and (hybrid) its pushed vector; else one visual query vector of the text
+        and the photos. (words, text vector, visual query), None where unused."""
+        if by_words:
+            text_vector = self._pushed(self.embedder.encode_text([text])[0], push) if mode == "hybrid" else None
+            return lexical_scores(self.lexical, text, negative), text_vector, None
+        parts = [(1.0 - image_weight, self.embedder.encode_text([text])[0])] if text is not None else []
+        if example is not None:
+            parts.append((image_weight, example))
+        return None, None, self._pushed(parts[0][1] if len(parts) == 1 else sum(w * v for w, v in parts), push)
+
+    def _fused(self, words, vector, example, image_weight, push, allowed, k):
+        """Rows and scores by reciprocal rank fusion of the lexical leg (``words``: `lexical_scores`), the
+        visual leg of the text (``vector``, hybrid mode; None in lexical mode) and the photos' visual
+        ranking (when there are photos); exactly k when k are allowed."""
         depth = max(k, DEPTH)
-        lexical, terms = lexical_scores(self.lexical, text, negative)
+        lexical, terms = words
         text_share = 1.0 - image_weight if example is not None else 1.0
         lexical_rows = lexical_ranking(lexical, allowed, depth)
         legs = [Ranking(lexical_rows, text_share)]
-        vector = None
-        if mode == "hybrid":
-            vector = self._pushed(self.embedder.encode_text([text])[0], push)
+        if vector is not None:
             # The words' visual leg ranks photographed articles only: an article without a photo has no
             # looks of its own (its vector is its caption-neighbours' photos), so there it would be ranked
             # on its words a second time. It is found by its words, in the lexical leg.
@@ -333,10 +336,11 @@ class ContentSearch:
         return PhotoAttributes(self.catalog, self.embedder, self.index)
 
 
-def facets_of(search: "ContentSearch", text: str | None, negative: str | None, visual_query, filters, excluded) -> dict:
-    """`browsing.facet_counts` over the word matches (a text in hybrid or lexical mode), else — or when
-    no word matches — over the first DEPTH articles by looks (photos, "more like this", visual mode)."""
-    words = lexical_scores(search.lexical, text, negative)[0] > 0 if text is not None else None
+def facets_of(search: "ContentSearch", text: str | None, lexical: np.ndarray | None, visual_query, filters, excluded) -> dict:
+    """`browsing.facet_counts` over the word matches (``lexical``: the query's BM25 scores, a text in
+    hybrid or lexical mode), else — or when no word matches — over the first DEPTH articles by looks
+    (photos, "more like this", visual mode)."""
+    words = lexical > 0 if lexical is not None else None
     if words is not None and not words.any():
         words, visual_query = None, search._pushed(search.embedder.encode_text([text])[0], None)
 
