@@ -122,7 +122,7 @@ def cmd_search(args) -> None:
     # Decoded (small) before the engine opens: a bad photo is reported in a moment, not after model loading.
     images = [thumbnail_for_model(path, name=Path(path).name) for path in args.image or []]
     engine = open_engine(settings_from(args))
-    _say_availability(engine)
+    _say_refused_files(engine)
     taste = None
     if args.customer:  # personalised: re-ranked by this shopper's taste
         if engine.collab is None:
@@ -151,18 +151,19 @@ def _print_facets(facets: dict, as_json: bool) -> None:
     print()
 
 
-def _say_availability(engine) -> None:
-    """A refused availability.csv is said, never silently ignored."""
-    engine.availability.unavailable()
-    if engine.availability.problem:
-        print(f"notice: {engine.availability.problem}; nothing is excluded by it", file=sys.stderr)
+def _say_refused_files(engine) -> None:
+    """A refused availability.csv or rules.toml is said, never silently ignored."""
+    engine.availability.unavailable(), engine.rules.current()  # read now, so a bad file is reported now
+    for problem in (engine.availability.problem, engine.rules.problem):
+        if problem:
+            print(f"notice: {problem}; it is not applied", file=sys.stderr)
 
 
 def _collab(args):
     from .pipeline import open_engine
 
     engine = open_engine(settings_from(args))
-    _say_availability(engine)
+    _say_refused_files(engine)
     if engine.collab is None:
         raise LookbookError(f"{engine.catalog.root} has no transactions, so there are no customers to compare")
     return engine.collab

@@ -225,3 +225,18 @@ article_ids = {gone!r}
     assert ruled["article_id"].tolist() == [a for a in recs12["article_id"] if a not in gone][:6]  # backfilled
     completed = collab.complete_the_look(article, k=4)
     assert gone[2] not in set(completed["article_id"]) and len(completed) == 4
+
+
+def test_the_cli_says_a_refused_rules_file_and_searches_without_it(demo_settings, capsys):
+    from recommender.cli import main
+
+    rules = demo_settings.data_dir / "rules.toml"
+    rules.write_text("[[rule]]\naction = 'promote'\n")
+    try:
+        base = ["search", "--data", str(demo_settings.data_dir), "--artifacts", str(demo_settings.artifacts_dir)]
+        assert main([*base, "--text", "dress", "-k", "3", "--json"]) == 0
+    finally:
+        rules.unlink()
+    out, err = capsys.readouterr()
+    assert "notice: rules.toml rule 1 (line 1): action 'promote' is not one of pin, boost, bury, exclude" in err
+    assert err.rstrip().endswith("; it is not applied") and len(out.splitlines()) == 3
